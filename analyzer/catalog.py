@@ -1,0 +1,233 @@
+"""Load and strictly validate the data catalogs in `rules/*.toml` (and users' extra catalogs).
+
+Library knowledge (which call touches which resource, which names mark a stage's role) and
+rule documentation are data; an unknown key is an error naming the file and the key, so a
+typo in a user's catalog never silently disables a model.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+
+class CatalogError(ValueError):
+    """A catalog file is malformed; the message names the file and the key."""
+
+
+def rules_dir() -> Path:
+    """Where the bundled catalogs live: inside the wheel, or `rules/` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_rules", here.parent / "rules"):
+        if (candidate / "rules.toml").is_file():
+            return candidate
+    raise CatalogError(f"bundled rule catalogs not found next to {here}")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _check_keys(path: Path, where: str, entry: Mapping[str, Any], allowed: Iterable[str], required: Iterable[str]) -> None:
+    allowed_set = set(allowed)
+    for key in entry:
+        if key not in allowed_set:
+            raise CatalogError(f"{path}: unknown key {key!r} in {where} (allowed: {', '.join(sorted(allowed_set))})")
+    for key in required:
+        if key not in entry:
+            raise CatalogError(f"{path}: {where} is missing required key {key!r}")
+
+
+# ---------------------------------------------------------------- rules.toml
+
+@dataclass(frozen=True, slots=True)
+class RuleDoc:
+    id: str
+    severity: str
+    title: str
+    summary: str
+    why: str
+    bad: str
+    good: str
+    fix: str
+    tags: tuple[str, ...] = ()
+
+
+_RULE_KEYS = ("id", "severity", "title", "summary", "why", "bad", "good", "fix", "tags")
+_RULE_REQUIRED = ("id", "severity", "title", "summary", "why", "bad", "good", "fix")
+
+
+def load_rules(extra: Iterable[Path] = ()) -> dict[str, RuleDoc]:
+    files = [rules_dir() / "rules.toml", *extra]
+    return _load_rules(tuple(files))
+
+
+@cache
+def _load_rules(files: tuple[Path, ...]) -> dict[str, RuleDoc]:
+    rules: dict[str, RuleDoc] = {}
+    for path in files:
+        data = _read(path)
+        _check_keys(path, "the top level", data, ("rule",), ())
+        for i, entry in enumerate(data.get("rule", [])):
+            where = f"[[rule]] #{i + 1}"
+            _check_keys(path, where, entry, _RULE_KEYS, _RULE_REQUIRED)
+            if entry["severity"] not in ("error", "warning", "note"):
+                raise CatalogError(f"{path}: {where}: severity must be error, warning or note")
+            rules[entry["id"]] = RuleDoc(
+                **{k: entry[k] for k in _RULE_REQUIRED}, tags=tuple(entry.get("tags", ()))
+            )
+    return rules
+
+
+# ---------------------------------------------------------------- resources.toml
+
+@dataclass(frozen=True, slots=True)
+class Factory:
+    """A call that creates a handle on a shared resource (engine, connection, client, lock)."""
+
+    call: str
+    kind: str
+    type: str
+    thread_safe: bool = True
+    capacity_limited: bool = False
+    identity: str = "object"  # "object" (the variable), "host:ARG", "arg:ARG"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodModel:
+    """A method of a handle type (or of any object when type is '*')."""
+
+    type: str
+    names: tuple[str, ...]
+    returns: str = ""
+    effect: str = ""  # "read" | "write" | "readwrite" | ""
+    target: str = ""  # "file:ARG", "key:ARG", "table:sql", "queue:ARG", "bucket:KW/KW", "resource"
+    inplace_kw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallModel:
+    """A module-level call that touches a resource or has a read/write effect."""
+
+    call: str
+    kind: str = ""
+    effect: str = ""
+    target: str = ""
+    identity: str = ""
+    thread_safe: bool = True
+    capacity_limited: bool = False
+    returns: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceCatalog:
+    factories: dict[str, Factory] = field(default_factory=dict)
+    methods: tuple[MethodModel, ...] = ()
+    calls: dict[str, CallModel] = field(default_factory=dict)
+    types: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)  # type -> (kind, thread_safe, capacity)
+
+    def methods_of(self, type_name: str, method: str) -> MethodModel | None:
+        for model in self.methods:
+            if model.type == type_name and method in model.names:
+                return model
+        return None
+
+    def any_method(self, method: str) -> MethodModel | None:
+        return self.methods_of("*", method)
+
+
+_FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
+_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw")
+_CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns")
+_KINDS = {"database", "http", "filesystem", "cache", "queue", "cloud", "lock", "process", "other", ""}
+
+
+def load_resources(extra: Iterable[Path] = ()) -> ResourceCatalog:
+    return _load_resources(tuple([rules_dir() / "resources.toml", *extra]))
+
+
+@cache
+def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
+    factories: dict[str, Factory] = {}
+    methods: list[MethodModel] = []
+    calls: dict[str, CallModel] = {}
+    types: dict[str, tuple[str, bool, bool]] = {}
+    for path in files:
+        data = _read(path)
+        _check_keys(path, "the top level", data, ("factory", "method", "call"), ())
+        for i, entry in enumerate(data.get("factory", [])):
+            where = f"[[factory]] #{i + 1}"
+            _check_keys(path, where, entry, _FACTORY_KEYS, ("call", "kind", "type"))
+            _check_kind(path, where, entry.get("kind", ""))
+            for call in _as_list(entry["call"]):
+                f = Factory(**{**entry, "call": call})
+                factories[call] = f
+                types.setdefault(f.type, (f.kind, f.thread_safe, f.capacity_limited))
+        for i, entry in enumerate(data.get("method", [])):
+            where = f"[[method]] #{i + 1}"
+            _check_keys(path, where, entry, _METHOD_KEYS, ("type", "names"))
+            for type_name in _as_list(entry["type"]):
+                methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"])}))
+        for i, entry in enumerate(data.get("call", [])):
+            where = f"[[call]] #{i + 1}"
+            _check_keys(path, where, entry, _CALL_KEYS, ("call",))
+            _check_kind(path, where, entry.get("kind", ""))
+            for call in _as_list(entry["call"]):
+                calls[call] = CallModel(**{**entry, "call": call})
+    return ResourceCatalog(factories, tuple(methods), calls, types)
+
+
+def _as_list(value: Any) -> list[str]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _check_kind(path: Path, where: str, kind: str) -> None:
+    if kind not in _KINDS:
+        raise CatalogError(f"{path}: {where}: unknown resource kind {kind!r}")
+
+
+# ---------------------------------------------------------------- roles.toml
+
+@dataclass(frozen=True, slots=True)
+class RoleModel:
+    role: str
+    name_patterns: tuple[str, ...] = ()
+    calls: tuple[str, ...] = ()  # qualified calls or '*.method' names that mark the role in a body
+    sql: tuple[str, ...] = ()  # SQL fragments (DISTINCT ON, ROW_NUMBER() OVER)
+
+
+_ROLE_KEYS = ("role", "name_patterns", "calls", "sql")
+
+
+def load_roles(extra: Iterable[Path] = ()) -> tuple[RoleModel, ...]:
+    return _load_roles(tuple([rules_dir() / "roles.toml", *extra]))
+
+
+@cache
+def _load_roles(files: tuple[Path, ...]) -> tuple[RoleModel, ...]:
+    roles: list[RoleModel] = []
+    for path in files:
+        data = _read(path)
+        _check_keys(path, "the top level", data, ("role",), ())
+        for i, entry in enumerate(data.get("role", [])):
+            where = f"[[role]] #{i + 1}"
+            _check_keys(path, where, entry, _ROLE_KEYS, ("role",))
+            roles.append(
+                RoleModel(
+                    entry["role"],
+                    tuple(entry.get("name_patterns", ())),
+                    tuple(entry.get("calls", ())),
+                    tuple(entry.get("sql", ())),
+                )
+            )
+    return tuple(roles)

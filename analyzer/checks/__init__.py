@@ -1,0 +1,126 @@
+"""Run the rule checks over built pipelines and turn their hits into findings.
+
+Each rule is one module in this package with a `RULE` id and a `check(pipeline)` generator
+yielding `Hit`s. The runner isolates each check (a crash becomes a diagnostic naming the
+rule), applies configured severities and inline `# stagegraph: ignore[rule]` suppressions,
+and computes fingerprints that survive unrelated edits (no line numbers in them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity
+
+CheckFn = Callable[[Pipeline], Iterator["Hit"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What a check reports, before severity, suppression and fingerprinting."""
+
+    rule: str
+    message: str
+    file: str
+    line: int
+    stages: tuple[str, ...] = ()
+    column: int | None = None
+    related: tuple[Location, ...] = ()
+    #: extra stable material for the fingerprint (e.g. the shared resource's name)
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSettings:
+    disabled: frozenset[str] = frozenset()
+    severities: Mapping[str, Severity] = field(default_factory=dict)
+    enabled_only: frozenset[str] | None = None
+
+
+def all_checks() -> dict[str, CheckFn]:
+    """Every check module in this package, by rule id."""
+    checks: dict[str, CheckFn] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module: ModuleType = importlib.import_module(f"{__name__}.{info.name}")
+        rule = getattr(module, "RULE", None)
+        fn = getattr(module, "check", None)
+        if isinstance(rule, str) and callable(fn):
+            checks[rule] = fn
+    return checks
+
+
+def fingerprint(rule: str, pipeline_id: str, stage_names: tuple[str, ...], key: str) -> str:
+    material = "\x1f".join([rule, pipeline_id, *sorted(stage_names), key])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
+
+
+def run_checks(
+    pipelines: tuple[Pipeline, ...],
+    default_severity: Mapping[str, Severity],
+    settings: CheckSettings,
+    suppressions: Mapping[str, Mapping[int, frozenset[str]]],
+) -> tuple[list[Finding], list[Diagnostic]]:
+    findings: dict[str, Finding] = {}
+    diagnostics: list[Diagnostic] = []
+    for rule, check in all_checks().items():
+        if rule in settings.disabled or (settings.enabled_only is not None and rule not in settings.enabled_only):
+            continue
+        severity: Severity = settings.severities.get(rule, default_severity.get(rule, "warning"))
+        for pipeline in pipelines:
+            try:
+                hits = list(check(pipeline))
+            except Exception as exc:  # isolation point: one broken check never loses the report
+                diagnostics.append(
+                    Diagnostic(pipeline.file, "internal-error", f"rule {rule} failed on pipeline {pipeline.name}: {exc!r}")
+                )
+                continue
+            for hit in hits:
+                if _suppressed(hit, pipeline, suppressions):
+                    continue
+                names = tuple(_stage_name(pipeline, s) for s in hit.stages)
+                fp = fingerprint(hit.rule, pipeline.id, names, hit.key)
+                if fp in findings:
+                    continue
+                findings[fp] = Finding(
+                    rule=hit.rule,
+                    severity=severity,
+                    message=hit.message,
+                    file=hit.file,
+                    line=max(hit.line, 1),
+                    fingerprint=fp,
+                    column=hit.column,
+                    pipeline=pipeline.id,
+                    stages=hit.stages,
+                    related=hit.related,
+                )
+    ordered = sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule, f.fingerprint))
+    return ordered, diagnostics
+
+
+def _stage_name(pipeline: Pipeline, stage_id: str) -> str:
+    for stage in pipeline.stages:
+        if stage.id == stage_id:
+            return stage.name
+    return stage_id
+
+
+def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping[int, frozenset[str]]]) -> bool:
+    """`# stagegraph: ignore[rule]` on the finding's line or on a named stage's call or def line."""
+    places = [(hit.file, hit.line)]
+    for stage in pipeline.stages:
+        if stage.id in hit.stages:
+            places.append((stage.file, stage.line))
+            if stage.definition is not None:
+                places.append((stage.definition.file, stage.definition.line))
+    for file, line in places:
+        rules = suppressions.get(file, {}).get(line)
+        if rules and ("*" in rules or hit.rule in rules):
+            return True
+    return False

@@ -1,0 +1,136 @@
+"""One analysis run, in one direction: source -> facts -> graph -> checks -> Report.
+
+This is the only place the layers meet. Each file is read and parsed once; each failure is
+isolated to the file (or check) it came from and reported as a diagnostic.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyzer import __version__
+from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Everything a run can be told; the CLI and config layers build this."""
+
+    exclude: tuple[str, ...] = ()
+    max_file_bytes: int = 2_000_000
+    disabled_rules: frozenset[str] = frozenset()
+    severities: dict[str, Severity] = field(default_factory=dict)
+    extra_rules: tuple[Path, ...] = ()
+    extra_resources: tuple[Path, ...] = ()
+    extra_roles: tuple[Path, ...] = ()
+    only_files: frozenset[str] | None = None  # report only pipelines touching these root-relative files
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progress | None = None) -> Report:
+    from analyzer import source
+
+    found = source.discover(paths, options.exclude)
+    diagnostics: list[Diagnostic] = list(found.diagnostics)
+    parsed: list[source.ParsedModule] = []
+    total = len(found.files)
+    for i, src in enumerate(found.files):
+        if progress:
+            progress(i, total, src.relpath)
+        try:
+            result = source.load(src, options.max_file_bytes)
+        except Exception as exc:  # isolation point: one file never stops the run
+            result = Diagnostic(src.relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
+        if isinstance(result, Diagnostic):
+            diagnostics.append(result)
+        else:
+            parsed.append(result)
+    if progress:
+        progress(total, total, "")
+    return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
+
+
+def analyze_modules(
+    parsed: Sequence[object],
+    diagnostics: list[Diagnostic],
+    options: Options,
+    files_analysed: int,
+) -> Report:
+    """Everything after parsing: facts, graph, checks. Also used by diff mode on git objects."""
+    from analyzer import catalog, graph
+    from analyzer.checks import CheckSettings, run_checks
+    from analyzer.facts import extract
+    from analyzer.source import ParsedModule
+
+    modules = [m for m in parsed if isinstance(m, ParsedModule)]
+    resources = catalog.load_resources(options.extra_resources)
+    roles = catalog.load_roles(options.extra_roles)
+    facts, fact_diagnostics, suppressions = extract(modules, resources, roles)
+    diagnostics.extend(fact_diagnostics)
+    pipelines: list[Pipeline] = []
+    for pf in facts:
+        try:
+            pipelines.append(graph.build(pf))
+        except Exception as exc:  # isolation point
+            diagnostics.append(Diagnostic(pf.file, "internal-error", f"could not build the graph of {pf.name}: {exc!r}"))
+    if options.only_files is not None:
+        pipelines = [p for p in pipelines if _touches(p, options.only_files)]
+    pipelines.sort(key=lambda p: (p.file, p.line, p.id))
+    rules = catalog.load_rules(options.extra_rules)
+    findings, check_diagnostics = run_checks(
+        tuple(pipelines),
+        {rid: doc.severity for rid, doc in rules.items()},  # type: ignore[misc]
+        CheckSettings(options.disabled_rules, options.severities),
+        suppressions,
+    )
+    diagnostics.extend(check_diagnostics)
+    diagnostics.sort(key=lambda d: (d.file, d.line or 0, d.kind, d.message))
+    return make_report(tuple(pipelines), tuple(findings), tuple(diagnostics), files_analysed)
+
+
+def _touches(pipeline: Pipeline, files: frozenset[str]) -> bool:
+    if pipeline.file in files:
+        return True
+    for stage in pipeline.stages:
+        if stage.file in files or (stage.definition and stage.definition.file in files):
+            return True
+    return False
+
+
+def make_report(
+    pipelines: tuple[Pipeline, ...],
+    findings: tuple[Finding, ...],
+    diagnostics: tuple[Diagnostic, ...],
+    files_analysed: int,
+    baselined: int = 0,
+) -> Report:
+    return Report(
+        tool_version=__version__,
+        pipelines=pipelines,
+        findings=findings,
+        diagnostics=diagnostics,
+        summary=summarize(pipelines, findings, files_analysed, baselined),
+    )
+
+
+def summarize(
+    pipelines: tuple[Pipeline, ...], findings: tuple[Finding, ...], files_analysed: int, baselined: int = 0
+) -> Summary:
+    kinds = Counter(e.kind for p in pipelines for e in p.edges)
+    severities = Counter(f.severity for f in findings)
+    return Summary(
+        files_analysed=files_analysed,
+        pipelines=len(pipelines),
+        stages=sum(len(p.stages) for p in pipelines),
+        real_edges=sum(kinds[k] for k in DEPENDENCY_KINDS if k != "unknown"),
+        coincidental_edges=kinds["order"],
+        unknown_edges=kinds["unknown"],
+        fanout_candidates=sum(len(p.parallel_groups) for p in pipelines),
+        findings_by_severity=tuple((s, severities[s]) for s in ("error", "warning", "note")),
+        baselined=baselined,
+    )

@@ -1,0 +1,288 @@
+"""Per-module and project-wide name tables: imports, definitions, constants, positions.
+
+This is the resolver the rest of the facts layer asks "what does this name mean?":
+`pd.read_csv` -> `pandas.read_csv`, `dedup` -> `etl.steps.dedup` (across modules, through
+aliases, relative imports and package re-exports), `self.price` -> the method of the class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from analyzer.source import ParsedModule
+
+_SUPPRESS = re.compile(r"#\s*stagegraph:\s*ignore(?:\[([\w\-, ]+)\])?")
+
+
+@dataclass(slots=True)
+class FunctionRef:
+    """A function or method defined in the analysed code."""
+
+    qualname: str  # module.func or module.Class.method
+    name: str
+    module: ModuleIndex
+    node: cst.FunctionDef
+    class_name: str | None = None
+
+    @property
+    def is_method(self) -> bool:
+        return self.class_name is not None
+
+    @property
+    def params(self) -> list[str]:
+        p = self.node.params
+        names = [x.name.value for x in (*p.posonly_params, *p.params)]
+        return names
+
+    @property
+    def line(self) -> int:
+        return self.module.line(self.node)
+
+
+@dataclass(slots=True)
+class ClassRef:
+    qualname: str
+    name: str
+    module: ModuleIndex
+    node: cst.ClassDef
+    bases: list[str]
+    methods: dict[str, FunctionRef] = field(default_factory=dict)
+    #: class-level assignments (`steps = [...]`)
+    attributes: dict[str, cst.BaseExpression] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModuleIndex:
+    parsed: ParsedModule
+    imports: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, FunctionRef] = field(default_factory=dict)
+    classes: dict[str, ClassRef] = field(default_factory=dict)
+    constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    positions: dict[cst.CSTNode, CodeRange] = field(default_factory=dict)
+    suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def relpath(self) -> str:
+        return self.parsed.relpath
+
+    @property
+    def name(self) -> str:
+        return self.parsed.module
+
+    def line(self, node: cst.CSTNode) -> int:
+        pos = self.positions.get(node)
+        return pos.start.line if pos else 1
+
+    def column(self, node: cst.CSTNode) -> int:
+        pos = self.positions.get(node)
+        return pos.start.column + 1 if pos else 1
+
+    def qualify(self, expr: cst.BaseExpression) -> str | None:
+        """The dotted name an expression refers to (imports resolved), or None if it is not a name."""
+        if isinstance(expr, cst.Name):
+            name = expr.value
+            if name in self.imports:
+                return self.imports[name]
+            if name in self.functions or name in self.classes or name in self.constants:
+                return f"{self.name}.{name}"
+            return name
+        if isinstance(expr, cst.Attribute):
+            base = self.qualify(expr.value)
+            return f"{base}.{expr.attr.value}" if base else None
+        return None
+
+
+def dotted(expr: cst.BaseExpression) -> str | None:
+    """`a.b.c` as a string, without resolving imports."""
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        base = dotted(expr.value)
+        return f"{base}.{expr.attr.value}" if base else None
+    return None
+
+
+def _absolute(module: str, level: int, target: str | None, is_package: bool) -> str:
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    if level > 1:
+        parts = parts[: max(len(parts) - (level - 1), 0)]
+    base = ".".join(parts)
+    if target:
+        return f"{base}.{target}" if base else target
+    return base
+
+
+def _import_name(node: cst.BaseExpression) -> str:
+    return dotted(node) or ""
+
+
+def index_module(parsed: ParsedModule) -> ModuleIndex:
+    """Build the name table of one module (one traversal for positions, one over top-level statements)."""
+    wrapper = MetadataWrapper(parsed.tree, unsafe_skip_copy=True)
+    positions = dict(wrapper.resolve(PositionProvider))
+    index = ModuleIndex(parsed, positions=positions)
+    is_package = parsed.relpath.endswith("__init__.py")
+    for lineno, text in enumerate(parsed.lines, start=1):
+        if "stagegraph" in text:
+            m = _SUPPRESS.search(text)
+            if m:
+                rules = frozenset(r.strip() for r in (m.group(1) or "*").split(",") if r.strip())
+                index.suppressions[lineno] = rules
+    _collect(parsed.tree.body, index, is_package, top=True)
+    return index
+
+
+def _collect(body: Iterable[cst.CSTNode], index: ModuleIndex, is_package: bool, top: bool) -> None:
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                _collect_small(small, index, is_package)
+        elif isinstance(stmt, cst.FunctionDef) and top:
+            name = stmt.name.value
+            index.functions[name] = FunctionRef(f"{index.name}.{name}", name, index, stmt)
+        elif isinstance(stmt, cst.ClassDef) and top:
+            _collect_class(stmt, index)
+        elif isinstance(stmt, cst.If | cst.Try | cst.With):
+            # imports and constants under `if TYPE_CHECKING:` / `try: import x except ImportError`
+            for block in _blocks(stmt):
+                _collect(block, index, is_package, top)
+
+
+def _blocks(stmt: cst.CSTNode) -> list[Iterable[cst.CSTNode]]:
+    out: list[Iterable[cst.CSTNode]] = []
+    body = getattr(stmt, "body", None)
+    if isinstance(body, cst.IndentedBlock):
+        out.append(body.body)
+    if isinstance(stmt, cst.Try):
+        for handler in stmt.handlers:
+            if isinstance(handler.body, cst.IndentedBlock):
+                out.append(handler.body.body)
+    orelse = getattr(stmt, "orelse", None)
+    if isinstance(orelse, cst.Else) and isinstance(orelse.body, cst.IndentedBlock):
+        out.append(orelse.body.body)
+    elif isinstance(orelse, cst.If):
+        out.extend(_blocks(orelse))
+    return out
+
+
+def _collect_small(small: cst.BaseSmallStatement, index: ModuleIndex, is_package: bool) -> None:
+    if isinstance(small, cst.Import):
+        for alias in small.names:
+            full = _import_name(alias.name)
+            if alias.asname and isinstance(alias.asname.name, cst.Name):
+                index.imports[alias.asname.name.value] = full
+            else:
+                head = full.split(".")[0]
+                index.imports.setdefault(head, head)
+    elif isinstance(small, cst.ImportFrom):
+        level = len(small.relative)
+        mod = _import_name(small.module) if small.module else None
+        base = _absolute(index.name, level, mod, is_package) if level else (mod or "")
+        if isinstance(small.names, cst.ImportStar):
+            return
+        for alias in small.names:
+            name = _import_name(alias.name)
+            local = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
+            index.imports[local] = f"{base}.{name}" if base else name
+    elif isinstance(small, cst.Assign):
+        for target in small.targets:
+            if isinstance(target.target, cst.Name):
+                index.constants[target.target.value] = small.value
+    elif isinstance(small, cst.AnnAssign) and small.value is not None and isinstance(small.target, cst.Name):
+        index.constants[small.target.value] = small.value
+
+
+def _collect_class(node: cst.ClassDef, index: ModuleIndex) -> None:
+    name = node.name.value
+    bases = [index.qualify(arg.value) or "" for arg in node.bases]
+    ref = ClassRef(f"{index.name}.{name}", name, index, node, bases)
+    if isinstance(node.body, cst.IndentedBlock):
+        for stmt in node.body.body:
+            if isinstance(stmt, cst.FunctionDef):
+                mname = stmt.name.value
+                ref.methods[mname] = FunctionRef(f"{ref.qualname}.{mname}", mname, index, stmt, class_name=name)
+            elif isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign):
+                        for target in small.targets:
+                            if isinstance(target.target, cst.Name):
+                                ref.attributes[target.target.value] = small.value
+                    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value:
+                        ref.attributes[small.target.value] = small.value
+    index.classes[name] = ref
+
+
+@dataclass(slots=True)
+class Project:
+    """Every analysed module, plus lookups across them."""
+
+    modules: dict[str, ModuleIndex]
+    functions: dict[str, FunctionRef] = field(default_factory=dict)
+    classes: dict[str, ClassRef] = field(default_factory=dict)
+    _suffix: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, modules: Iterable[ModuleIndex]) -> Project:
+        project = cls({m.name: m for m in modules})
+        for module in project.modules.values():
+            for fn in module.functions.values():
+                project.functions[fn.qualname] = fn
+            for klass in module.classes.values():
+                project.classes[klass.qualname] = klass
+                for method in klass.methods.values():
+                    project.functions[method.qualname] = method
+        for key in [*project.functions, *project.classes, *project.modules]:
+            parts = key.split(".")
+            for i in range(1, len(parts)):
+                project._suffix.setdefault(".".join(parts[i:]), []).append(key)
+        return project
+
+    def _canonical(self, qualified: str, depth: int = 0) -> str | None:
+        """Map an import-qualified name onto a key of this project (suffix match, re-exports)."""
+        if qualified in self.functions or qualified in self.classes or qualified in self.modules:
+            return qualified
+        hits = self._suffix.get(qualified)
+        if hits and len(hits) == 1:
+            return hits[0]
+        if depth < 4 and "." in qualified:
+            mod, _, attr = qualified.rpartition(".")
+            owner = self.modules.get(mod) or self.modules.get((self._suffix.get(mod) or [""])[0])
+            if owner is not None and attr in owner.imports and owner.imports[attr] != qualified:
+                return self._canonical(owner.imports[attr], depth + 1)
+        return None
+
+    def function(self, qualified: str | None) -> FunctionRef | None:
+        if not qualified:
+            return None
+        key = self._canonical(qualified)
+        return self.functions.get(key) if key else None
+
+    def klass(self, qualified: str | None) -> ClassRef | None:
+        if not qualified:
+            return None
+        key = self._canonical(qualified)
+        return self.classes.get(key) if key else None
+
+    def method(self, klass: ClassRef, name: str, depth: int = 0) -> FunctionRef | None:
+        """A method by name, looking through analysed base classes."""
+        if name in klass.methods:
+            return klass.methods[name]
+        if depth < 6:
+            for base in klass.bases:
+                parent = self.klass(base)
+                if parent is not None and parent is not klass:
+                    found = self.method(parent, name, depth + 1)
+                    if found:
+                        return found
+        return None
+
+    def module_of(self, qualified: str) -> ModuleIndex | None:
+        key = self._canonical(qualified)
+        return self.modules.get(key) if key else None

@@ -1,0 +1,196 @@
+"""The JSON report: the contract in shared/contract/report.schema.json, and the fixtures' snapshot format.
+
+Deterministic: sorted keys where order carries no meaning, relative POSIX paths, no timestamps.
+`to_dict`/`from_dict` round-trip a `Report`, so other tools (the PR-comment command, diff mode)
+can work from a saved report.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from analyzer.model import (
+    SCHEMA_VERSION,
+    Diagnostic,
+    Edge,
+    Effect,
+    FanOut,
+    Finding,
+    Location,
+    ParallelGroup,
+    Pipeline,
+    Report,
+    Resource,
+    Signal,
+    Stage,
+    Summary,
+)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _effect(e: Effect) -> dict[str, Any]:
+    return _drop_none({"kind": e.kind, "target": e.target, "line": e.line or None, "file": e.file or None,
+                       "assumed": True if e.assumed else None})
+
+
+def _resource(r: Resource) -> dict[str, Any]:
+    return _drop_none({
+        "kind": r.kind, "name": r.name, "call": r.call or None, "line": r.line or None, "file": r.file or None,
+        "thread_safe": r.thread_safe, "capacity_limited": r.capacity_limited or None,
+    })
+
+
+def _location(loc: Location) -> dict[str, Any]:
+    return _drop_none({"file": loc.file, "line": loc.line, "column": loc.column})
+
+
+def _stage(s: Stage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": s.id,
+        "name": s.name,
+        "file": s.file,
+        "line": s.line,
+        "reads": [_effect(e) for e in s.reads],
+        "writes": [_effect(e) for e in s.writes],
+        "resources": [_resource(r) for r in s.resources],
+        "roles": list(s.roles),
+    }
+    if s.definition is not None:
+        out["definition"] = _location(s.definition)
+    if s.fanout is not None:
+        out["fanout"] = _drop_none({"mechanism": s.fanout.mechanism, "detail": s.fanout.detail or None,
+                                    "line": s.fanout.line or None, "capped": s.fanout.capped})
+    if s.nested_pipeline:
+        out["pipeline"] = s.nested_pipeline
+    if s.qualname:
+        out["qualname"] = s.qualname
+    return out
+
+
+def _edge(e: Edge) -> dict[str, Any]:
+    return {"from": e.source, "to": e.target, "kind": e.kind, "declared": e.declared, "via": list(e.via),
+            "shared_resources": list(e.shared_resources)}
+
+
+def _pipeline(p: Pipeline) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": p.id,
+        "name": p.name,
+        "style": p.style,
+        "file": p.file,
+        "line": p.line,
+        "stages": [_stage(s) for s in p.stages],
+        "edges": [_edge(e) for e in p.edges],
+        "parallel_groups": [{"stages": list(g.stages), "shared_resources": list(g.shared_resources)}
+                            for g in p.parallel_groups],
+    }
+    if p.notes:
+        out["notes"] = list(p.notes)
+    return out
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    out = _drop_none({
+        "rule": f.rule, "severity": f.severity, "message": f.message, "file": f.file, "line": f.line,
+        "column": f.column, "pipeline": f.pipeline, "stages": list(f.stages), "fingerprint": f.fingerprint,
+    })
+    if f.related:
+        out["related"] = [_location(r) for r in f.related]
+    return out
+
+
+def _diagnostic(d: Diagnostic) -> dict[str, Any]:
+    return _drop_none({"file": d.file, "line": d.line, "kind": d.kind, "message": d.message})
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    s = report.summary
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "stagegraph", "version": report.tool_version},
+        "summary": {
+            "files_analysed": s.files_analysed,
+            "pipelines": s.pipelines,
+            "stages": s.stages,
+            "real_edges": s.real_edges,
+            "coincidental_edges": s.coincidental_edges,
+            "unknown_edges": s.unknown_edges,
+            "fanout_candidates": s.fanout_candidates,
+            "findings": dict(s.findings_by_severity),
+            "baselined": s.baselined,
+        },
+        "pipelines": [_pipeline(p) for p in report.pipelines],
+        "findings": [_finding(f) for f in report.findings],
+        "diagnostics": [_diagnostic(d) for d in report.diagnostics],
+    }
+
+
+def render(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------ reading a saved report
+
+def _effect_from(d: dict[str, Any]) -> Effect:
+    return Effect(d["kind"], d["target"], d.get("file", ""), d.get("line", 0), assumed=bool(d.get("assumed")))
+
+
+def _stage_from(d: dict[str, Any]) -> Stage:
+    definition = d.get("definition")
+    fan = d.get("fanout")
+    return Stage(
+        id=d["id"], name=d["name"], file=d["file"], line=d["line"],
+        definition=Location(definition["file"], definition["line"], definition.get("column")) if definition else None,
+        reads=tuple(_effect_from(e) for e in d.get("reads", [])),
+        writes=tuple(_effect_from(e) for e in d.get("writes", [])),
+        resources=tuple(
+            Resource(r["kind"], r["name"], r.get("call", ""), r.get("file", ""), r.get("line", 0),
+                     r.get("thread_safe", True), bool(r.get("capacity_limited")))
+            for r in d.get("resources", [])
+        ),
+        roles=tuple(d.get("roles", [])),
+        fanout=FanOut(fan["mechanism"], fan.get("detail", ""), fan.get("line", 0), fan.get("capped")) if fan else None,
+        nested_pipeline=d.get("pipeline"),
+        qualname=d.get("qualname", ""),
+    )
+
+
+def from_dict(data: dict[str, Any]) -> Report:
+    """Rebuild a Report from its JSON form (signals are not serialised, so they come back empty)."""
+    pipelines = tuple(
+        Pipeline(
+            id=p["id"], name=p["name"], style=p["style"], file=p["file"], line=p["line"],
+            stages=tuple(_stage_from(s) for s in p["stages"]),
+            edges=tuple(Edge(e["from"], e["to"], e["kind"], e["declared"], tuple(e["via"]),
+                             tuple(e.get("shared_resources", []))) for e in p["edges"]),
+            parallel_groups=tuple(ParallelGroup(tuple(g["stages"]), tuple(g["shared_resources"]))
+                                  for g in p["parallel_groups"]),
+            notes=tuple(p.get("notes", [])),
+        )
+        for p in data["pipelines"]
+    )
+    findings = tuple(
+        Finding(
+            rule=f["rule"], severity=f["severity"], message=f["message"], file=f["file"], line=f["line"],
+            fingerprint=f["fingerprint"], column=f.get("column"), pipeline=f.get("pipeline"),
+            stages=tuple(f.get("stages", [])),
+            related=tuple(Location(r["file"], r["line"], r.get("column")) for r in f.get("related", [])),
+        )
+        for f in data["findings"]
+    )
+    diagnostics = tuple(Diagnostic(d["file"], d["kind"], d["message"], d.get("line")) for d in data["diagnostics"])
+    s = data.get("summary", {})
+    summary = Summary(
+        files_analysed=s.get("files_analysed", 0), pipelines=len(pipelines),
+        stages=sum(len(p.stages) for p in pipelines), real_edges=s.get("real_edges", 0),
+        coincidental_edges=s.get("coincidental_edges", 0), unknown_edges=s.get("unknown_edges", 0),
+        fanout_candidates=s.get("fanout_candidates", 0),
+        findings_by_severity=tuple((k, int(v)) for k, v in s.get("findings", {}).items()),
+        baselined=s.get("baselined", 0),
+    )
+    _ = Signal  # signals are internal facts, not part of the contract
+    return Report(data["tool"]["version"], pipelines, findings, diagnostics, summary)

@@ -1,0 +1,246 @@
+"""Find the Python files to analyse, read and decode them, and parse each one exactly once.
+
+Every failure here (undecodable bytes, Python 2, a syntax error, a huge generated file,
+a symlink loop, an unreadable file) becomes a `Diagnostic`; nothing escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import re
+import subprocess
+import tokenize
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import libcst as cst
+
+from analyzer.model import Diagnostic
+
+DEFAULT_MAX_BYTES = 2_000_000
+
+#: Folders that never hold the user's pipeline code.
+SKIP_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", "node_modules", "site-packages",
+        "__pycache__", ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+        "build", "dist", ".stagegraph-cache",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file chosen for analysis: where it is on disk and how the report names it."""
+
+    path: Path
+    relpath: str  # POSIX, relative to the analysed root
+
+
+@dataclass(slots=True)
+class ParsedModule:
+    """One parsed file. `module` is the dotted name derived from its path under the root."""
+
+    relpath: str
+    module: str
+    text: str
+    tree: cst.Module
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Discovery:
+    root: Path
+    files: list[SourceFile]
+    diagnostics: list[Diagnostic]
+
+
+def common_root(paths: Sequence[Path]) -> Path:
+    """The folder every reported path is relative to."""
+    resolved = [p.resolve() for p in paths]
+    dirs = [p if p.is_dir() else p.parent for p in resolved]
+    return Path(os.path.commonpath([str(d) for d in dirs])) if dirs else Path.cwd()
+
+
+def _git_listed(folder: Path) -> set[Path] | None:
+    """Files git tracks or would track under `folder` (None when not in a work tree)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(folder), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    top = folder.resolve()
+    return {(top / name).resolve() for name in proc.stdout.decode("utf-8", "replace").split("\0") if name}
+
+
+def _skipped_dir(name: str, path: Path) -> bool:
+    if name in SKIP_DIRS or name.endswith(".egg-info"):
+        return True
+    return (path / "pyvenv.cfg").exists()
+
+
+def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path) -> Iterator[Path]:
+    seen_dirs: set[tuple[int, int]] = set()
+    for current, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
+        here = Path(current)
+        try:
+            st = here.stat()
+        except OSError as exc:
+            diagnostics.append(Diagnostic(_rel(here, root), "unreadable", f"cannot read folder: {exc.strerror}"))
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            diagnostics.append(
+                Diagnostic(_rel(here, root), "skipped", "symlink loop: this folder was already visited")
+            )
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not _skipped_dir(d, here / d))
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                yield here / name
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return PurePosixPath(Path(os.path.abspath(path)).relative_to(root)).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
+    """Python files under `paths`, respecting .gitignore in a work tree, skipping venvs and build output."""
+    root = common_root(paths) if paths else Path.cwd()
+    diagnostics: list[Diagnostic] = []
+    patterns = list(exclude)
+    chosen: dict[str, SourceFile] = {}
+    for given in paths:
+        if not given.exists() and not given.is_symlink():
+            diagnostics.append(Diagnostic(given.as_posix(), "unreadable", "no such file or folder"))
+            continue
+        if given.is_file() or (given.is_symlink() and not given.is_dir()):
+            candidates: Iterable[Path] = [given]
+            listed = None
+        else:
+            listed = _git_listed(given)
+            candidates = _walk(given, diagnostics, root)
+        for path in candidates:
+            absolute = Path(os.path.abspath(path))
+            rel = _rel(absolute, root)
+            if listed is not None:
+                try:
+                    if path.resolve() not in listed:
+                        continue
+                except (OSError, RuntimeError):
+                    diagnostics.append(Diagnostic(rel, "unreadable", "symlink loop: the path cannot be resolved"))
+                    continue
+            parts = PurePosixPath(rel).parts
+            if any(fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns):
+                continue
+            chosen.setdefault(rel, SourceFile(absolute, rel))
+    return Discovery(root, [chosen[k] for k in sorted(chosen)], diagnostics)
+
+
+def module_name(relpath: str) -> str:
+    """Dotted module name for a root-relative path (`etl/jobs/load.py` -> `etl.jobs.load`)."""
+    parts = list(PurePosixPath(relpath).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(p.replace("-", "_") for p in parts) or "__main__"
+
+
+_PY2_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^\s*print\s+[^\s(=]"), "a print statement"),
+    (re.compile(r"^\s*except\s+[\w.]+\s*,\s*\w+\s*:"), "'except X, e:'"),
+    (re.compile(r"^\s*exec\s+[\"'\w]"), "an exec statement"),
+    (re.compile(r"\bur[\"']"), "a ur'' string"),
+    (re.compile(r"^\s*raise\s+\w+\s*,"), "'raise E, msg'"),
+    (re.compile(r"\b0[0-7]+\b(?!\.)"), "an old octal literal"),
+    (re.compile(r"`[^`]+`"), "backtick repr"),
+)
+
+
+def _python2_hint(text: str) -> str | None:
+    for line in text.splitlines()[:2000]:
+        for pattern, what in _PY2_HINTS[:5]:
+            if pattern.search(line):
+                return what
+    return None
+
+
+def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str | Diagnostic:
+    """The decoded text of a file, honouring PEP 263 coding cookies."""
+    try:
+        size = source.path.stat().st_size
+    except (OSError, RuntimeError) as exc:
+        return Diagnostic(source.relpath, "unreadable", f"cannot read file: {_why(exc)}")
+    if size > max_bytes:
+        return Diagnostic(
+            source.relpath,
+            "too-large",
+            f"file is {size:,} bytes, over the {max_bytes:,}-byte limit (raise max-file-bytes to analyse it)",
+        )
+    try:
+        data = source.path.read_bytes()
+    except (OSError, RuntimeError) as exc:
+        return Diagnostic(source.relpath, "unreadable", f"cannot read file: {_why(exc)}")
+    if b"\0" in data[:8192]:
+        return Diagnostic(source.relpath, "encoding-error", "file looks binary (it contains NUL bytes)")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        return Diagnostic(source.relpath, "encoding-error", f"bad coding declaration: {exc.msg}")
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        where = ""
+        if isinstance(exc, UnicodeDecodeError):
+            line = data[: exc.start].count(b"\n") + 1
+            where = f" at line {line}"
+        return Diagnostic(source.relpath, "encoding-error", f"cannot decode as {encoding}{where}; add a coding declaration or re-save as UTF-8")
+    return text.removeprefix("\ufeff")
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError):
+        return "symlink loop"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
+    """Parse decoded source with libcst; syntax errors (and Python 2) become one diagnostic."""
+    try:
+        tree = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        hint = _python2_hint(text)
+        if hint:
+            return Diagnostic(
+                relpath, "syntax-error",
+                f"looks like Python 2 code ({hint}); stagegraph analyses Python 3 only", line=max(exc.raw_line, 1),
+            )
+        message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
+        return Diagnostic(relpath, "syntax-error", f"cannot parse: {message}", line=max(exc.raw_line, 1))
+    except RecursionError:
+        return Diagnostic(relpath, "syntax-error", "cannot parse: code is nested too deeply")
+    except (MemoryError, ValueError) as exc:
+        return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
+    return ParsedModule(relpath, module_name(relpath), text, tree, text.splitlines())
+
+
+def load(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedModule | Diagnostic:
+    text = read_source(source, max_bytes)
+    if isinstance(text, Diagnostic):
+        return text
+    return parse_text(source.relpath, text)
