@@ -68,7 +68,7 @@ _RULE_REQUIRED = ("id", "severity", "title", "summary", "why", "bad", "good", "f
 
 
 def load_rules(extra: Iterable[Path] = ()) -> dict[str, RuleDoc]:
-    files = [rules_dir() / "rules.toml", *extra]
+    files = [*bundled("rules"), *extra]
     return _load_rules(tuple(files))
 
 
@@ -152,8 +152,14 @@ _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "ca
 _KINDS = {"database", "http", "filesystem", "cache", "queue", "cloud", "lock", "process", "other", ""}
 
 
+def bundled(stem: str) -> list[Path]:
+    """The bundled catalog `stem.toml` plus any `stem-*.toml` split beside it, in name order."""
+    folder = rules_dir()
+    return [folder / f"{stem}.toml", *sorted(folder.glob(f"{stem}-*.toml"))]
+
+
 def load_resources(extra: Iterable[Path] = ()) -> ResourceCatalog:
-    return _load_resources(tuple([rules_dir() / "resources.toml", *extra]))
+    return _load_resources(tuple([*bundled("resources"), *extra]))
 
 
 @cache
@@ -210,7 +216,7 @@ _ROLE_KEYS = ("role", "name_patterns", "calls", "sql")
 
 
 def load_roles(extra: Iterable[Path] = ()) -> tuple[RoleModel, ...]:
-    return _load_roles(tuple([rules_dir() / "roles.toml", *extra]))
+    return _load_roles(tuple([*bundled("roles"), *extra]))
 
 
 @cache

@@ -17,9 +17,6 @@ from analyzer.model import SEVERITY_RANK, Report
 
 FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid"]
 FAIL_ON = ["error", "warning", "note", "never"]
-#: files `--out-dir` writes, by format
-OUT_FILES = {"json": "report.json", "html": "report.html", "markdown": "report.md", "sarif": "report.sarif",
-             "dot": "graph.dot"}
 
 
 class UsageFailure(click.ClickException):
@@ -58,33 +55,6 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def write_out_dir(report: Report, out_dir: Path) -> list[Path]:
-    """Write every format into `out_dir`; SVG only when Graphviz's `dot` is installed."""
-    from analyzer.render import render
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for fmt, name in OUT_FILES.items():
-        path = out_dir / name
-        path.write_text(render(report, fmt), encoding="utf-8")
-        written.append(path)
-    try:
-        from analyzer.render import dot as dot_render
-    except ImportError:  # pragma: no cover - renderer always ships
-        return written
-    svg = dot_render.render_svg(report)
-    if svg is not None:
-        (out_dir / "graph.svg").write_text(svg, encoding="utf-8")
-        written.append(out_dir / "graph.svg")
-    else:
-        click.echo(
-            "note: Graphviz's `dot` is not installed, so graph.svg was not drawn (graph.dot was written). "
-            "Install it with `apt-get install graphviz` or `brew install graphviz`.",
-            err=True,
-        )
-    return written
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,7 +97,10 @@ def audit(
     options = Options(exclude=exclude, max_file_bytes=max_file_bytes, disabled_rules=frozenset(disable))
     report = analyze(targets, options, progress=_progress_bar())
     if out_dir is not None:
-        write_out_dir(report, out_dir)
+        from analyzer.render.outdir import write_out_dir
+
+        for note in write_out_dir(report, out_dir):
+            click.echo(note, err=True)
     text = render(report, fmt)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
