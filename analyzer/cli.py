@@ -1,22 +1,30 @@
-"""Command line: `stagegraph audit|rules|explain ...`. Exit codes: 0 clean, 1 findings, 2 usage/internal error.
+"""Command line: `stagegraph audit|baseline|hook|comment|config|rules|explain`.
 
-Heavy modules (libcst, networkx, jinja2, graphviz, sqlglot) are imported inside commands so
-`stagegraph --help` and the pre-commit path start fast.
+Exit codes: 0 clean, 1 findings at or above `fail-on`, 2 usage or internal error (never a
+traceback). Heavy modules (libcst, networkx, jinja2, graphviz, sqlglot) are imported inside
+commands so `stagegraph --help` and the pre-commit path start fast.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from analyzer import __version__
 from analyzer.model import SEVERITY_RANK, Report
 
+if TYPE_CHECKING:
+    from analyzer.config import Config, Overrides
+    from analyzer.diffmode import GraphDelta
+
 FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid"]
 FAIL_ON = ["error", "warning", "note", "never"]
+REPORT_MARKER = "<!-- stagegraph-report -->"
 
 
 class UsageFailure(click.ClickException):
@@ -57,11 +65,59 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
+# ------------------------------------------------------------------ configuration plumbing
+
+def _parse_severity_flags(values: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for value in values:
+        rule, sep, level = value.partition("=")
+        if not sep or not rule.strip() or not level.strip():
+            raise UsageFailure(f"--severity {value!r}: expected RULE=LEVEL, e.g. --severity coincidental-order=note")
+        result[rule.strip()] = level.strip()
+    return result
+
+
+def _config(start: Path, config_file: Path | None, overrides: Overrides | None = None) -> Config:
+    from analyzer.config import ConfigError, Overrides, load_config
+
+    try:
+        return load_config(start, config_file, overrides or Overrides())
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _targets(paths: Sequence[Path], config: Config) -> list[Path]:
+    targets = list(paths) or list(config.include) or [Path(".")]
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        raise UsageFailure(f"no such file or folder: {', '.join(str(p) for p in missing)}")
+    return targets
+
+
+def _known_fingerprints(path: Path | None) -> frozenset[str] | None:
+    if path is None:
+        return None
+    from analyzer import baseline
+
+    try:
+        return baseline.load(path).fingerprints
+    except baseline.BaselineError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+    help="Read configuration from this file instead of searching for stagegraph.toml / pyproject.toml.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stagegraph")
 def main() -> None:
     """Find real vs coincidental dependencies between pipeline stages, and the hazards of fanning out."""
 
+
+# ------------------------------------------------------------------ audit
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -70,47 +126,248 @@ def main() -> None:
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the report here.")
 @click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write every format (report.json/html/md/sarif, graph.dot/svg) into this folder.")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="warning", show_default=True,
-              help="Exit 1 when a finding is at or above this severity.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default=None,
+              help="Exit 1 when a finding is at or above this severity. [default: warning]")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip paths matching this glob (repeatable).")
-@click.option("--max-file-bytes", type=click.IntRange(min=1), default=2_000_000, show_default=True,
-              help="Files larger than this become a 'too-large' diagnostic.")
+@click.option("--max-file-bytes", type=click.IntRange(min=1), default=None,
+              help="Files larger than this become a 'too-large' diagnostic. [default: 2000000]")
 @click.option("--disable", multiple=True, metavar="RULE", help="Turn a rule off (repeatable).")
+@click.option("--severity", "severity_flags", multiple=True, metavar="RULE=LEVEL",
+              help="Override a rule's severity: error, warning or note (repeatable).")
+@config_option
+@click.option("--baseline", "baseline_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Report only findings not recorded in this baseline file.")
+@click.option("--diff-base", metavar="REF",
+              help="Report only findings new relative to this git ref (analysed from git objects).")
+@click.option("--show-config", is_flag=True, help="Print the effective configuration and exit.")
 def audit(
     paths: tuple[Path, ...],
     fmt: str,
     output: Path | None,
     out_dir: Path | None,
-    fail_on: str,
+    fail_on: str | None,
     exclude: tuple[str, ...],
-    max_file_bytes: int,
+    max_file_bytes: int | None,
     disable: tuple[str, ...],
+    severity_flags: tuple[str, ...],
+    config_file: Path | None,
+    baseline_file: Path | None,
+    diff_base: str | None,
+    show_config: bool,
 ) -> None:
-    """Analyse PATHS (files or folders; default: the current folder) and report."""
-    from analyzer.engine import Options, analyze
-    from analyzer.render import render
+    """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
+    from analyzer.config import Overrides, describe
 
-    targets = list(paths) or [Path(".")]
-    missing = [p for p in targets if not p.exists()]
-    if missing:
-        raise UsageFailure(f"no such file or folder: {', '.join(str(p) for p in missing)}")
-    options = Options(exclude=exclude, max_file_bytes=max_file_bytes, disabled_rules=frozenset(disable))
+    overrides = Overrides(
+        exclude=exclude, disable=disable, severity=_parse_severity_flags(severity_flags), fail_on=fail_on,
+        max_file_bytes=max_file_bytes, out_dir=out_dir, baseline=baseline_file,
+    )
+    config = _config(paths[0] if paths else Path("."), config_file, overrides)
+    if show_config:
+        click.echo(describe(config), nl=False)
+        return
+    targets = _targets(paths, config)
+    known = _known_fingerprints(config.baseline)
+
+    from analyzer.engine import analyze
+
+    options = config.options()
     report = analyze(targets, options, progress=_progress_bar())
-    if out_dir is not None:
-        from analyzer.render.outdir import write_out_dir
+    delta: GraphDelta | None = None
+    if diff_base is not None:
+        from analyzer import diffmode
 
-        for note in write_out_dir(report, out_dir):
-            click.echo(note, err=True)
-    text = render(report, fmt)
+        try:
+            report, delta = diffmode.run(targets, diff_base, options, report)
+        except diffmode.DiffError as exc:
+            raise UsageFailure(str(exc)) from None
+    if known is not None:
+        from analyzer import baseline
+
+        report = baseline.apply(report, known)
+    if config.out_dir is not None:
+        _write_out_dir(report, delta, config.out_dir)
+    text = _render(report, fmt, delta)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-    elif out_dir is None or fmt != "text":
-        click.echo(text, nl=False)
     else:
-        click.echo(render(report, "text"), nl=False)
-    sys.exit(exit_code(report, fail_on))
+        click.echo(text, nl=False)
+    sys.exit(exit_code(report, config.fail_on))
 
+
+def _render(report: Report, fmt: str, delta: GraphDelta | None) -> str:
+    """One format of the report; in diff mode JSON gains a `delta` key and text/markdown a delta section."""
+    from analyzer.render import render
+
+    if delta is None:
+        return render(report, fmt)
+    from analyzer import diffmode
+
+    if fmt == "json":
+        return diffmode.render_json(report, delta)
+    if fmt == "text":
+        return diffmode.render_text(delta) + "\n" + render(report, fmt)
+    if fmt == "markdown":
+        return render(report, fmt).rstrip("\n") + "\n\n" + diffmode.render_markdown(delta)
+    return render(report, fmt)
+
+
+def _write_out_dir(report: Report, delta: GraphDelta | None, out_dir: Path) -> None:
+    from analyzer.render.outdir import write_out_dir
+
+    for note in write_out_dir(report, out_dir):
+        click.echo(note, err=True)
+    if delta is not None:
+        (out_dir / "report.json").write_text(_render(report, "json", delta), encoding="utf-8")
+        (out_dir / "report.md").write_text(_render(report, "markdown", delta), encoding="utf-8")
+
+
+# ------------------------------------------------------------------ baseline
+
+@main.command("baseline")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the baseline. [default: `baseline` from the config, else .stagegraph-baseline.json]")
+@config_option
+def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: Path | None) -> None:
+    """Record the current findings of PATHS so later audits report only new ones."""
+    from analyzer import baseline
+    from analyzer.engine import analyze
+
+    config = _config(paths[0] if paths else Path("."), config_file)
+    targets = _targets(paths, config)
+    report = analyze(targets, config.options(), progress=_progress_bar())
+    destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
+    baseline.write(report, destination)
+    click.echo(f"recorded {len(report.findings)} findings in {destination}; "
+               f"use `stagegraph audit --baseline {destination}` to report only new ones", err=True)
+
+
+# ------------------------------------------------------------------ config
+
+@main.command("config")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@config_option
+def config_command(path: Path | None, config_file: Path | None) -> None:
+    """Print the effective configuration for PATH and where each value came from."""
+    from analyzer.config import describe
+
+    click.echo(describe(_config(path or Path("."), config_file)), nl=False)
+
+
+# ------------------------------------------------------------------ pre-commit hook
+
+def _repo_root(start: Path) -> Path:
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True,
+                              text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return start.resolve()
+    return Path(proc.stdout.strip()).resolve() if proc.returncode == 0 and proc.stdout.strip() else start.resolve()
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default=None,
+              help="Exit 1 when a finding is at or above this severity. [default: from config, else warning]")
+@config_option
+@click.option("--full", is_flag=True,
+              help="Analyse the whole repository, not just the changed files and the modules linked to them.")
+def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None, full: bool) -> None:
+    """pre-commit entry: check the pipelines that FILES (the changed files) belong to; print a compact report."""
+    from analyzer.config import Overrides
+    from analyzer.hook import run_hook
+
+    root = _repo_root(Path("."))
+    config = _config(root, config_file, Overrides(fail_on=fail_on))
+    targets = [root / p for p in config.include] if config.include else [root]
+    report, changed = run_hook(targets, files, config.options(), full=full)
+    known = _known_fingerprints(config.baseline)
+    if known is not None:
+        from analyzer import baseline
+
+        report = baseline.apply(report, known)
+    from analyzer.hook import render_compact
+
+    click.echo(render_compact(report, changed), nl=False)
+    sys.exit(exit_code(report, config.fail_on))
+
+
+# ------------------------------------------------------------------ PR comment
+
+@main.command()
+@click.option("--report", "report_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A JSON report written by `stagegraph audit --format json` (or report.json of --out-dir).")
+@click.option("--repo", required=True, metavar="OWNER/NAME", help="The repository the pull request is in.")
+@click.option("--pr", "pr_number", required=True, type=click.IntRange(min=1), help="The pull-request number.")
+@click.option("--dry-run", is_flag=True, help="Print the comment instead of posting it.")
+def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None:
+    """Post (or update) the Markdown report as a pull-request comment. Token from GITHUB_TOKEN."""
+    import json
+
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise UsageFailure(f"--repo {repo!r}: expected OWNER/NAME")
+    try:
+        data = json.loads(report_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageFailure(f"{report_file}: cannot read the JSON report: {exc}") from None
+    body, marker = _comment_body(data)
+    if dry_run:
+        click.echo(body)
+        return
+    token = os.environ.get("GITHUB_TOKEN", "")
+    if not token:
+        raise UsageFailure("GITHUB_TOKEN is not set; the comment needs a token that may write pull-request comments")
+    from analyzer.github import DEFAULT_API_URL, Client, GitHubError, upsert_comment
+
+    client = Client(token, os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL,
+                    log=lambda message: click.echo(message, err=True))
+    try:
+        action, url = upsert_comment(client, repo, pr_number, body, marker)
+    except GitHubError as exc:
+        raise UsageFailure(str(exc)) from None
+    click.echo(f"{action} the stagegraph comment on {repo}#{pr_number}{': ' + url if url else ''}", err=True)
+
+
+def _comment_body(data: dict[str, Any]) -> tuple[str, str]:
+    """The Markdown comment for a saved JSON report (plus its diff-mode delta), and the marker that finds it."""
+    from analyzer.render.json import from_dict
+
+    try:
+        report = from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageFailure(f"the report is not a stagegraph JSON report: missing or bad {exc}") from None
+    try:
+        import importlib
+
+        markdown = importlib.import_module("analyzer.render.markdown")
+        body: str = markdown.render(report)
+        marker: str = getattr(markdown, "MARKER", REPORT_MARKER)
+    except ImportError:  # the Markdown renderer is another module's job; keep the bot usable without it
+        body, marker = _plain_markdown(report), REPORT_MARKER
+    if isinstance(data.get("delta"), dict):
+        from analyzer import diffmode
+
+        body = body.rstrip("\n") + "\n\n" + diffmode.render_markdown(diffmode.from_dict(data["delta"]))
+    if marker not in body:
+        body = f"{marker}\n{body}"
+    return body, marker
+
+
+def _plain_markdown(report: Report) -> str:
+    s = report.summary
+    counts = dict(s.findings_by_severity)
+    lines = [REPORT_MARKER, "## stagegraph", "",
+             f"{s.pipelines} pipelines, {s.stages} stages; {counts.get('error', 0)} errors, "
+             f"{counts.get('warning', 0)} warnings, {counts.get('note', 0)} notes", ""]
+    lines.extend(f"- **{f.severity}** `{f.rule}` {f.file}:{f.line}: {f.message}" for f in report.findings)
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ rules
 
 @main.command("rules")
 def list_rules() -> None:

@@ -1,0 +1,331 @@
+"""Diff mode: analyse a git ref from git objects and keep only what the change introduced.
+
+The base side is read with `git ls-tree` and `git cat-file --batch`, never by checking out:
+the work tree and index are untouched. Both sides go through the same `analyze_modules`, so
+findings are comparable by fingerprint. The graph delta compares real dependencies by
+(pipeline id, from-stage name, to-stage name, kind) and parallel groups by their stage names,
+since stage ids and lines move with unrelated edits.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import subprocess
+import tokenize
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Pipeline, Report
+
+if TYPE_CHECKING:
+    from analyzer.engine import Options
+
+
+class DiffError(RuntimeError):
+    """Diff mode cannot run (not a git repo, unknown ref); the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EdgeKey:
+    pipeline: str
+    source: str
+    target: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class GroupKey:
+    pipeline: str
+    stages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphDelta:
+    """What changed between the base ref and the work tree, beyond the new findings themselves."""
+
+    base_ref: str
+    base_commit: str
+    dependencies_added: tuple[EdgeKey, ...] = ()
+    dependencies_removed: tuple[EdgeKey, ...] = ()
+    parallel_groups_gained: tuple[GroupKey, ...] = ()
+    parallel_groups_lost: tuple[GroupKey, ...] = ()
+    new_findings: int = 0
+    fixed_findings: int = 0
+    unchanged_findings: int = 0
+
+
+# ------------------------------------------------------------------ git plumbing
+
+def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    try:
+        proc = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False,
+                              timeout=300)
+    except OSError as exc:
+        raise DiffError(f"cannot run git: {exc.strerror}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise DiffError(f"git {args[0]} timed out") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise DiffError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(proc.returncode)}")
+    return proc.stdout
+
+
+def toplevel(path: Path) -> Path:
+    folder = path if path.is_dir() else path.parent
+    try:
+        out = _git(folder, "rev-parse", "--show-toplevel")
+    except DiffError as exc:
+        raise DiffError(f"--diff-base needs a git repository: {folder} is not in one") from exc
+    return Path(out.decode("utf-8").strip()).resolve()
+
+
+def resolve_commit(repo: Path, ref: str) -> str:
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode("ascii").strip()
+    except DiffError as exc:
+        raise DiffError(
+            f"--diff-base {ref}: no such commit in {repo} (fetch it first, e.g. `git fetch origin`)"
+        ) from exc
+
+
+def list_blobs(repo: Path, commit: str, pathspecs: Sequence[str]) -> list[tuple[str, str]]:
+    """(repo-relative path, blob sha) of regular Python files at `commit` under `pathspecs`."""
+    out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", *pathspecs)
+    blobs: list[tuple[str, str]] = []
+    for record in out.decode("utf-8", "surrogateescape").split("\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition("\t")
+        mode, kind, sha = meta.split()
+        if kind == "blob" and mode in ("100644", "100755") and path.endswith(".py"):
+            blobs.append((path, sha))
+    return blobs
+
+
+def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
+    """Blob contents by sha, through one `git cat-file --batch` process."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    out = _git(repo, "cat-file", "--batch", stdin=("\n".join(wanted) + "\n").encode("ascii"))
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    for _ in wanted:
+        header_end = out.index(b"\n", pos)
+        sha, _kind, size = out[pos:header_end].decode("ascii").split()
+        start = header_end + 1
+        blobs[sha] = out[start:start + int(size)]
+        pos = start + int(size) + 1
+    return blobs
+
+
+# ------------------------------------------------------------------ analysing a ref
+
+def _decode(relpath: str, data: bytes) -> str | Diagnostic:
+    if b"\0" in data[:8192]:
+        return Diagnostic(relpath, "encoding-error", "file looks binary (it contains NUL bytes)")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding).removeprefix("\ufeff")
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        return Diagnostic(relpath, "encoding-error", f"cannot decode: {exc}")
+
+
+def _excluded(rel: str, patterns: Sequence[str]) -> bool:
+    parts = PurePosixPath(rel).parts
+    return any(fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns)
+
+
+def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Report:
+    """The report `analyze(targets)` would give if the work tree were at `commit`."""
+    from analyzer.engine import analyze_modules
+    from analyzer.source import SKIP_DIRS, common_root, parse_text
+
+    root = common_root(targets)
+    repo = toplevel(root)
+    pathspecs: list[str] = []
+    for target in targets:
+        absolute = Path(os.path.abspath(target)).resolve()
+        try:
+            rel = absolute.relative_to(repo).as_posix()
+        except ValueError as exc:
+            raise DiffError(f"{target} is outside the git repository {repo}") from exc
+        pathspecs.append("." if rel == "." else ":(literal)" + rel)
+    root_rel = root.relative_to(repo)
+    blobs = list_blobs(repo, commit, pathspecs)
+    chosen: list[tuple[str, str]] = []
+    for path, sha in blobs:
+        rel = PurePosixPath(path).relative_to(root_rel.as_posix()).as_posix() if str(root_rel) != "." else path
+        dirs = PurePosixPath(rel).parts[:-1]
+        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or _excluded(rel, options.exclude):
+            continue
+        chosen.append((rel, sha))
+    contents = read_blobs(repo, (sha for _, sha in chosen))
+    parsed: list[object] = []
+    diagnostics: list[Diagnostic] = []
+    for rel, sha in sorted(chosen):
+        data = contents[sha]
+        if len(data) > options.max_file_bytes:
+            diagnostics.append(Diagnostic(
+                rel, "too-large",
+                f"file is {len(data):,} bytes, over the {options.max_file_bytes:,}-byte limit "
+                "(raise max-file-bytes to analyse it)",
+            ))
+            continue
+        text = _decode(rel, data)
+        result = text if isinstance(text, Diagnostic) else parse_text(rel, text)
+        if isinstance(result, Diagnostic):
+            diagnostics.append(result)
+        else:
+            parsed.append(result)
+    return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
+
+
+# ------------------------------------------------------------------ comparing two reports
+
+def _stage_name(pipeline: Pipeline, stage_id: str) -> str:
+    for stage in pipeline.stages:
+        if stage.id == stage_id:
+            return stage.name
+    return stage_id
+
+
+def dependency_keys(report: Report) -> set[EdgeKey]:
+    return {
+        EdgeKey(p.id, _stage_name(p, e.source), _stage_name(p, e.target), e.kind)
+        for p in report.pipelines for e in p.edges if e.kind in DEPENDENCY_KINDS
+    }
+
+
+def group_keys(report: Report) -> set[GroupKey]:
+    return {
+        GroupKey(p.id, tuple(sorted(_stage_name(p, s) for s in g.stages)))
+        for p in report.pipelines for g in p.parallel_groups
+    }
+
+
+def compare(base: Report, head: Report, base_ref: str, base_commit: str) -> tuple[Report, GraphDelta]:
+    """The head report with only findings new relative to `base`, and the graph delta."""
+    from analyzer.baseline import apply
+
+    base_prints = frozenset(f.fingerprint for f in base.findings)
+    head_prints = {f.fingerprint for f in head.findings}
+    new_only = apply(head, base_prints)
+    base_edges, head_edges = dependency_keys(base), dependency_keys(head)
+    base_groups, head_groups = group_keys(base), group_keys(head)
+    delta = GraphDelta(
+        base_ref=base_ref,
+        base_commit=base_commit,
+        dependencies_added=tuple(sorted(head_edges - base_edges)),
+        dependencies_removed=tuple(sorted(base_edges - head_edges)),
+        parallel_groups_gained=tuple(sorted(head_groups - base_groups)),
+        parallel_groups_lost=tuple(sorted(base_groups - head_groups)),
+        new_findings=len(new_only.findings),
+        fixed_findings=len(base_prints - head_prints),
+        unchanged_findings=len(head_prints & base_prints),
+    )
+    return new_only, delta
+
+
+def run(targets: Sequence[Path], ref: str, options: Options, head: Report) -> tuple[Report, GraphDelta]:
+    """Diff mode end to end: resolve `ref`, analyse it from git objects, compare with `head`."""
+    repo = toplevel(_common(targets))
+    commit = resolve_commit(repo, ref)
+    base = analyze_ref(targets, commit, options)
+    return compare(base, head, ref, commit)
+
+
+def _common(targets: Sequence[Path]) -> Path:
+    from analyzer.source import common_root
+
+    return common_root(targets)
+
+
+# ------------------------------------------------------------------ presenting the delta
+
+def to_dict(delta: GraphDelta) -> dict[str, Any]:
+    """The `"delta"` key added to the JSON report in diff mode."""
+    def edge(e: EdgeKey) -> dict[str, str]:
+        return {"pipeline": e.pipeline, "from": e.source, "to": e.target, "kind": e.kind}
+
+    def group(g: GroupKey) -> dict[str, Any]:
+        return {"pipeline": g.pipeline, "stages": list(g.stages)}
+
+    return {
+        "base_ref": delta.base_ref,
+        "base_commit": delta.base_commit,
+        "findings": {"new": delta.new_findings, "fixed": delta.fixed_findings, "unchanged": delta.unchanged_findings},
+        "dependencies_added": [edge(e) for e in delta.dependencies_added],
+        "dependencies_removed": [edge(e) for e in delta.dependencies_removed],
+        "parallel_groups_gained": [group(g) for g in delta.parallel_groups_gained],
+        "parallel_groups_lost": [group(g) for g in delta.parallel_groups_lost],
+    }
+
+
+def from_dict(data: dict[str, Any]) -> GraphDelta:
+    findings = data.get("findings", {})
+    return GraphDelta(
+        base_ref=data.get("base_ref", ""),
+        base_commit=data.get("base_commit", ""),
+        dependencies_added=tuple(EdgeKey(e["pipeline"], e["from"], e["to"], e["kind"])
+                                 for e in data.get("dependencies_added", [])),
+        dependencies_removed=tuple(EdgeKey(e["pipeline"], e["from"], e["to"], e["kind"])
+                                   for e in data.get("dependencies_removed", [])),
+        parallel_groups_gained=tuple(GroupKey(g["pipeline"], tuple(g["stages"]))
+                                     for g in data.get("parallel_groups_gained", [])),
+        parallel_groups_lost=tuple(GroupKey(g["pipeline"], tuple(g["stages"]))
+                                   for g in data.get("parallel_groups_lost", [])),
+        new_findings=findings.get("new", 0),
+        fixed_findings=findings.get("fixed", 0),
+        unchanged_findings=findings.get("unchanged", 0),
+    )
+
+
+def render_json(report: Report, delta: GraphDelta) -> str:
+    import json
+
+    from analyzer.render.json import to_dict as report_dict
+
+    data = report_dict(report)
+    data["delta"] = to_dict(delta)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _lines(delta: GraphDelta, bullet: str, code: str) -> list[str]:
+    def edge(e: EdgeKey) -> str:
+        return (f"{bullet}{code}{e.target}{code} depends on {code}{e.source}{code} ({e.kind}) "
+                f"in {code}{e.pipeline}{code}")
+
+    def group(g: GroupKey) -> str:
+        return f"{bullet}{{{', '.join(code + s + code for s in g.stages)}}} in {code}{g.pipeline}{code}"
+
+    lines = [
+        f"{delta.new_findings} new findings, {delta.fixed_findings} fixed, {delta.unchanged_findings} unchanged",
+    ]
+    sections = (
+        ("real dependencies added", [edge(e) for e in delta.dependencies_added]),
+        ("real dependencies removed", [edge(e) for e in delta.dependencies_removed]),
+        ("parallel groups gained", [group(g) for g in delta.parallel_groups_gained]),
+        ("parallel groups lost", [group(g) for g in delta.parallel_groups_lost]),
+    )
+    for title, items in sections:
+        if items:
+            lines.append(f"{title}:")
+            lines.extend(items)
+    if not any(items for _, items in sections):
+        lines.append("no change to real dependencies or parallel groups")
+    return lines
+
+
+def render_text(delta: GraphDelta) -> str:
+    head = f"changes since {delta.base_ref} ({delta.base_commit[:12]}):"
+    return "\n".join([head, *("  " + line for line in _lines(delta, "  - ", ""))]) + "\n"
+
+
+def render_markdown(delta: GraphDelta) -> str:
+    head = f"### Changes since `{delta.base_ref}` (`{delta.base_commit[:12]}`)"
+    return "\n".join([head, "", *_lines(delta, "- ", "`")]) + "\n"

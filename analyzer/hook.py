@@ -1,0 +1,158 @@
+"""The pre-commit path: check the pipelines the changed files belong to, fast, and report compactly.
+
+A changed stage module matters through the driver that calls it, so the hook analyses the
+changed files plus their *import context*: every module that imports them (transitively, to
+reach the drivers) and everything those import (to resolve the driver's other stages). The
+context comes from a cheap regex scan of import lines, not a parse, so one changed file in a
+large repo parses only a handful of modules. `--full` analyses the whole tree instead, for
+code that wires stages together in ways imports do not show (string registries, plugins).
+Paths stay relative to the analysed root, so fingerprints match a full `audit`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+
+from analyzer.engine import Options
+from analyzer.model import Diagnostic, Report
+
+_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<from>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]+)"
+    r"|import[ \t]+(?P<modules>[^\n#;]+))",
+    re.MULTILINE,
+)
+
+
+def _names(text: str) -> list[str]:
+    return [part.split(" as ")[0].strip() for part in text.strip("() \t\n").replace("\\\n", " ").split(",")
+            if part.strip()]
+
+
+def imported_modules(module: str, is_package: bool, text: str) -> set[str]:
+    """Dotted names a module's source may import (absolute form; a superset is fine)."""
+    found: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for match in _IMPORT.finditer(text):
+        if match.group("modules"):
+            for name in _names(match.group("modules")):
+                found.add(name)
+            continue
+        origin = match.group("from") or ""
+        dots = len(origin) - len(origin.lstrip("."))
+        base = origin[dots:]
+        if dots:
+            anchor = package.split(".") if package else []
+            anchor = anchor[: len(anchor) - (dots - 1)] if dots > 1 else anchor
+            base = ".".join([*anchor, base] if base else anchor)
+        if base:
+            found.add(base)
+        for name in _names(match.group("names") or ""):
+            if name != "*":
+                found.add(f"{base}.{name}" if base else name)
+    return found
+
+
+def import_context(files: dict[str, str], changed: Iterable[str]) -> set[str]:
+    """Root-relative files to analyse for `changed`: they, their importers (transitively) and all their imports."""
+    from analyzer.source import module_name
+
+    by_suffix: dict[str, set[str]] = {}
+    for rel in files:
+        parts = module_name(rel).split(".")
+        for i in range(len(parts)):  # a src/ layout imports `etl.x` for src/etl/x.py
+            by_suffix.setdefault(".".join(parts[i:]), set()).add(rel)
+    imports: dict[str, set[str]] = {}
+    for rel, text in files.items():
+        targets: set[str] = set()
+        for name in imported_modules(module_name(rel), rel.endswith("__init__.py"), text):
+            targets |= by_suffix.get(name, set())
+        targets.discard(rel)
+        imports[rel] = targets
+    importers: dict[str, set[str]] = {rel: set() for rel in files}
+    for rel, targets in imports.items():
+        for target in targets:
+            importers[target].add(rel)
+    context = _closure(set(changed) & set(files), importers)
+    return _closure(context, imports)
+
+
+def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def changed_relpaths(root: Path, files: Sequence[Path]) -> frozenset[str]:
+    """The changed Python files as root-relative POSIX paths (others are not ours to check)."""
+    result: set[str] = set()
+    for given in files:
+        absolute = Path(os.path.abspath(given))
+        if absolute.suffix != ".py":
+            continue
+        try:
+            result.add(PurePosixPath(absolute.relative_to(root)).as_posix())
+        except ValueError:
+            continue
+    return frozenset(result)
+
+
+def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, full: bool = False
+             ) -> tuple[Report, frozenset[str]]:
+    """The report for the pipelines touching `files`, and the changed files it covered."""
+    from dataclasses import replace
+
+    from analyzer import source
+    from analyzer.engine import analyze_modules, make_report
+
+    root = source.common_root(targets)
+    changed = changed_relpaths(Path(os.path.abspath(root)), files)
+    if not changed:
+        return make_report((), (), (), 0), changed
+    found = source.discover(targets, options.exclude)
+    chosen = found.files
+    if not full:
+        texts: dict[str, str] = {}
+        for src in found.files:
+            text = source.read_source(src, options.max_file_bytes)
+            texts[src.relpath] = text if isinstance(text, str) else ""
+        context = import_context(texts, changed)
+        chosen = [src for src in found.files if src.relpath in context]
+    diagnostics: list[Diagnostic] = [d for d in found.diagnostics if d.file in changed]
+    parsed: list[object] = []
+    for src in chosen:
+        result = source.load(src, options.max_file_bytes)
+        if isinstance(result, Diagnostic):
+            if result.file in changed:
+                diagnostics.append(result)
+        else:
+            parsed.append(result)
+    report = analyze_modules(parsed, diagnostics, replace(options, only_files=changed), files_analysed=len(parsed))
+    return report, changed
+
+
+def render_compact(report: Report, changed: frozenset[str]) -> str:
+    """A few lines for a commit log: findings, unreadable changed files, one summary line."""
+    lines = []
+    for f in report.findings:
+        stages = f" [{', '.join(f.stages)}]" if f.stages else ""
+        lines.append(f"{f.file}:{f.line}: {f.severity}: {f.rule}: {f.message}{stages}")
+    for d in report.diagnostics:
+        where = f"{d.file}:{d.line}" if d.line else d.file
+        lines.append(f"{where}: not analysed ({d.kind}): {d.message}")
+    s = report.summary
+    counts = dict(s.findings_by_severity)
+    baselined = f", {s.baselined} baselined" if s.baselined else ""
+    lines.append(
+        f"stagegraph: {len(changed)} changed files, {s.pipelines} pipelines touching them "
+        f"({s.files_analysed} files analysed): {counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
+        f"{counts.get('note', 0)} notes{baselined}"
+    )
+    return "\n".join(lines) + "\n"
