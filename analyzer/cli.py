@@ -21,6 +21,7 @@ from analyzer.model import SEVERITY_RANK, Report
 if TYPE_CHECKING:
     from analyzer.config import Config, Overrides
     from analyzer.diffmode import GraphDelta
+    from analyzer.engine import Options
 
 FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid"]
 FAIL_ON = ["error", "warning", "note", "never"]
@@ -105,6 +106,17 @@ def _known_fingerprints(path: Path | None) -> frozenset[str] | None:
         raise UsageFailure(str(exc)) from None
 
 
+def _analyze(targets: Sequence[Path], options: Options) -> Report:
+    """The engine run, with a malformed user catalog reported as a usage error (exit 2), not a crash."""
+    from analyzer.catalog import CatalogError
+    from analyzer.engine import analyze
+
+    try:
+        return analyze(targets, options, progress=_progress_bar())
+    except CatalogError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
 config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
     help="Read configuration from this file instead of searching for stagegraph.toml / pyproject.toml.",
@@ -169,10 +181,8 @@ def audit(
     targets = _targets(paths, config)
     known = _known_fingerprints(config.baseline)
 
-    from analyzer.engine import analyze
-
     options = config.options()
-    report = analyze(targets, options, progress=_progress_bar())
+    report = _analyze(targets, options)
     delta: GraphDelta | None = None
     if diff_base is not None:
         from analyzer import diffmode
@@ -233,11 +243,10 @@ def _write_out_dir(report: Report, delta: GraphDelta | None, out_dir: Path) -> N
 def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: Path | None) -> None:
     """Record the current findings of PATHS so later audits report only new ones."""
     from analyzer import baseline
-    from analyzer.engine import analyze
 
     config = _config(paths[0] if paths else Path("."), config_file)
     targets = _targets(paths, config)
-    report = analyze(targets, config.options(), progress=_progress_bar())
+    report = _analyze(targets, config.options())
     destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
     baseline.write(report, destination)
     click.echo(f"recorded {len(report.findings)} findings in {destination}; "
@@ -284,7 +293,12 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
     root = _repo_root(Path("."))
     config = _config(root, config_file, Overrides(fail_on=fail_on))
     targets = [root / p for p in config.include] if config.include else [root]
-    report, changed = run_hook(targets, files, config.options(), full=full)
+    from analyzer.catalog import CatalogError
+
+    try:
+        report, changed = run_hook(targets, files, config.options(), full=full)
+    except CatalogError as exc:
+        raise UsageFailure(str(exc)) from None
     known = _known_fingerprints(config.baseline)
     if known is not None:
         from analyzer import baseline
