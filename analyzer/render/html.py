@@ -1,0 +1,113 @@
+"""The HTML audit report: one self-contained file (inline CSS, inline SVG, no scripts) that opens offline.
+
+Rendered with jinja2 with autoescape on, so every analysed string is escaped by the template
+engine; the only `Markup` is the SVG that `dot` drew from our own escaped DOT source. When
+Graphviz is not installed, each pipeline shows a note and its DOT source instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from analyzer.model import Finding, Pipeline, Report, Stage
+from analyzer.render import dot
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "note": 2}
+KIND_WORDS = {"data": "data", "control": "control", "unknown": "unknown (treated as real)", "order": "coincidental"}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagram:
+    svg: Markup | None
+    source: str
+    error: str = ""
+
+
+def _diagram(report: Report, pipeline: Pipeline, max_stages: int | None) -> Diagram:
+    from markupsafe import Markup
+
+    try:
+        svg, source = dot.pipeline_svg(report, pipeline, max_stages)
+    except dot.GraphvizError as exc:
+        return Diagram(None, dot.render_views([dot.view(report, pipeline, max_stages)], legend=False), str(exc))
+    # trusted: drawn by `dot` from DOT whose every analysed string went through dot._html/_plain
+    return Diagram(Markup(svg) if svg is not None else None, source)
+
+
+def _stage_row(stage: Stage, rules: dict[str, list[str]], groups: dict[str, list[int]]) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "resources": [f"{dot.RESOURCE_ABBREV.get(r.kind, r.kind)}: {r.name}" for r in stage.resources],
+        "rules": rules.get(stage.id, []),
+        "groups": groups.get(stage.id, []),
+    }
+
+
+def _pipeline_context(report: Report, p: Pipeline, max_stages: int | None, draw: bool) -> dict[str, Any]:
+    findings = sorted(dot.pipeline_findings(report, p), key=lambda f: (_SEVERITY_ORDER[f.severity], f.line))
+    rules: dict[str, list[str]] = {}
+    for f in findings:
+        for sid in f.stages:
+            rules.setdefault(sid, []).append(f.rule)
+    groups: dict[str, list[int]] = {}
+    for i, g in enumerate(p.parallel_groups, start=1):
+        for sid in g.stages:
+            groups.setdefault(sid, []).append(i)
+    names = {s.id: s.name for s in p.stages}
+    return {
+        "pipeline": p,
+        "anchor": dot.stable_id("pipeline", p.id),
+        "diagram": _diagram(report, p, max_stages) if draw else None,
+        "stages": [_stage_row(s, rules, groups) for s in p.stages],
+        "real": [e for e in p.edges if e.kind != "order"],
+        "coincidental": [e for e in p.edges if e.kind == "order"],
+        "names": names,
+        "groups": [{"number": i, "stages": [names.get(s, s) for s in g.stages], "shared": g.shared_resources,
+                    "fill": dot.GROUP_FILLS[(i - 1) % len(dot.GROUP_FILLS)]}
+                   for i, g in enumerate(p.parallel_groups, start=1)],
+        "findings": findings,
+        "counts": Counter(f.severity for f in findings),
+    }
+
+
+def context(report: Report, max_stages: int | None = None, draw: bool = True) -> dict[str, Any]:
+    """Everything the template shows, as plain values (the template does no analysis)."""
+    assigned = {id(f) for p in report.pipelines for f in dot.pipeline_findings(report, p)}
+    findings: list[Finding] = sorted(report.findings,
+                                     key=lambda f: (_SEVERITY_ORDER.get(f.severity, 9), f.file, f.line, f.rule))
+    counts = Counter(f.severity for f in report.findings)
+    return {
+        "report": report,
+        "summary": report.summary,
+        "counts": {k: counts.get(k, 0) for k in ("error", "warning", "note")},
+        "findings": findings,
+        "unassigned": [f for f in findings if id(f) not in assigned],
+        "pipelines": [_pipeline_context(report, p, max_stages, draw) for p in report.pipelines],
+        "dot_available": dot.dot_available(),
+        "kind_words": KIND_WORDS,
+    }
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("analyzer.render", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(report: Report, max_stages: int | None = dot.DEFAULT_MAX_STAGES) -> str:
+    """The audit report as one HTML page; diagrams of big pipelines fold to `max_stages` stages."""
+    template = _environment().get_template("report.html.j2")
+    text: str = template.render(**context(report, max_stages))
+    return text
