@@ -1,0 +1,914 @@
+"""Hazard signals seen directly in one function's body (or a module-level driver block).
+
+A signal is a local fact the checks combine with the stage graph: an `except Exception: pass`,
+an executor without a worker cap, a wait without a timeout. This module only looks at the code
+it is given (plus, for a few patterns, one level of analysed callees to tell what a call does);
+the engine composes the signals of callees into stages. Names are resolved through
+`ModuleIndex.qualify`, so `from concurrent.futures import ThreadPoolExecutor as TPE` still counts.
+
+Signal kinds (the `Signal.kind` values, stable; checks match on these constants):
+
+==========================  =====================================================================
+kind                        meaning (detail text in parentheses)
+==========================  =====================================================================
+broad-except-swallow        `except Exception`/`BaseException`/bare `except` whose handler neither
+                            re-raises nor records the failure ("except Exception: pass",
+                            "... : continue", "... : return None", "... : return a default",
+                            "... : logged only"). "logged only" counts only inside a fan-out branch.
+executor-uncapped           ThreadPoolExecutor/ProcessPoolExecutor/multiprocessing or billiard Pool
+                            without a worker cap, or with a cap that grows with the input (`len(...)`)
+executor-capped             the same with an explicit cap (lets checks tell near-misses apart)
+gather-unbounded            `asyncio.gather(*collection)` or a TaskGroup/nursery task per loop
+                            iteration, with no Semaphore/limiter in sight
+wait-no-timeout             `fut.result()`, `wait`/`as_completed` without timeout, zero-argument
+                            `.get()` (AsyncResult, queue) and `.join()` (thread, process, pool), `ray.get`
+remote-no-timeout           requests (functions and Session methods), urllib.request.urlopen and
+                            urllib3 calls without `timeout=`; httpx only with an explicit `timeout=None`
+                            (httpx has a default timeout)
+retry-nonidempotent         a retry loop or retry decorator around an HTTP POST/PATCH, an SQL INSERT
+                            without conflict handling, or a queue publish, with no idempotency key
+order-dependent-state       a loop over records that carries state across iterations and writes it
+                            into the records/output (running totals, sequence numbers, previous-record
+                            comparisons, state machines)
+task-per-row                a task/future/signature created per row of a query result
+==========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from analyzer.facts.index import FunctionRef, ModuleIndex, Project, dotted
+from analyzer.model import Signal
+
+BROAD_EXCEPT_SWALLOW = "broad-except-swallow"
+EXECUTOR_UNCAPPED = "executor-uncapped"
+EXECUTOR_CAPPED = "executor-capped"
+GATHER_UNBOUNDED = "gather-unbounded"
+WAIT_NO_TIMEOUT = "wait-no-timeout"
+REMOTE_NO_TIMEOUT = "remote-no-timeout"
+RETRY_NONIDEMPOTENT = "retry-nonidempotent"
+ORDER_DEPENDENT_STATE = "order-dependent-state"
+TASK_PER_ROW = "task-per-row"
+
+SIGNAL_KINDS = frozenset(
+    {
+        BROAD_EXCEPT_SWALLOW, EXECUTOR_UNCAPPED, EXECUTOR_CAPPED, GATHER_UNBOUNDED, WAIT_NO_TIMEOUT,
+        REMOTE_NO_TIMEOUT, RETRY_NONIDEMPOTENT, ORDER_DEPENDENT_STATE, TASK_PER_ROW,
+    }
+)
+
+#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else:
+#: swallowing only matters inside a fan-out branch, whose log nobody reads.
+LOGGED_ONLY = "logged only"
+
+_BROAD = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})
+_LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "fatal"})
+_LOG_CALLS = frozenset({"print", "traceback.print_exc", "traceback.print_exception", "warnings.warn"})
+
+#: executor constructors -> (cap keyword, cap position)
+_EXECUTORS: dict[str, tuple[str, int]] = {
+    "concurrent.futures.ThreadPoolExecutor": ("max_workers", 0),
+    "concurrent.futures.thread.ThreadPoolExecutor": ("max_workers", 0),
+    "concurrent.futures.ProcessPoolExecutor": ("max_workers", 0),
+    "concurrent.futures.process.ProcessPoolExecutor": ("max_workers", 0),
+    "multiprocessing.Pool": ("processes", 0),
+    "multiprocessing.pool.Pool": ("processes", 0),
+    "multiprocessing.pool.ThreadPool": ("processes", 0),
+    "multiprocessing.dummy.Pool": ("processes", 0),
+    "billiard.Pool": ("processes", 0),
+    "billiard.pool.Pool": ("processes", 0),
+    "loky.get_reusable_executor": ("max_workers", 0),
+}
+_MP_CONTEXT = frozenset({"multiprocessing.get_context", "billiard.get_context"})
+_TASK_GROUPS = frozenset({"asyncio.TaskGroup", "anyio.create_task_group", "trio.open_nursery"})
+_WAITS = frozenset(
+    {"concurrent.futures.wait", "concurrent.futures.as_completed", "asyncio.wait", "asyncio.as_completed"}
+)
+_HTTP_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
+_REQUESTS_SESSIONS = frozenset({"requests.Session", "requests.session", "requests.sessions.Session"})
+_HTTPX_CLIENTS = frozenset({"httpx.Client", "httpx.AsyncClient"})
+_URLLIB3_POOLS = frozenset({"urllib3.PoolManager", "urllib3.HTTPConnectionPool", "urllib3.HTTPSConnectionPool",
+                            "urllib3.connection_from_url"})
+_RETRY_DECORATORS = frozenset({
+    "tenacity.retry", "backoff.on_exception", "backoff.on_predicate", "retrying.retry", "retry.retry",
+    "retry.api.retry", "stamina.retry", "retry_decorator.retry",
+})
+_RETRY_ITERATORS = frozenset({"tenacity.Retrying", "tenacity.AsyncRetrying", "stamina.retry_context"})
+_PUBLISH = {
+    "publish": "queue publish", "basic_publish": "queue publish", "send_message": "queue publish",
+    "send_message_batch": "queue publish", "produce": "queue publish", "xadd": "stream append",
+    "lpush": "list push", "rpush": "list push", "insert_one": "document insert", "insert_many": "document insert",
+    "send_mail": "email send", "sendmail": "email send", "send_email": "email send",
+}
+_IDEMPOTENCY_MARKERS = ("idempoten", "deduplicationid", "deduplication_id", "dedup_id", "dedupe_key")
+_TASK_METHODS = frozenset({"submit", "apply_async", "delay", "s", "si", "signature", "create_task", "start_soon",
+                           "remote"})
+_TASK_CALLS = frozenset({"asyncio.create_task", "asyncio.ensure_future", "dask.delayed"})
+_MAP_METHODS = frozenset({"map", "imap", "imap_unordered", "starmap", "map_async", "starmap_async"})
+_QUERY_FETCH = frozenset({"fetchall", "fetchmany"})
+_QUERY_CALLS = frozenset({"pandas.read_sql", "pandas.read_sql_query", "pandas.read_sql_table"})
+_SINK_METHODS = frozenset({"append", "appendleft", "extend", "insert", "add", "write", "writerow", "writerows",
+                           "put", "put_nowait", "send", "emit", "update"})
+_SAFE_INSERT = ("ON CONFLICT", "ON DUPLICATE KEY", "MERGE ", "UPSERT", "INSERT OR REPLACE", "INSERT OR IGNORE",
+                "INSERT IGNORE", "REPLACE INTO", "WHERE NOT EXISTS")
+
+
+# ---------------------------------------------------------------- entry points
+
+def function_signals(fn: FunctionRef, project: Project) -> tuple[Signal, ...]:
+    """Hazard signals seen directly in one function's body (not its callees; the engine composes those)."""
+    body = fn.node.body
+    statements: Sequence[cst.CSTNode] = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    return _scan(statements, fn.module, project, fn)
+
+
+def body_signals(statements: Sequence[cst.BaseStatement], module: ModuleIndex, project: Project) -> tuple[Signal, ...]:
+    """Same for a module-level driver block (`if __name__ == "__main__":`)."""
+    return _scan(statements, module, project, None)
+
+
+@dataclass(slots=True)
+class _Context:
+    module: ModuleIndex
+    project: Project
+    fn: FunctionRef | None
+    statements: Sequence[cst.CSTNode]
+    #: name -> what it is bound to: "executor-capped", "executor-uncapped", "mp-context", "taskgroup",
+    #: "requests-session", "httpx-no-timeout", "urllib3-no-timeout", "query"
+    bindings: dict[str, str] = field(default_factory=dict)
+    signals: list[Signal] = field(default_factory=list)
+    limited: bool = False
+
+    def add(self, kind: str, node: cst.CSTNode, detail: str) -> None:
+        self.signals.append(
+            Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node))
+        )
+
+    def qualify(self, expr: cst.BaseExpression) -> str | None:
+        return self.module.qualify(expr)
+
+
+def _scan(
+    statements: Sequence[cst.CSTNode], module: ModuleIndex, project: Project, fn: FunctionRef | None
+) -> tuple[Signal, ...]:
+    ctx = _Context(module, project, fn, statements)
+    _collect_bindings(ctx)
+    ctx.limited = _has_limiter(statements, ctx)
+    visitor = _Visitor(ctx)
+    for statement in statements:
+        statement.visit(visitor)
+    _retry_signals(ctx)
+    for loop in _loops(statements):
+        _order_state(loop, ctx)
+    unique = {(s.kind, s.line, s.column, s.detail): s for s in ctx.signals}
+    return tuple(sorted(unique.values(), key=lambda s: (s.line, s.column or 0, s.kind, s.detail)))
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _walk(node: cst.CSTNode, into_defs: bool = True) -> Iterator[cst.CSTNode]:
+    """Every node under `node` (pre-order, source order), optionally not entering nested defs."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if not into_defs and current is not node and isinstance(current, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            continue
+        stack.extend(reversed(current.children))
+
+
+def _walk_all(nodes: Sequence[cst.CSTNode], into_defs: bool = True) -> Iterator[cst.CSTNode]:
+    for node in nodes:
+        yield from _walk(node, into_defs)
+
+
+def _code(node: cst.CSTNode, limit: int = 60) -> str:
+    text = " ".join(cst.Module([]).code_for_node(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _keyword(call: cst.Call, name: str) -> cst.Arg | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg
+    return None
+
+
+def _positional(call: cst.Call, index: int) -> cst.Arg | None:
+    plain = [a for a in call.args if a.keyword is None and not a.star]
+    return plain[index] if index < len(plain) else None
+
+
+def _method(call: cst.Call) -> str | None:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+
+
+def _receiver(call: cst.Call) -> str | None:
+    return dotted(call.func.value) if isinstance(call.func, cst.Attribute) else None
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
+def _short(qualified: str) -> str:
+    return qualified.rsplit(".", 1)[-1]
+
+
+def _strings(node: cst.CSTNode) -> Iterator[str]:
+    """The literal text of every string under `node` (f-string placeholders dropped)."""
+    for sub in _walk(node):
+        if isinstance(sub, cst.SimpleString):
+            value = sub.evaluated_value
+            yield value if isinstance(value, str) else value.decode("utf-8", "replace")
+        elif isinstance(sub, cst.FormattedString):
+            yield "".join(p.value for p in sub.parts if isinstance(p, cst.FormattedStringText))
+
+
+def _has_limiter(nodes: Sequence[cst.CSTNode], ctx: _Context) -> bool:
+    """A Semaphore/limiter created or entered here, or a module-level one referenced here."""
+    module_limiters = {
+        name for name, value in ctx.module.constants.items()
+        if isinstance(value, cst.Call) and _is_limiter_call(value, ctx.module)
+    }
+    for node in _walk_all(nodes):
+        if isinstance(node, cst.Call) and _is_limiter_call(node, ctx.module):
+            return True
+        if isinstance(node, cst.With) and node.asynchronous is not None:
+            for item in node.items:
+                text = (dotted(item.item) or "").lower()
+                if "sem" in text or "limit" in text:
+                    return True
+        if isinstance(node, cst.Name) and node.value in module_limiters:
+            return True
+    return False
+
+
+def _is_limiter_call(call: cst.Call, module: ModuleIndex) -> bool:
+    name = module.qualify(call.func) or ""
+    return name.endswith(("Semaphore", "CapacityLimiter", "Limiter"))
+
+
+# ---------------------------------------------------------------- bindings
+
+def _collect_bindings(ctx: _Context) -> None:
+    """What local names, module constants and `self` attributes hold (executors, sessions, query rows)."""
+    for name, value in ctx.module.constants.items():
+        kind = _binding_kind(value, ctx)
+        if kind:
+            ctx.bindings[name] = kind
+    if ctx.fn is not None and ctx.fn.class_name:
+        klass = ctx.module.classes.get(ctx.fn.class_name)
+        for method in klass.methods.values() if klass else ():
+            for node in _walk(method.node):
+                if isinstance(node, cst.Assign):
+                    _bind_targets(node.targets, node.value, ctx, only_self=True)
+    for node in _walk_all(ctx.statements):
+        if isinstance(node, cst.Assign):
+            _bind_targets(node.targets, node.value, ctx, only_self=False)
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            _bind_target(node.target, node.value, ctx, only_self=False)
+        elif isinstance(node, cst.With):
+            for item in node.items:
+                if item.asname is not None:
+                    _bind_target(item.asname.name, item.item, ctx, only_self=False)
+
+
+def _bind_targets(
+    targets: Sequence[cst.AssignTarget], value: cst.BaseExpression, ctx: _Context, only_self: bool
+) -> None:
+    for target in targets:
+        _bind_target(target.target, value, ctx, only_self)
+
+
+def _bind_target(target: cst.BaseExpression, value: cst.BaseExpression, ctx: _Context, only_self: bool) -> None:
+    name = dotted(target)
+    if name is None or (only_self and not name.startswith("self.")):
+        return
+    kind = _binding_kind(value, ctx)
+    if kind:
+        ctx.bindings[name] = kind
+
+
+def _binding_kind(value: cst.BaseExpression, ctx: _Context) -> str | None:
+    if not isinstance(value, cst.Call):
+        return None
+    name = ctx.qualify(value.func) or ""
+    executor = _executor_cap(value, ctx)
+    if executor is not None:
+        return "executor-capped" if executor[0] else "executor-uncapped"
+    if name in _MP_CONTEXT:
+        return "mp-context"
+    if name in _TASK_GROUPS:
+        return "taskgroup"
+    if name in _REQUESTS_SESSIONS:
+        return "requests-session"
+    if name in _HTTPX_CLIENTS:
+        timeout = _keyword(value, "timeout")
+        return "httpx-no-timeout" if timeout is not None and _is_none(timeout.value) else None
+    if name in _URLLIB3_POOLS:
+        return None if _keyword(value, "timeout") else "urllib3-no-timeout"
+    if _is_query(value, ctx, depth=0):
+        return "query"
+    return None
+
+
+# ---------------------------------------------------------------- executors, queries
+
+def _executor_cap(call: cst.Call, ctx: _Context) -> tuple[bool, str] | None:
+    """(capped, why) for an executor/pool constructor, None for any other call."""
+    name = ctx.qualify(call.func) or ""
+    spec = _EXECUTORS.get(name)
+    if spec is None and _method(call) == "Pool" and ctx.bindings.get(_receiver(call) or "") == "mp-context":
+        spec = ("processes", 0)
+    if spec is None:
+        return None
+    keyword, position = spec
+    arg = _keyword(call, keyword) or _positional(call, position)
+    if arg is None or _is_none(arg.value):
+        return False, f"no {keyword}"
+    if isinstance(arg.value, cst.Call) and (ctx.qualify(arg.value.func) or "") == "len":
+        return False, f"{keyword}={_code(arg.value, 30)} grows with the input"
+    return True, f"{keyword}={_code(arg.value, 30)}"
+
+
+def _is_query(call: cst.Call, ctx: _Context, depth: int) -> bool:
+    """Whether a call returns the rows of a database query (one level into analysed callees)."""
+    method = _method(call)
+    if method in _QUERY_FETCH or (ctx.qualify(call.func) or "") in _QUERY_CALLS:
+        return True
+    if method == "execute" and any(s.lstrip().upper().startswith("SELECT") for s in _strings(call)):
+        return True
+    if method in {"all", "scalars"} and isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Call):
+        return _method(call.func.value) in {"query", "execute", "scalars"}
+    if method in {"list", "tuple"} or (ctx.qualify(call.func) or "") in {"list", "tuple", "sorted"}:
+        return any(isinstance(a.value, cst.Call) and _is_query(a.value, ctx, depth) for a in call.args)
+    if depth == 0:
+        callee = _callee(call, ctx)
+        if callee is not None and callee.node is not (ctx.fn.node if ctx.fn else None):
+            returns = [n for n in _walk(callee.node, into_defs=False) if isinstance(n, cst.Return) and n.value]
+            sub = _Context(callee.module, ctx.project, callee, [callee.node])
+            return bool(returns) and any(
+                isinstance(n, cst.Call) and _is_query(n, sub, depth + 1) for n in _walk(callee.node, into_defs=False)
+            )
+    return False
+
+
+def _callee(call: cst.Call, ctx: _Context) -> FunctionRef | None:
+    name = ctx.qualify(call.func)
+    if name is None:
+        return None
+    if name.startswith("self.") and name.count(".") == 1 and ctx.fn is not None and ctx.fn.class_name:
+        klass = ctx.module.classes.get(ctx.fn.class_name)
+        return ctx.project.method(klass, name[5:]) if klass else None
+    return ctx.project.function(name)
+
+
+# ---------------------------------------------------------------- the main visitor
+
+class _Visitor(cst.CSTVisitor):
+    """One pass over the body: excepts, executors, gathers, waits, remote calls, tasks per row."""
+
+    def __init__(self, ctx: _Context) -> None:
+        super().__init__()
+        self.ctx = ctx
+        #: iterables of the loops and comprehensions we are inside
+        self.iterables: list[cst.BaseExpression] = []
+
+    # loops -------------------------------------------------------
+    def visit_For(self, node: cst.For) -> None:
+        self.iterables.append(node.iter)
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self.iterables.pop()
+
+    # a comprehension's element is visited before its `for` clauses: push them all up front
+    def _enter_comprehension(self, node: cst.BaseComp | cst.DictComp) -> None:
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            self.iterables.append(clause.iter)
+            clause = clause.inner_for_in
+
+    def _leave_comprehension(self, node: cst.BaseComp | cst.DictComp) -> None:
+        clause: cst.CompFor | None = node.for_in
+        while clause is not None:
+            self.iterables.pop()
+            clause = clause.inner_for_in
+
+    def visit_ListComp(self, node: cst.ListComp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_ListComp(self, original_node: cst.ListComp) -> None:
+        self._leave_comprehension(original_node)
+
+    def visit_SetComp(self, node: cst.SetComp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_SetComp(self, original_node: cst.SetComp) -> None:
+        self._leave_comprehension(original_node)
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
+        self._leave_comprehension(original_node)
+
+    def visit_DictComp(self, node: cst.DictComp) -> None:
+        self._enter_comprehension(node)
+
+    def leave_DictComp(self, original_node: cst.DictComp) -> None:
+        self._leave_comprehension(original_node)
+
+    def visit_While(self, node: cst.While) -> None:
+        self.iterables.append(node.test)
+
+    def leave_While(self, original_node: cst.While) -> None:
+        self.iterables.pop()
+
+    # excepts -----------------------------------------------------
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        clause = _broad_clause(node, self.ctx.module)
+        if clause is None:
+            return
+        how = _swallowed(node.body, self.ctx)
+        if how is not None:
+            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}")
+
+    # calls -------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        ctx = self.ctx
+        name = ctx.qualify(node.func) or ""
+        executor = _executor_cap(node, ctx)
+        if executor is not None:
+            capped, why = executor
+            label = _short(name) if name else _code(node.func)
+            ctx.add(EXECUTOR_CAPPED if capped else EXECUTOR_UNCAPPED, node, f"{label}() with {why}")
+        self._gather(node, name)
+        self._wait(node, name)
+        self._remote(node, name)
+        self._task_per_row(node, name)
+
+    def _gather(self, node: cst.Call, name: str) -> None:
+        if self.ctx.limited:
+            return
+        if name == "asyncio.gather" and any(a.star == "*" for a in node.args):
+            if self._gathers_limited_callee(node):
+                return
+            self.ctx.add(GATHER_UNBOUNDED, node, f"{_code(node)} starts every task at once, with no Semaphore")
+        elif (
+            _method(node) in {"create_task", "start_soon"}
+            and self.iterables
+            and self.ctx.bindings.get(_receiver(node) or "") == "taskgroup"
+        ):
+            self.ctx.add(GATHER_UNBOUNDED, node, f"{_code(node.func)}() once per loop iteration, with no Semaphore")
+
+    def _gathers_limited_callee(self, node: cst.Call) -> bool:
+        for arg in node.args:
+            if arg.star != "*":
+                continue
+            element = arg.value.elt if isinstance(arg.value, cst.GeneratorExp | cst.ListComp) else None
+            if isinstance(element, cst.Call):
+                callee = _callee(element, self.ctx)
+                sub = _Context(callee.module, self.ctx.project, callee, []) if callee is not None else None
+                if callee is not None and sub is not None and _has_limiter([callee.node], sub):
+                    return True
+        return False
+
+    def _wait(self, node: cst.Call, name: str) -> None:
+        method = _method(node)
+        if name in _WAITS:
+            positional_timeout = _positional(node, 1) if name.startswith("concurrent.") else None
+            if _keyword(node, "timeout") is None and positional_timeout is None:
+                self.ctx.add(WAIT_NO_TIMEOUT, node, f"{_short(name)}() without timeout")
+        elif name == "ray.get" and _keyword(node, "timeout") is None:
+            self.ctx.add(WAIT_NO_TIMEOUT, node, "ray.get() without timeout")
+        elif (method in {"result", "join"} and not node.args) or (
+            method == "get" and _keyword(node, "timeout") is None and _blocking_get(node)
+        ):
+            self.ctx.add(WAIT_NO_TIMEOUT, node, f"{_code(node.func)}() without timeout")
+
+    def _remote(self, node: cst.Call, name: str) -> None:
+        method = _method(node)
+        timeout = _keyword(node, "timeout")
+        missing = timeout is None or _is_none(timeout.value)
+        module = name.split(".", 1)[0]
+        if module == "requests" and _short(name) in _HTTP_VERBS and name.count(".") <= 2 and missing:
+            self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{_short(name)} request to {self._url(node)} without timeout=")
+        elif module == "httpx" and _short(name) in _HTTP_VERBS and timeout is not None and _is_none(timeout.value):
+            self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{_short(name)} request to {self._url(node)} with timeout=None")
+        elif name in {"urllib.request.urlopen", "urllib3.request"} and missing and _positional(node, 2) is None:
+            self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{_short(name)}({self._url(node)}) without timeout=")
+        elif method is not None:
+            bound = self.ctx.bindings.get(_receiver(node) or "")
+            if bound == "requests-session" and method in _HTTP_VERBS and missing:
+                self.ctx.add(REMOTE_NO_TIMEOUT, node, f"Session.{method} to {self._url(node)} without timeout=")
+            elif bound == "httpx-no-timeout" and method in _HTTP_VERBS and timeout is None:
+                self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{method} on an httpx client built with timeout=None")
+            elif bound == "urllib3-no-timeout" and method in {"request", "urlopen"} and missing:
+                self.ctx.add(REMOTE_NO_TIMEOUT, node, f"urllib3 {method} without timeout=")
+
+    @staticmethod
+    def _url(node: cst.Call) -> str:
+        arg = _keyword(node, "url") or _positional(node, 0)
+        return _code(arg.value, 40) if arg is not None else "a URL"
+
+    def _task_per_row(self, node: cst.Call, name: str) -> None:
+        method = _method(node)
+        receiver = self.ctx.bindings.get(_receiver(node) or "")
+        if receiver == "executor-capped":
+            return  # bounded concurrency: the near-miss
+        is_task = (method in _TASK_METHODS) or name in _TASK_CALLS
+        if is_task:
+            for iterable in self.iterables:
+                source = self._query_source(iterable)
+                if source:
+                    self.ctx.add(TASK_PER_ROW, node, f"{_code(node.func)}() once per row of {source}")
+                    return
+        elif method in _MAP_METHODS and receiver == "executor-uncapped":
+            for arg in node.args[1:2]:
+                source = self._query_source(arg.value)
+                if source:
+                    self.ctx.add(TASK_PER_ROW, node, f"{_code(node.func)}() over every row of {source}")
+                    return
+
+    def _query_source(self, iterable: cst.BaseExpression) -> str | None:
+        name = dotted(iterable)
+        if name is not None and self.ctx.bindings.get(name) == "query":
+            return f"`{name}` (a query result)"
+        if isinstance(iterable, cst.Call) and _is_query(iterable, self.ctx, depth=0):
+            return f"{_code(iterable, 40)} (a query result)"
+        return None
+
+
+def _blocking_get(node: cst.Call) -> bool:
+    """`.get()`, `.get(True)`, `.get(block=True)`: a blocking queue/AsyncResult get (dict.get needs a key)."""
+    if not node.args:
+        return True
+    if len(node.args) == 1:
+        arg = node.args[0]
+        is_true = isinstance(arg.value, cst.Name) and arg.value.value == "True"
+        return is_true and (arg.keyword is None or arg.keyword.value == "block")
+    return False
+
+
+# ---------------------------------------------------------------- broad excepts
+
+def _broad_clause(handler: cst.ExceptHandler, module: ModuleIndex) -> str | None:
+    if handler.type is None:
+        return "bare except"
+    types = [e.value for e in handler.type.elements] if isinstance(handler.type, cst.Tuple) else [handler.type]
+    for expr in types:
+        name = module.qualify(expr)
+        if name in _BROAD:
+            return f"except {_short(name)}"
+    return None
+
+
+def _is_log_call(call: cst.Call, module: ModuleIndex) -> bool:
+    name = module.qualify(call.func) or ""
+    if name in _LOG_CALLS:
+        return True
+    method = _method(call)
+    receiver = (_receiver(call) or "").lower()
+    return method in _LOG_METHODS and ("log" in receiver or name.startswith("logging."))
+
+
+def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
+    """How a broad handler drops the failure, or None when it re-raises or records it."""
+    if any(isinstance(n, cst.Raise) for n in _walk(body, into_defs=False)):
+        return None
+    statements = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    hows: list[str] = []
+    logged = False
+    for statement in statements:
+        smalls = statement.body if isinstance(statement, cst.SimpleStatementLine | cst.SimpleStatementSuite) else None
+        if smalls is None or isinstance(smalls, cst.BaseSuite):
+            return None  # an if/for/with in the handler: assume it handles the failure
+        for small in smalls:
+            if isinstance(small, cst.Pass):
+                hows.append("pass")
+            elif isinstance(small, cst.Continue):
+                hows.append("continue")
+            elif isinstance(small, cst.Break):
+                hows.append("break")
+            elif isinstance(small, cst.Return):
+                if small.value is None or _is_none(small.value):
+                    hows.append("return None")
+                elif _is_default(small.value):
+                    hows.append("return a default")
+                else:
+                    return None
+            elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                if not _is_log_call(small.value, ctx.module):
+                    return None
+                logged = True
+            else:
+                return None
+    if logged:
+        return LOGGED_ONLY
+    return hows[0] if hows else "pass"
+
+
+def _is_default(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Integer | cst.Float | cst.SimpleString):
+        return True
+    if isinstance(expr, cst.Name) and expr.value in {"True", "False"}:
+        return True
+    return isinstance(expr, cst.List | cst.Dict | cst.Tuple | cst.Set) and not getattr(expr, "elements", None)
+
+
+# ---------------------------------------------------------------- retries
+
+def _retry_signals(ctx: _Context) -> None:
+    if ctx.fn is not None:
+        label = _retry_decorator(ctx.fn, ctx)
+        if label is not None:
+            _non_idempotent_write(ctx.statements, ctx, label)
+            return
+    for node in _walk_all(ctx.statements, into_defs=False):
+        if isinstance(node, cst.For | cst.While):
+            label = _retry_loop(node, ctx)
+            if label is not None:
+                _non_idempotent_write([node.body], ctx, label)
+
+
+def _retry_decorator(fn: FunctionRef, ctx: _Context) -> str | None:
+    for decorator in fn.node.decorators:
+        expr = decorator.decorator
+        call = expr if isinstance(expr, cst.Call) else None
+        name = ctx.qualify(call.func if call else expr) or ""
+        if name in _RETRY_DECORATORS:
+            return f"@{name}"
+        if call is not None and (_keyword(call, "autoretry_for") or _keyword(call, "retry_backoff")):
+            return f"@{_short(name)}(autoretry_for=...)"
+    for node in _walk_all(ctx.statements, into_defs=False):
+        if isinstance(node, cst.Call) and (dotted(node.func) or "") == "self.retry":
+            return "self.retry()"
+    return None
+
+
+def _retry_loop(loop: cst.For | cst.While, ctx: _Context) -> str | None:
+    """A loop that retries its body: `for attempt in range(n): try ... except: continue`."""
+    if isinstance(loop, cst.For):
+        if isinstance(loop.iter, cst.Call) and (ctx.qualify(loop.iter.func) or "") in _RETRY_ITERATORS:
+            return f"for ... in {_short(ctx.qualify(loop.iter.func) or '')}()"
+        if not (isinstance(loop.iter, cst.Call) and ctx.qualify(loop.iter.func) == "range"):
+            return None
+        label = f"retry loop `for {_code(loop.target, 20)} in {_code(loop.iter, 30)}`"
+    else:
+        label = f"retry loop `while {_code(loop.test, 30)}`"
+    for node in _walk(loop.body, into_defs=False):
+        if not isinstance(node, cst.Try):
+            continue
+        exits = any(isinstance(n, cst.Break | cst.Return) for n in _walk(node.body, into_defs=False))
+        for handler in node.handlers:
+            last = handler.body.body[-1] if isinstance(handler.body, cst.IndentedBlock) and handler.body.body else None
+            reraises = isinstance(last, cst.SimpleStatementLine) and any(isinstance(s, cst.Raise) for s in last.body)
+            retries = any(isinstance(n, cst.Continue) for n in _walk(handler.body, into_defs=False))
+            if not reraises and (exits or retries):
+                return label
+    return None
+
+
+def _non_idempotent_write(scope: Sequence[cst.CSTNode], ctx: _Context, label: str, depth: int = 0) -> bool:
+    """Signal the first non-idempotent write in `scope` (one level into analysed callees)."""
+    if _mentions_idempotency(scope):
+        return False
+    for node in _walk_all(scope, into_defs=False):
+        what = _write_kind(node, ctx)
+        if what is not None:
+            ctx.add(RETRY_NONIDEMPOTENT, node, f"{label} around {what}, with no idempotency key")
+            return True
+        if depth == 0 and isinstance(node, cst.Call):
+            callee = _callee(node, ctx)
+            if callee is not None and (ctx.fn is None or callee.node is not ctx.fn.node):
+                sub = _Context(callee.module, ctx.project, callee, [callee.node])
+                found = _first_write(callee.node, sub)
+                if found is not None and not _mentions_idempotency([callee.node]):
+                    ctx.add(RETRY_NONIDEMPOTENT, node, f"{label} around {_code(node.func)}(), which does {found}, "
+                                                       "with no idempotency key")
+                    return True
+    return False
+
+
+def _first_write(fn_node: cst.FunctionDef, ctx: _Context) -> str | None:
+    for node in _walk(fn_node.body, into_defs=False):
+        what = _write_kind(node, ctx)
+        if what is not None:
+            return what
+    return None
+
+
+def _write_kind(node: cst.CSTNode, ctx: _Context) -> str | None:
+    if isinstance(node, cst.Call):
+        method = _method(node) or _short(ctx.qualify(node.func) or "")
+        if method in {"post", "patch"}:
+            return f"an HTTP {method.upper()} ({_code(node.func)})"
+        if method == "request":
+            verb = _positional(node, 0) or _keyword(node, "method")
+            text = next(iter(_strings(verb.value)), "").upper() if verb is not None else ""
+            if text in {"POST", "PATCH"}:
+                return f"an HTTP {text} ({_code(node.func)})"
+        if method in _PUBLISH and isinstance(node.func, cst.Attribute):
+            return f"a {_PUBLISH[method]} ({_code(node.func)})"
+        return None
+    if isinstance(node, cst.SimpleString | cst.FormattedString):
+        text = " ".join("".join(_strings(node)).upper().split())
+        if "INSERT " in text and "INTO" in text and not any(marker in text for marker in _SAFE_INSERT):
+            return "an SQL INSERT without ON CONFLICT/MERGE"
+    return None
+
+
+def _mentions_idempotency(scope: Sequence[cst.CSTNode]) -> bool:
+    for node in _walk_all(scope):
+        texts: list[str] = []
+        if isinstance(node, cst.Name):
+            texts.append(node.value)
+        elif isinstance(node, cst.SimpleString):
+            texts.extend(_strings(node))
+        for text in texts:
+            lowered = text.lower().replace("-", "_")
+            if any(marker.replace("-", "_") in lowered for marker in _IDEMPOTENCY_MARKERS):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------- order-dependent state
+
+def _loops(statements: Sequence[cst.CSTNode]) -> Iterator[cst.For]:
+    for node in _walk_all(statements, into_defs=False):
+        if isinstance(node, cst.For):
+            yield node
+
+
+@dataclass(slots=True)
+class _Event:
+    action: str  # "load" | "store" | "aug"
+    name: str
+    value: cst.BaseExpression | None = None
+
+
+@dataclass(slots=True)
+class _Sink:
+    loads: set[str]
+
+
+def _order_state(loop: cst.For, ctx: _Context) -> None:
+    """Signal a loop that carries state across iterations and writes it into records or output."""
+    if isinstance(loop.iter, cst.Call) and ctx.qualify(loop.iter.func) == "range":
+        return  # counting, not records
+    element = set(_target_names(loop.target))
+    events: list[_Event] = []
+    sinks: list[_Sink] = []
+    tests: list[tuple[set[str], bool]] = []  # (names an `if` tests, whether its body writes output)
+    _events(loop.body.body if isinstance(loop.body, cst.IndentedBlock) else [], events, sinks, tests)
+    stores: dict[str, list[_Event]] = {}
+    for event in events:
+        if event.action in {"store", "aug"}:
+            stores.setdefault(event.name, []).append(event)
+    derived = _derived_from(element, events)
+    for name, found in stores.items():
+        if name in element:
+            continue
+        first_store = next(i for i, e in enumerate(events) if e.name == name and e.action in {"store", "aug"})
+        read_before = any(e.name == name and e.action == "load" for e in events[:first_store])
+        how: str | None = None
+        if any(e.action == "aug" for e in found):
+            how = f"running value `{name}` is updated per record and written into the output"
+        elif read_before and any(_loads(e.value) & derived for e in found if e.value is not None):
+            how = f"`{name}` keeps the previous record and is compared with the next one"
+        elif (
+            read_before
+            and len({_code(e.value) for e in found if e.value is not None}) >= 2
+            and any(name in names and writes for names, writes in tests)
+        ):
+            ctx.add(ORDER_DEPENDENT_STATE, loop, f"state machine on `{name}` decides what each record becomes")
+            return
+        if how is not None and any(name in sink.loads for sink in sinks):
+            ctx.add(ORDER_DEPENDENT_STATE, loop, how)
+            return
+
+
+def _target_names(target: cst.BaseExpression) -> Iterator[str]:
+    if isinstance(target, cst.Name):
+        yield target.value
+    elif isinstance(target, cst.Tuple | cst.List):
+        for element in target.elements:
+            yield from _target_names(element.value)
+
+
+def _derived_from(element: set[str], events: list[_Event]) -> set[str]:
+    """Loop-element names plus locals assigned from them within the iteration."""
+    derived = set(element)
+    for event in events:
+        if event.action == "store" and event.value is not None and _loads(event.value) & derived:
+            derived.add(event.name)
+    return derived
+
+
+def _state_name(expr: cst.BaseExpression) -> str | None:
+    if isinstance(expr, cst.Name):
+        return expr.value
+    name = dotted(expr)
+    if name is not None and name.startswith("self.") and name.count(".") == 1:
+        return name
+    return None
+
+
+def _loads(node: cst.CSTNode | None) -> set[str]:
+    if node is None:
+        return set()
+    names: set[str] = set()
+    stack: list[cst.CSTNode] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Lambda | cst.FunctionDef | cst.ClassDef):
+            continue
+        if isinstance(current, cst.Attribute) and _state_name(current):
+            names.add(_state_name(current) or "")
+            continue
+        if isinstance(current, cst.Name):
+            names.add(current.value)
+            continue
+        stack.extend(current.children)
+    return names
+
+
+def _events(
+    statements: Sequence[cst.CSTNode], events: list[_Event], sinks: list[_Sink], tests: list[tuple[set[str], bool]]
+) -> None:
+    """Loads, stores and output writes of a loop body, in execution order."""
+    for statement in statements:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                _small_events(small, events, sinks)
+        elif isinstance(statement, cst.If):
+            before = len(sinks)
+            events.extend(_Event("load", n) for n in _loads(statement.test))
+            _events(_suite(statement.body), events, sinks, tests)
+            tests.append((_loads(statement.test), len(sinks) > before))
+            if statement.orelse is not None:
+                branch = statement.orelse
+                _events([branch] if isinstance(branch, cst.If) else _suite(branch.body), events, sinks, tests)
+        elif isinstance(statement, cst.For):
+            events.extend(_Event("load", n) for n in _loads(statement.iter))
+            events.extend(_Event("store", n) for n in _target_names(statement.target))
+            _events(_suite(statement.body), events, sinks, tests)
+        elif isinstance(statement, cst.While):
+            events.extend(_Event("load", n) for n in _loads(statement.test))
+            _events(_suite(statement.body), events, sinks, tests)
+        elif isinstance(statement, cst.With):
+            for item in statement.items:
+                events.extend(_Event("load", n) for n in _loads(item.item))
+            _events(_suite(statement.body), events, sinks, tests)
+        elif isinstance(statement, cst.Try):
+            _events(_suite(statement.body), events, sinks, tests)
+            for handler in statement.handlers:
+                _events(_suite(handler.body), events, sinks, tests)
+            for extra in (statement.orelse, statement.finalbody):
+                if extra is not None:
+                    _events(_suite(extra.body), events, sinks, tests)
+
+
+def _suite(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
+    return suite.body if isinstance(suite, cst.IndentedBlock) else [suite]
+
+
+def _small_events(small: cst.BaseSmallStatement, events: list[_Event], sinks: list[_Sink]) -> None:
+    if isinstance(small, cst.Assign | cst.AnnAssign):
+        value = small.value
+        targets = [t.target for t in small.targets] if isinstance(small, cst.Assign) else [small.target]
+        value_loads = _loads(value)
+        events.extend(_Event("load", n) for n in value_loads)
+        for target in targets:
+            state = _state_name(target)
+            if state is not None:
+                events.append(_Event("store", state, value))
+            elif isinstance(target, cst.Tuple | cst.List):
+                events.extend(_Event("store", n, value) for n in _target_names(target))
+            else:  # row["total"] = total, rec.seq = seq: a write into a record
+                events.extend(_Event("load", n) for n in _loads(target))
+                sinks.append(_Sink(value_loads))
+    elif isinstance(small, cst.AugAssign):
+        state = _state_name(small.target)
+        value_loads = _loads(small.value)
+        events.extend(_Event("load", n) for n in value_loads)
+        if state is not None:
+            events.append(_Event("load", state))
+            events.append(_Event("aug", state, small.value))
+        else:
+            events.extend(_Event("load", n) for n in _loads(small.target))
+            sinks.append(_Sink(value_loads))
+    elif isinstance(small, cst.Expr):
+        value = small.value
+        events.extend(_Event("load", n) for n in _loads(value))
+        if isinstance(value, cst.Yield | cst.Await) and isinstance(getattr(value, "value", None), cst.BaseExpression):
+            sinks.append(_Sink(_loads(value)))
+        elif isinstance(value, cst.Call) and _method(value) in _SINK_METHODS:
+            sinks.append(_Sink(set().union(*(_loads(a.value) for a in value.args)) if value.args else set()))
+    else:
+        events.extend(_Event("load", n) for n in _loads(small))
