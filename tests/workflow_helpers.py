@@ -8,6 +8,7 @@ engine is being written. Tests that need the *real* engine say so and do not use
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.checks import Hit
-from analyzer.model import Effect, Link, Pipeline, PipelineFacts, Stage
+from analyzer.model import Effect, Link, Location, Pipeline, PipelineFacts, Stage
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
@@ -140,6 +141,11 @@ def _stand_in_extract(modules: Sequence[object], resources: object, roles: objec
                       ) -> tuple[list[PipelineFacts], list[object], dict[str, object]]:
     """One plain pipeline per `def main():`, one stage per call statement in it, data flow by variable name."""
     facts: list[PipelineFacts] = []
+    definitions: dict[str, Location] = {}
+    for module in modules:
+        for m in re.finditer(r"^def (\w+)\(", module.text, re.MULTILINE):  # type: ignore[attr-defined]
+            line = module.text.count("\n", 0, m.start()) + 1  # type: ignore[attr-defined]
+            definitions.setdefault(m.group(1), Location(module.relpath, line))  # type: ignore[attr-defined]
     for module in modules:
         text: str = module.text  # type: ignore[attr-defined]
         relpath: str = module.relpath  # type: ignore[attr-defined]
@@ -160,8 +166,8 @@ def _stand_in_extract(modules: Sequence[object], resources: object, roles: objec
             target = m.group("target")
             writes = (Effect("variable", target, relpath, line, key=target),) if target else ()
             stages.append(Stage(f"{m.group('callee')}#{len(stages) + 1}", m.group("callee"), relpath, line,
-                                reads=reads, writes=writes))
-        declared = tuple(Link(a.id, b.id, "order") for a, b in zip(stages, stages[1:], strict=False))
+                                definition=definitions.get(m.group("callee")), reads=reads, writes=writes))
+        declared = tuple(Link(a.id, b.id, "order") for a, b in itertools.pairwise(stages))
         facts.append(PipelineFacts(f"{relpath}::main", "main", "plain", relpath, main_line, tuple(stages), declared))
     return facts, [], {}
 
