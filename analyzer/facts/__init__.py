@@ -1,17 +1,154 @@
-"""The facts layer: the only code that reads libcst trees. Produces PipelineFacts per pipeline."""
+"""The facts layer: the only code that reads libcst trees. Produces PipelineFacts per pipeline.
+
+Order of work: index every module (names, imports, positions), summarise every function once,
+compose summaries through calls, then let each style (plain/class drivers, framework adapters)
+find its pipelines and build stages with the shared StageBuilder.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import libcst as cst
 
 from analyzer.catalog import ResourceCatalog, RoleModel
-from analyzer.model import Diagnostic, PipelineFacts
+from analyzer.facts.effects import Context
+from analyzer.facts.index import FunctionRef, ModuleIndex, Project, index_module
+from analyzer.facts.stagefx import StageBuilder
+from analyzer.facts.summaries import compose
+from analyzer.model import Diagnostic, PipelineFacts, Signal
 from analyzer.source import ParsedModule
 
 Suppressions = Mapping[str, Mapping[int, frozenset[str]]]
+
+#: Style adapters, each a module with `find_pipelines(builder) -> list[PipelineFacts]`.
+STYLES = (
+    "analyzer.facts.styles.plain",
+    "analyzer.facts.styles.airflow",
+    "analyzer.facts.styles.luigi",
+    "analyzer.facts.styles.prefect",
+    "analyzer.facts.styles.dagster",
+    "analyzer.facts.styles.kedro",
+    "analyzer.facts.styles.celery",
+    "analyzer.facts.styles.sklearn",
+)
+
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    try:
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):
+        return None
 
 
 def extract(
     modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
-    return [], [], {}
+    diagnostics: list[Diagnostic] = []
+    indexes: list[ModuleIndex] = []
+    for parsed in modules:
+        try:
+            indexes.append(index_module(parsed))
+        except RecursionError:
+            diagnostics.append(Diagnostic(parsed.relpath, "syntax-error", "code is nested too deeply to analyse"))
+        except Exception as exc:  # isolation point: one file
+            diagnostics.append(Diagnostic(parsed.relpath, "internal-error", f"stagegraph failed indexing this file: {exc!r}"))
+    project = Project.build(indexes)
+    ctx = Context(project, resources)
+
+    function_signals = _optional("analyzer.facts.signals", "function_signals")
+    body_signals = _optional("analyzer.facts.signals", "body_signals")
+    stage_roles = _optional("analyzer.facts.roles", "stage_roles")
+
+    signals_of: dict[str, tuple[Signal, ...]] = {}
+    if function_signals is not None:
+        for q, fn in project.functions.items():
+            try:
+                signals_of[q] = tuple(function_signals(fn, project))
+            except Exception as exc:  # isolation point
+                diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
+                                              f"signal scan failed in {fn.name}: {exc!r}", fn.line))
+
+    direct, totals = _compose_isolated(project, ctx, signals_of, diagnostics)
+
+    def roles_fn(name: str, fn: FunctionRef | None) -> tuple[str, ...]:
+        if stage_roles is None:
+            return ()
+        try:
+            return tuple(stage_roles(name, fn, project, roles))
+        except Exception:  # roles are advisory; a failure must not lose the stage
+            return ()
+
+    def signals_fn(body: Sequence[cst.BaseStatement], module: ModuleIndex) -> tuple[Signal, ...]:
+        if body_signals is None:
+            return ()
+        try:
+            return tuple(body_signals(body, module, project))
+        except Exception:
+            return ()
+
+    builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn)
+    pipelines: list[PipelineFacts] = []
+    for style in STYLES:
+        finder = _optional(style, "find_pipelines")
+        if finder is None:
+            continue
+        try:
+            pipelines.extend(finder(builder))
+        except RecursionError:
+            diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter: code nested too deeply"))
+        except Exception as exc:  # isolation point: one adapter
+            diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter failed: {exc!r}"))
+    pipelines = _link_nested(pipelines)
+    suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
+    return pipelines, diagnostics, suppressions
+
+
+def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tuple[Signal, ...]],
+                      diagnostics: list[Diagnostic]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Compose summaries; a function whose summary fails is dropped with a diagnostic, not the run."""
+    functions = dict(project.functions)
+    for _ in range(3):
+        try:
+            return compose(functions, ctx, signals_of)
+        except Exception as exc:  # find the culprit function, drop it, retry
+            from analyzer.facts.effects import summarize
+
+            bad = []
+            for q, fn in functions.items():
+                try:
+                    summarize(fn, ctx)
+                except Exception as inner:
+                    bad.append(q)
+                    diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
+                                                  f"could not trace effects of {fn.name}: {inner!r}", fn.line))
+            if not bad:
+                diagnostics.append(Diagnostic(".", "internal-error", f"effect composition failed: {exc!r}"))
+                return {}, {}
+            for q in bad:
+                functions.pop(q, None)
+    return {}, {}
+
+
+def _link_nested(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
+    """A stage whose callee is itself a driver points at that driver's pipeline."""
+    by_qualname: dict[str, str] = {}
+    for p in pipelines:
+        if p.style in ("plain", "class"):
+            module_part = p.file
+            by_qualname[f"{module_part}::{p.name}"] = p.id
+    out = []
+    for p in pipelines:
+        stages = []
+        for s in p.stages:
+            nested = None
+            if s.definition is not None and s.qualname:
+                short = s.qualname.rsplit(".", 2)
+                candidates = [f"{s.definition.file}::{short[-1]}", f"{s.definition.file}::{'.'.join(short[-2:])}"]
+                nested = next((by_qualname[c] for c in candidates if c in by_qualname and by_qualname[c] != p.id), None)
+            stages.append(replace(s, nested_pipeline=nested) if nested else s)
+        out.append(replace(p, stages=tuple(stages)))
+    return out

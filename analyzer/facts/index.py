@@ -65,6 +65,8 @@ class ModuleIndex:
     constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
     positions: dict[cst.CSTNode, CodeRange] = field(default_factory=dict)
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
+    #: per-module results computed once by later passes (mutable globals, handles)
+    memo: dict[str, object] = field(default_factory=dict)
 
     @property
     def relpath(self) -> str:

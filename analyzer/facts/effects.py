@@ -1,0 +1,760 @@
+"""What one function reads and writes, seen directly in its body (callees are composed later).
+
+Memory is tracked by *place*: a parameter's object, an attribute of `self`, a module global.
+Local names are followed as may-aliases (`batch = self.invoices; batch.extend(rows)` writes
+`self.invoices`; `for inv in self.invoices: inv["amount"] = ...` writes it too: field-insensitive,
+which is the conservative choice). Files, tables, cache keys and URLs come from the resource
+catalog plus static evaluation of their names; what can't be resolved is an `unknown` access,
+never a silent omission.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import libcst as cst
+
+from analyzer.catalog import CallModel, Factory, MethodModel, ResourceCatalog
+from analyzer.facts import sql as sqlmod
+from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
+from analyzer.facts.values import WILD, Scope, evaluate, known
+from analyzer.model import Resource
+
+Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
+SELF: Place = ("self", "")
+
+#: Methods that mutate their receiver (lists, dicts, sets, deques, DataFrames in place).
+MUTATORS = frozenset(
+    {
+        "append", "extend", "insert", "remove", "pop", "popitem", "clear", "sort", "reverse", "update", "add",
+        "discard", "setdefault", "appendleft", "extendleft", "popleft", "rotate", "difference_update",
+        "intersection_update", "symmetric_difference_update", "__setitem__", "__delitem__", "put", "put_nowait",
+        "write", "writelines", "writerow", "writerows", "truncate", "fillna_", "set_index_", "drop_", "rename_",
+    }
+)
+#: Methods that only read their receiver (str, dict, list, pandas accessors...).
+PURE = frozenset(
+    {
+        "get", "keys", "values", "items", "copy", "count", "index", "startswith", "endswith", "split", "rsplit",
+        "join", "strip", "lstrip", "rstrip", "lower", "upper", "format", "replace", "encode", "decode", "find",
+        "isdigit", "isoformat", "strftime", "date", "timestamp", "total_seconds", "__len__", "__contains__",
+        "__iter__", "__getitem__", "issubset", "issuperset", "union", "intersection", "difference", "head", "tail",
+        "groupby", "merge", "join_", "sum", "mean", "max", "min", "agg", "apply", "map", "filter", "query", "loc",
+        "iloc", "to_dict", "to_list", "tolist", "dropna", "drop_duplicates", "sort_values", "astype", "assign",
+        "rename", "reset_index", "set_index", "fillna", "drop", "pivot", "pivot_table", "melt", "describe",
+        "unique", "nunique", "value_counts", "corr", "diff", "cumsum", "shift", "rolling", "resample", "isin",
+        "isna", "notna", "any", "all", "round", "abs", "clip", "where", "mask", "select", "with_columns",
+        "collect", "read", "readline", "readlines", "fetchall", "fetchone", "json", "raise_for_status",
+    }
+)
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_SIMPLE_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.Integer, cst.Float)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One raw read or write, before it is mapped onto a stage."""
+
+    write: bool
+    kind: str  # attribute | container | global | file | table | key | xcom | queue | unknown
+    place: Place | None
+    target: str
+    file: str
+    line: int
+    of: str = ""
+    assumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """A value known to be a handle on a shared resource."""
+
+    type: str
+    kind: str
+    name: str
+    thread_safe: bool
+    capacity_limited: bool
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """A call from one analysed function to another, with how arguments map onto parameters."""
+
+    callee: str
+    args: tuple[tuple[str, frozenset[Place]], ...]
+    receiver: frozenset[Place] | None
+    line: int
+    handles: tuple[Handle, ...] = ()
+
+
+@dataclass(slots=True)
+class Summary:
+    fn: FunctionRef
+    accesses: set[Access] = field(default_factory=set)
+    calls: list[CallSite] = field(default_factory=list)
+    resources: set[Resource] = field(default_factory=set)
+    #: parameters whose object the function returns (so the result aliases the argument)
+    returns_params: set[str] = field(default_factory=set)
+
+
+# ---------------------------------------------------------------- shared context
+
+
+@dataclass(slots=True)
+class Context:
+    """Project-wide knowledge the summariser needs: catalog, module and class handles, mutable globals."""
+
+    project: Project
+    catalog: ResourceCatalog
+    module_handles: dict[str, dict[str, Handle]] = field(default_factory=dict)
+    class_handles: dict[str, dict[str, Handle]] = field(default_factory=dict)
+    class_collaborators: dict[str, set[str]] = field(default_factory=dict)
+
+    def handles_of_module(self, module: ModuleIndex) -> dict[str, Handle]:
+        if module.name not in self.module_handles:
+            found: dict[str, Handle] = {}
+            self.module_handles[module.name] = found  # re-entrant lookups see the partial table, not a loop
+            for name, value in module.constants.items():
+                handle = self.handle_from(value, module, name, {}, Scope(module, self.project))
+                if handle is not None:
+                    found[name] = handle
+            self.module_handles[module.name] = found
+        return self.module_handles[module.name]
+
+    def handles_of_class(self, klass: ClassRef) -> dict[str, Handle]:
+        if klass.qualname not in self.class_handles:
+            found: dict[str, Handle] = {}
+            collaborators: set[str] = set()
+            self.class_handles[klass.qualname] = found
+            self.class_collaborators[klass.qualname] = collaborators
+            module_handles = self.handles_of_module(klass.module)
+            for method in klass.methods.values():
+                params = set(method.params)
+                for node in _walk(method.node.body):
+                    if not isinstance(node, cst.Assign):
+                        continue
+                    for target in node.targets:
+                        attr = _self_attr(target.target)
+                        if attr is None:
+                            continue
+                        handle = self.handle_from(node.value, klass.module, f"self.{attr}", module_handles,
+                                                  Scope(klass.module, self.project))
+                        if handle is not None:
+                            found[attr] = handle
+                        elif _is_collaborator(node.value, params, klass.module, self.project):
+                            collaborators.add(attr)
+            self.class_handles[klass.qualname] = found
+            self.class_collaborators[klass.qualname] = collaborators
+        return self.class_handles[klass.qualname]
+
+    def handle_from(
+        self,
+        value: cst.BaseExpression,
+        module: ModuleIndex,
+        bound_name: str,
+        handles: dict[str, Handle],
+        scope: Scope,
+    ) -> Handle | None:
+        """The handle an expression evaluates to: a factory call, or a handle method that returns one."""
+        if isinstance(value, cst.Await):
+            value = value.expression
+        if not isinstance(value, cst.Call):
+            if isinstance(value, cst.Name) and value.value in handles:
+                return handles[value.value]
+            return None
+        qualified = module.qualify(value.func) or ""
+        factory = self.catalog.factories.get(qualified)
+        if factory is not None:
+            return Handle(factory.type, factory.kind, _identity(factory, value, bound_name, scope),
+                          factory.thread_safe, factory.capacity_limited, qualified)
+        if isinstance(value.func, cst.Attribute):
+            base = self.handle_of_expr(value.func.value, module, handles)
+            if base is not None:
+                model = self.catalog.methods_of(base.type, value.func.attr.value)
+                if model is not None and model.returns:
+                    kind, safe, capacity = self.catalog.types.get(model.returns, (base.kind, base.thread_safe,
+                                                                                  base.capacity_limited))
+                    return Handle(model.returns, base.kind, base.name, base.thread_safe and safe,
+                                  base.capacity_limited, f"{base.type}.{value.func.attr.value}")
+        return None
+
+    def handle_of_expr(self, expr: cst.BaseExpression, module: ModuleIndex, handles: dict[str, Handle],
+                       klass: ClassRef | None = None) -> Handle | None:
+        if isinstance(expr, cst.Name):
+            if expr.value in handles:
+                return handles[expr.value]
+            return self.handles_of_module(module).get(expr.value) or self._imported_handle(expr.value, module)
+        attr = _self_attr(expr)
+        if attr is not None and klass is not None:
+            return self.handles_of_class(klass).get(attr)
+        return None
+
+    def _imported_handle(self, name: str, module: ModuleIndex) -> Handle | None:
+        qualified = module.imports.get(name)
+        if not qualified:
+            return None
+        owner, _, attr = qualified.rpartition(".")
+        other = self.project.module_of(owner)
+        if other is None:
+            return None
+        return self.handles_of_module(other).get(attr)
+
+
+def _identity(factory: Factory, call: cst.Call, bound_name: str, scope: Scope) -> str:
+    spec = factory.identity
+    if spec.startswith(("arg:", "host:")):
+        value = evaluate(argument(call, spec), scope)
+        if known(value):
+            assert value is not None
+            return host_of(value) if spec.startswith("host:") else value
+    return bound_name
+
+
+def _is_collaborator(value: cst.BaseExpression, params: set[str], module: ModuleIndex, project: Project) -> bool:
+    """A `self.x = ...` that holds a service object (a constructor argument or an unknown object), not data."""
+    if isinstance(value, cst.Name):
+        return value.value in params
+    if isinstance(value, cst.BooleanOperation):
+        return _is_collaborator(value.left, params, module, project)
+    if isinstance(value, cst.Call):
+        qualified = module.qualify(value.func) or ""
+        return qualified not in _BUILTIN_NAMES and project.function(qualified) is None and not qualified.startswith(
+            ("pandas.", "pd.", "collections.", "datetime.", "numpy.", "polars.")
+        )
+    return False
+
+
+# ---------------------------------------------------------------- helpers over libcst
+
+
+def _walk(node: cst.CSTNode | Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:
+    """Every node below `node`, depth first in source order."""
+    stack: list[cst.CSTNode] = list(reversed(node)) if isinstance(node, Sequence) else [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def _self_attr(expr: cst.BaseExpression) -> str | None:
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        return expr.attr.value
+    return None
+
+
+def argument(call: cst.Call, spec: str) -> cst.BaseExpression | None:
+    """The argument a catalog spec like `file:0:path` names (positional index, then keyword)."""
+    parts = spec.split(":")
+    position = parts[1] if len(parts) > 1 else ""
+    keyword = parts[2] if len(parts) > 2 else ""
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    for arg in call.args:
+        if arg.keyword is not None and keyword and arg.keyword.value in keyword.split("|"):
+            return arg.value
+    if position.isdigit() and int(position) < len(positional):
+        return positional[int(position)]
+    return None
+
+
+def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+def host_of(url: str) -> str:
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    return netloc or url
+
+
+def is_true(expr: cst.BaseExpression | None) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+# ---------------------------------------------------------------- the summariser
+
+
+class _Function:
+    """Summarises one function body (two passes: may-alias of locals, then accesses)."""
+
+    def __init__(self, fn: FunctionRef, ctx: Context) -> None:
+        self.fn = fn
+        self.ctx = ctx
+        self.module = fn.module
+        self.project = ctx.project
+        self.file = fn.module.relpath
+        self.klass = self.project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn.class_name else None
+        self.summary = Summary(fn)
+        self.params = fn.params
+        self.points: dict[str, set[Place]] = {p: {("param", p)} for p in self.params if p != "self"}
+        self.handles: dict[str, Handle] = {}
+        self.file_modes: dict[str, str] = {}
+        self.globals_declared: set[str] = set()
+        single: dict[str, cst.BaseExpression] = {}
+        counts: dict[str, int] = {}
+        for node in _walk(fn.node.body):
+            if isinstance(node, cst.Global):
+                self.globals_declared.update(n.name.value for n in node.names)
+            if isinstance(node, cst.Assign):
+                for t in node.targets:
+                    if isinstance(t.target, cst.Name):
+                        counts[t.target.value] = counts.get(t.target.value, 0) + 1
+                        single[t.target.value] = node.value
+        shadowed = frozenset(set(self.params) | {n for n, c in counts.items() if c > 1})
+        self.scope = Scope(self.module, self.project, {n: v for n, v in single.items() if counts[n] == 1}, shadowed)
+        self.mutable_globals = _mutable_globals(self.module)
+
+    # -- places -------------------------------------------------------------
+
+    def places(self, expr: cst.BaseExpression | None) -> set[Place]:
+        """Which tracked objects an expression may evaluate to (or be part of)."""
+        if expr is None:
+            return set()
+        if isinstance(expr, cst.Name):
+            name = expr.value
+            if name in self.points:
+                return set(self.points[name])
+            if name == "self":
+                return {SELF}
+            g = self.global_place(name)
+            return {g} if g else set()
+        if isinstance(expr, cst.Attribute):
+            attr = _self_attr(expr)
+            if attr is not None:
+                return {("self", attr)}
+            return self.places(expr.value)
+        if isinstance(expr, cst.Subscript):
+            return self.places(expr.value)
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            method = expr.func.attr.value
+            if method in {"values", "items", "keys", "__iter__", "iterrows", "itertuples", "copy_"}:
+                return self.places(expr.func.value)
+        if isinstance(expr, cst.Call):
+            q = self.module.qualify(expr.func) or ""
+            if q in {"enumerate", "reversed", "iter", "zip"}:
+                out: set[Place] = set()
+                for a in expr.args:
+                    out |= self.places(a.value)
+                return out
+            callee = self.project.function(q)
+            if callee is not None:
+                ret = _returned_params(callee)
+                out = set()
+                for i, a in enumerate(expr.args):
+                    if a.keyword is None and i < len(callee.params) and callee.params[i] in ret:
+                        out |= self.places(a.value)
+                return out
+        if isinstance(expr, cst.BooleanOperation):
+            return self.places(expr.left) | self.places(expr.right)
+        if isinstance(expr, cst.IfExp):
+            return self.places(expr.body) | self.places(expr.orelse)
+        if isinstance(expr, cst.Await):
+            return self.places(expr.expression)
+        return set()
+
+    def global_place(self, name: str) -> Place | None:
+        if name in self.globals_declared or name in self.mutable_globals:
+            return ("global", f"{self.module.name}.{name}")
+        qualified = self.module.imports.get(name)
+        if qualified:
+            owner, _, attr = qualified.rpartition(".")
+            other = self.project.module_of(owner)
+            if other is not None and attr in _mutable_globals(other):
+                return ("global", f"{other.name}.{attr}")
+        return None
+
+    # -- pass 1: aliases and handles ------------------------------------------
+
+    def bind(self, target: cst.BaseExpression, value_places: set[Place]) -> None:
+        if isinstance(target, cst.Name):
+            if target.value in self.globals_declared:
+                return
+            self.points.setdefault(target.value, set()).update(value_places)
+        elif isinstance(target, cst.Tuple | cst.List):
+            for el in target.elements:
+                self.bind(el.value, value_places)
+        elif isinstance(target, cst.StarredElement):
+            self.bind(target.value, value_places)
+
+    def alias_pass(self) -> None:
+        for _ in range(2):
+            for node in _walk(self.fn.node.body):
+                if isinstance(node, cst.Assign):
+                    value = self.places(node.value)
+                    for t in node.targets:
+                        self.bind(t.target, value)
+                        if isinstance(t.target, cst.Name):
+                            self.track_handle(t.target.value, node.value)
+                elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                    self.bind(node.target, self.places(node.value))
+                elif isinstance(node, cst.For | cst.CompFor):
+                    self.bind(node.target, self.places(node.iter))
+                elif isinstance(node, cst.NamedExpr):
+                    self.bind(node.target, self.places(node.value))
+                elif isinstance(node, cst.WithItem) and node.asname is not None:
+                    target = node.asname.name
+                    self.bind(target, self.places(node.item))
+                    if isinstance(target, cst.Name):
+                        self.track_handle(target.value, node.item)
+                        self.track_file(target.value, node.item)
+
+    def track_handle(self, name: str, value: cst.BaseExpression) -> None:
+        handle = self.ctx.handle_from(value, self.module, name, self.handles, self.scope)
+        if handle is None and isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            base = self.handle_of(value.func.value)
+            if base is not None:
+                model = self.ctx.catalog.methods_of(base.type, value.func.attr.value)
+                if model is not None and model.returns:
+                    handle = Handle(model.returns, base.kind, base.name, base.thread_safe, base.capacity_limited,
+                                    f"{base.type}.{value.func.attr.value}")
+        if handle is None:
+            attr = _self_attr(value)
+            if attr is not None and self.klass is not None:
+                handle = self.ctx.handles_of_class(self.klass).get(attr)
+        if handle is not None:
+            if handle.call and handle.name == name and self.ctx.catalog.factories.get(handle.call):
+                # created here: every call gets its own handle, so concurrent calls don't share it
+                handle = Handle(handle.type, handle.kind, f"{self.fn.name}:{name}", True, handle.capacity_limited,
+                                handle.call)
+            self.handles[name] = handle
+
+    def track_file(self, name: str, item: cst.BaseExpression) -> None:
+        if isinstance(item, cst.Call) and (self.module.qualify(item.func) or "") in {"open", "io.open"}:
+            self.file_modes[name] = "file"
+
+    def handle_of(self, expr: cst.BaseExpression) -> Handle | None:
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            base = self.handle_of(expr.func.value)
+            if base is not None:
+                model = self.ctx.catalog.methods_of(base.type, expr.func.attr.value)
+                if model is not None and model.returns:
+                    return Handle(model.returns, base.kind, base.name, base.thread_safe, base.capacity_limited,
+                                  base.call)
+            return None
+        return self.ctx.handle_of_expr(expr, self.module, self.handles, self.klass)
+
+    # -- pass 2: accesses -----------------------------------------------------
+
+    def add(self, write: bool, kind: str, place: Place | None, target: str, node: cst.CSTNode, of: str = "",
+            assumed: bool = False) -> None:
+        self.summary.accesses.add(
+            Access(write, kind, place, target, self.file, self.module.line(node), of, assumed)
+        )
+
+    def add_resource(self, handle: Handle, call: str, node: cst.CSTNode) -> None:
+        self.summary.resources.add(
+            Resource(handle.kind, handle.name, call, self.file, self.module.line(node),  # type: ignore[arg-type]
+                     handle.thread_safe, handle.capacity_limited)
+        )
+
+    def write_places(self, places: set[Place], node: cst.CSTNode, rebinding: bool = False,
+                     assumed: bool = False) -> None:
+        for place in places:
+            if place == SELF:
+                self.add(True, "unknown", None, "the whole object `self` is changed", node, of="memory",
+                         assumed=assumed)
+                continue
+            kind = "container"
+            if rebinding:
+                kind = "attribute" if place[0] == "self" else "global"
+            self.add(True, kind, place, place_label(place), node, assumed=assumed)
+
+    def read_places(self, places: set[Place], node: cst.CSTNode) -> None:
+        for place in places:
+            if place[0] == "param" or place == SELF:
+                continue
+            kind = "attribute" if place[0] == "self" else "global"
+            self.add(False, kind, place, place_label(place), node)
+
+    def run(self) -> Summary:
+        self.alias_pass()
+        self.summary.returns_params = _returned_params(self.fn)
+        for node in _walk(self.fn.node.body):
+            if isinstance(node, cst.Assign):
+                for t in node.targets:
+                    self.assign_target(t.target, node)
+            elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                self.assign_target(node.target, node)
+            elif isinstance(node, cst.AugAssign):
+                self.assign_target(node.target, node, augmented=True)
+            elif isinstance(node, cst.Del):
+                self.assign_target(node.target, node, augmented=True)
+            elif isinstance(node, cst.Call):
+                self.call(node)
+            elif isinstance(node, cst.Attribute):
+                attr = _self_attr(node)
+                if attr is not None and not (self.klass and self.project.method(self.klass, attr)):
+                    self.read_places({("self", attr)}, node)
+            elif isinstance(node, cst.Name):
+                g = self.global_place(node.value) if node.value not in self.points else None
+                if g is not None:
+                    self.read_places({g}, node)
+        return self.summary
+
+    def assign_target(self, target: cst.BaseExpression, node: cst.CSTNode, augmented: bool = False) -> None:
+        if isinstance(target, cst.Tuple | cst.List):
+            for el in target.elements:
+                self.assign_target(el.value, node, augmented)
+            return
+        if isinstance(target, cst.StarredElement):
+            self.assign_target(target.value, node, augmented)
+            return
+        if isinstance(target, cst.Name):
+            if target.value in self.globals_declared:
+                self.write_places({("global", f"{self.module.name}.{target.value}")}, node, rebinding=True)
+            elif augmented and target.value in self.points:
+                self.write_places(self.points[target.value], node)
+            return
+        attr = _self_attr(target)
+        if attr is not None:
+            if augmented:
+                self.read_places({("self", attr)}, node)
+            self.write_places({("self", attr)}, node, rebinding=True)
+            return
+        if isinstance(target, cst.Attribute | cst.Subscript):
+            self.write_places(self.places(target.value), node)
+
+    # -- calls ------------------------------------------------------------------
+
+    def call(self, node: cst.Call) -> None:
+        func = node.func
+        qualified = self.module.qualify(func) or ""
+        self.scan_sql(node)
+        # a call to an analysed function or method
+        callee = self.resolve(node)
+        if callee is not None:
+            self.call_site(callee, node)
+            return
+        # dynamic dispatch: getattr(obj, name)(...)
+        if isinstance(func, cst.Call) and (self.module.qualify(func.func) or "") == "getattr":
+            self.add(True, "unknown", None, "dynamic dispatch through getattr(); the callee is chosen at run time",
+                     node, of="memory")
+            return
+        if qualified == "setattr" and node.args:
+            self.write_places(self.places(node.args[0].value), node, rebinding=True)
+            return
+        if qualified in {"exec", "eval"}:
+            self.add(True, "unknown", None, f"{qualified}() runs code that can't be analysed", node, of="any")
+            return
+        model = self.ctx.catalog.calls.get(qualified)
+        if model is not None:
+            self.call_model(model, node, qualified)
+            return
+        if isinstance(func, cst.Attribute):
+            self.method_call(func, node)
+            return
+        if isinstance(func, cst.Name) and self.unresolved(func.value):
+            for arg in node.args:
+                places = self.places(arg.value)
+                if places:
+                    self.write_places(places, node, assumed=True)
+
+    def unresolved(self, name: str) -> bool:
+        m = self.module
+        return not (
+            name in m.imports or name in m.functions or name in m.classes or name in m.constants
+            or name in _BUILTIN_NAMES or name in self.points or name in self.params
+        )
+
+    def resolve(self, node: cst.Call) -> FunctionRef | None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in {"self", "cls"}:
+            if self.klass is not None:
+                return self.project.method(self.klass, func.attr.value)
+            return None
+        if isinstance(func, cst.Name) and func.value in self.points:
+            return None
+        return self.project.function(self.module.qualify(func))
+
+    def call_site(self, callee: FunctionRef, node: cst.Call) -> None:
+        params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else callee.params
+        args: list[tuple[str, frozenset[Place]]] = []
+        handles: list[Handle] = []
+        positional = 0
+        for arg in node.args:
+            if arg.star:
+                places = self.places(arg.value)
+                if places:
+                    args.extend((p, frozenset(places)) for p in params)
+                continue
+            name = arg.keyword.value if arg.keyword is not None else (
+                params[positional] if positional < len(params) else "")
+            if arg.keyword is None:
+                positional += 1
+            places = self.places(arg.value)
+            if name and places:
+                args.append((name, frozenset(places)))
+            handle = self.handle_of(arg.value)
+            if handle is not None:
+                handles.append(handle)
+                self.add_resource(handle, callee.qualname, node)
+        receiver: frozenset[Place] | None = None
+        if isinstance(node.func, cst.Attribute):
+            receiver = frozenset(self.places(node.func.value)) or None
+        self.summary.calls.append(CallSite(callee.qualname, tuple(args), receiver, self.module.line(node), tuple(handles)))
+
+    def call_model(self, model: CallModel, node: cst.Call, qualified: str) -> None:
+        if model.kind:
+            identity = model.identity or "object"
+            name = qualified
+            if identity.startswith(("host:", "arg:")):
+                value = evaluate(argument(node, identity), self.scope)
+                name = host_of(value) if value and identity.startswith("host:") else (value or qualified)
+            self.summary.resources.add(
+                Resource(model.kind, name, qualified, self.file, self.module.line(node),  # type: ignore[arg-type]
+                         model.thread_safe, model.capacity_limited)
+            )
+        self.effect(model.effect, model.target, node, receiver=None)
+
+    def method_call(self, func: cst.Attribute, node: cst.Call) -> None:
+        method = func.attr.value
+        receiver = func.value
+        handle = self.handle_of(receiver)
+        if handle is not None:
+            self.add_resource(handle, f"{handle.type}.{method}", node)
+            model = self.ctx.catalog.methods_of(handle.type, method)
+            if model is not None:
+                self.effect(model.effect, model.target, node, receiver)
+            return
+        any_model = self.ctx.catalog.any_method(method)
+        if any_model is not None:
+            self.effect(any_model.effect, any_model.target, node, receiver)
+        if isinstance(receiver, cst.Name) and receiver.value in self.file_modes:
+            return
+        places = self.places(receiver)
+        if not places:
+            return
+        if method in MUTATORS or is_true(keyword(node, "inplace")):
+            self.write_places(places, node)
+        elif method in PURE or any_model is not None:
+            self.read_places(places, node)
+        elif self.collaborator(places):
+            self.write_places(places, node)
+        else:
+            self.read_places(places, node)
+
+    def collaborator(self, places: set[Place]) -> bool:
+        if self.klass is None:
+            return False
+        self.ctx.handles_of_class(self.klass)
+        collaborators = self.ctx.class_collaborators.get(self.klass.qualname, set())
+        return any(p[0] == "self" and p[1] in collaborators for p in places)
+
+    # -- effects on files, keys, tables -------------------------------------------
+
+    def effect(self, effect: str, target: str, node: cst.Call, receiver: cst.BaseExpression | None) -> None:
+        if not effect or not target:
+            return
+        if target == "sql":
+            return  # SQL arguments are scanned for every call
+        kind, _, spec = target.partition(":")
+        if kind == "file" and spec == "self":
+            value = evaluate(receiver, self.scope) if receiver is not None else None
+        elif kind == "object":
+            bucket_kw, _, key_kw = spec.partition("/")
+            bucket = evaluate(keyword(node, bucket_kw), self.scope) or WILD
+            key = evaluate(keyword(node, key_kw), self.scope) or WILD
+            value, kind = f"s3://{bucket}/{key}", "file"
+        else:
+            value = evaluate(argument(node, target), self.scope)
+        if kind == "url":
+            kind = "key"
+        if effect == "mode":
+            mode_expr = argument(node, "mode:1:mode")
+            mode = evaluate(mode_expr, self.scope) if mode_expr is not None else "r"
+            mode = mode or "w"
+            reads, writes = ("r" in mode or "+" in mode), any(c in mode for c in "wax+")
+            self._io(kind, value, node, reads, writes)
+        elif effect in {"move", "copy"}:
+            self._io(kind, value, node, True, effect == "move")
+            dest = evaluate(argument(node, "file:1:dst"), self.scope)
+            self._io(kind, dest, node, False, True)
+        else:
+            self._io(kind, value, node, effect in {"read", "readwrite"}, effect in {"write", "readwrite"})
+
+    def _io(self, kind: str, value: str | None, node: cst.CSTNode, reads: bool, writes: bool) -> None:
+        if kind not in {"file", "key", "table", "queue"}:
+            return
+        if not known(value):
+            why = f"{kind} name built at run time"
+            for write in ([False] if reads else []) + ([True] if writes else []):
+                self.add(write, "unknown", None, why, node, of=kind)
+            return
+        assert value is not None
+        if reads:
+            self.add(False, kind, None, value, node)
+        if writes:
+            self.add(True, kind, None, value, node)
+
+    def scan_sql(self, node: cst.Call) -> None:
+        for arg in node.args:
+            value = arg.value
+            if not isinstance(value, (*_SIMPLE_LITERALS, cst.Name, cst.BinaryOperation, cst.Attribute)):
+                continue
+            text = evaluate(value, self.scope)
+            if text is None or not sqlmod.looks_like_sql(text):
+                continue
+            found = sqlmod.tables(text)
+            if found is None:
+                continue
+            if not found.parsed:
+                self.add(True, "unknown", None, "SQL that could not be parsed", node, of="table")
+                continue
+            for table in found.reads:
+                self.add(False, "table", None, table, node)
+            for table in found.writes:
+                self.add(True, "table", None, table, node)
+
+
+def place_label(place: Place) -> str:
+    kind, name = place
+    if kind == "self":
+        return f"self.{name}" if name else "self"
+    if kind == "global":
+        return name.rsplit(".", 1)[-1]
+    return name
+
+
+def _returned_params(fn: FunctionRef) -> set[str]:
+    params = set(fn.params)
+    out: set[str] = set()
+    for node in _walk(fn.node.body):
+        if isinstance(node, cst.Return) and isinstance(node.value, cst.Name) and node.value.value in params:
+            out.add(node.value.value)
+    return out
+
+
+def _mutable_globals(module: ModuleIndex) -> frozenset[str]:
+    """Module-level names holding mutable state (containers, objects), not constants or handles."""
+    cached = module.memo.get("mutable_globals")
+    if isinstance(cached, frozenset):
+        return cached
+    if True:
+        names: set[str] = set()
+        for name, value in module.constants.items():
+            if name.isupper() and isinstance(value, (*_SIMPLE_LITERALS, cst.Tuple)):
+                continue
+            if isinstance(value, (*_SIMPLE_LITERALS, cst.Tuple, cst.Name, cst.Attribute, cst.Lambda)):
+                continue
+            if isinstance(value, cst.Call):
+                q = module.qualify(value.func) or ""
+                if not (q in {"set", "list", "dict", "collections.defaultdict", "collections.OrderedDict",
+                              "collections.Counter", "collections.deque"} or q.startswith("pandas.")):
+                    continue
+            names.add(name)
+    result = frozenset(names)
+    module.memo["mutable_globals"] = result
+    return result
+
+
+def summarize(fn: FunctionRef, ctx: Context) -> Summary:
+    """The direct (non-composed) summary of one function."""
+    return _Function(fn, ctx).run()

@@ -1,0 +1,100 @@
+"""Tables a SQL string reads and writes, with sqlglot.
+
+Handles CTEs, schema-qualified names, INSERT/UPDATE/DELETE/MERGE/CREATE TABLE AS/TRUNCATE/DROP,
+DB-API placeholders (`%s`, `%(name)s`, `:name`, `?`) and Jinja templating (`{{ ds }}`).
+Unknown parts of a statically built string arrive as `*` and become wildcard table names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_SQL_START = re.compile(
+    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(select|insert|update|delete|merge|create|with|truncate|replace|upsert|drop|"
+    r"alter|copy|unload|call)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_ANY = "sg_any_"
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_PYFMT = re.compile(r"%\(\w+\)s|%s")
+
+
+@dataclass(frozen=True, slots=True)
+class SqlTables:
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    parsed: bool = True
+
+
+def looks_like_sql(text: str) -> bool:
+    return bool(_SQL_START.match(text)) and len(text.split()) >= 2
+
+
+def _prepare(text: str) -> str:
+    text = _JINJA.sub(_ANY, text)
+    text = _PYFMT.sub("NULL", text)
+    return text.replace("*", f" {_ANY} ") if "*" in text and "select *" not in text.lower() else text
+
+
+def _name(table: object) -> str:
+    from sqlglot import exp
+
+    assert isinstance(table, exp.Table)
+    parts = [p.name for p in table.parts if p.name]
+    name = ".".join(parts).lower()
+    return re.sub(rf"{_ANY}\w*", "*", name)
+
+
+@lru_cache(maxsize=4096)
+def tables(text: str) -> SqlTables | None:
+    """Tables read and written by `text`, or None when it is not SQL. Unparseable SQL: parsed=False."""
+    if not looks_like_sql(text):
+        return None
+    import sqlglot
+    from sqlglot import exp
+
+    prepared = _prepare(text)
+    statements = None
+    for dialect in (None, "postgres", "mysql", "tsql", "snowflake", "bigquery"):
+        try:
+            statements = sqlglot.parse(prepared, read=dialect)
+            break
+        except Exception:  # sqlglot raises many error types; any failure means "try the next dialect"
+            continue
+    if statements is None:
+        return SqlTables((), (), parsed=False)
+    reads: set[str] = set()
+    writes: set[str] = set()
+    for statement in statements:
+        if statement is None:
+            continue
+        ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+        targets: set[str] = set()
+        target_node = None
+        if isinstance(statement, exp.Insert | exp.Update | exp.Delete | exp.Merge | exp.Create | exp.Drop):
+            target_node = statement.this
+            if isinstance(target_node, exp.Schema):
+                target_node = target_node.this
+        elif isinstance(statement, exp.TruncateTable):
+            for t in statement.expressions:
+                if isinstance(t, exp.Table):
+                    targets.add(_name(t))
+        elif isinstance(statement, exp.Command):
+            return SqlTables((), (), parsed=False)
+        if isinstance(target_node, exp.Table):
+            targets.add(_name(target_node))
+        for table in statement.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier):
+                continue  # a table-valued function such as json_populate_recordset(...)
+            name = _name(table)
+            if not name or name in ctes or name in targets and isinstance(statement, exp.TruncateTable):
+                continue
+            if table is target_node:
+                continue
+            reads.add(name)
+        if isinstance(statement, exp.Update | exp.Delete | exp.Merge):
+            reads.update(targets)  # they read the rows they change
+        writes.update(targets)
+    return SqlTables(tuple(sorted(reads)), tuple(sorted(writes)))

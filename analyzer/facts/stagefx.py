@@ -1,0 +1,143 @@
+"""Turn a callee's composed effects into a Stage at one call site.
+
+Shared by every style (plain, class and the framework adapters): they decide *what* the stages
+are and which objects flow into them; this module decides what each stage reads and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import libcst as cst
+
+from analyzer.catalog import RoleModel
+from analyzer.facts.effects import Access, Context, Place, Summary, place_label
+from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex
+from analyzer.facts.summaries import Total
+from analyzer.model import Effect, FanOut, Location, Resource, Signal, Stage
+
+RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
+SignalsFn = Callable[[Sequence[cst.BaseStatement], ModuleIndex], tuple[Signal, ...]]
+
+
+def place_key(place: Place) -> str:
+    kind, name = place
+    if kind == "self":
+        return f"self.{name}"
+    if kind == "global":
+        return f"global:{name}"
+    return f"param:{name}"
+
+
+def effect_of(access: Access, key: str | None = None, target: str | None = None, kind: str | None = None) -> Effect:
+    return Effect(
+        kind=(kind or access.kind),  # type: ignore[arg-type]
+        target=target or access.target,
+        file=access.file,
+        line=access.line,
+        key=key or (place_key(access.place) if access.place else access.target),
+        of=access.of,
+        assumed=access.assumed,
+    )
+
+
+def dedupe(effects: Iterable[Effect]) -> tuple[Effect, ...]:
+    """One effect per (kind, identity, assumed), keeping the earliest location; sorted for stable output."""
+    best: dict[tuple[str, str, str, bool], Effect] = {}
+    for e in effects:
+        k = (e.kind, e.identity, e.of, e.assumed)
+        old = best.get(k)
+        if old is None or (e.file, e.line) < (old.file, old.line):
+            best[k] = e
+    return tuple(sorted(best.values(), key=lambda e: (e.kind, e.target, e.file, e.line)))
+
+
+@dataclass(slots=True)
+class StageBuilder:
+    ctx: Context
+    direct: dict[str, Summary]
+    totals: dict[str, Total]
+    roles: RolesFn
+    body_signals: SignalsFn
+
+    def total(self, callee: FunctionRef) -> Total:
+        return self.totals.get(callee.qualname) or Total()
+
+    def stage(
+        self,
+        *,
+        stage_id: str,
+        callee: FunctionRef,
+        file: str,
+        line: int,
+        params: dict[str, set[str]],
+        labels: dict[str, str],
+        via_self: bool,
+        fanout: FanOut | None,
+        self_attr_args: Sequence[str] = (),
+        handle_args: Sequence[cst.BaseExpression] = (),
+        module: ModuleIndex | None = None,
+        klass: ClassRef | None = None,
+        name: str | None = None,
+        extra_reads: Iterable[Effect] = (),
+        extra_writes: Iterable[Effect] = (),
+        extra_resources: Iterable[Resource] = (),
+    ) -> Stage:
+        total = self.total(callee)
+        reads: list[Effect] = list(extra_reads)
+        writes: list[Effect] = list(extra_writes)
+        for keys in params.values():
+            for key in keys:
+                reads.append(Effect("variable", labels.get(key, key), file, line, key=key))
+        for attr in self_attr_args:
+            reads.append(Effect("attribute", f"self.{attr}", file, line, key=f"self.{attr}"))
+        for access in total.accesses:
+            bucket = writes if access.write else reads
+            place = access.place
+            if place is None:
+                bucket.append(effect_of(access))
+            elif place[0] == "param":
+                keys = params.get(place[1], set())
+                for key in keys:
+                    kind = "container" if access.write else "variable"
+                    bucket.append(effect_of(access, key=key, target=labels.get(key, key), kind=kind))
+            elif place[0] == "self":
+                if via_self:
+                    bucket.append(effect_of(access, key=place_key(place), target=place_label(place)))
+            else:
+                bucket.append(effect_of(access, key=place_key(place), target=place_label(place)))
+        resources = set(total.resources) | set(extra_resources)
+        if module is not None:
+            for expr in handle_args:
+                handle = self.ctx.handle_of_expr(expr, module, {}, klass)
+                if handle is not None:
+                    resources.add(Resource(handle.kind, handle.name, f"{handle.type} passed to {callee.name}",  # type: ignore[arg-type]
+                                           file, line, handle.thread_safe, handle.capacity_limited))
+        return Stage(
+            id=stage_id,
+            name=name or callee.name,
+            file=file,
+            line=line,
+            definition=Location(callee.module.relpath, callee.line),
+            reads=dedupe(reads),
+            writes=dedupe(writes),
+            resources=tuple(sorted(resources, key=lambda r: (r.kind, r.name, r.file, r.line, r.call))),
+            roles=self.roles(name or callee.name, callee),
+            fanout=fanout,
+            signals=tuple(sorted(total.signals, key=lambda s: (s.file, s.line, s.kind, s.detail))),
+            qualname=callee.qualname,
+        )
+
+    def add_result(self, stage_id: str, key: str, label: str) -> None:
+        """Hook for styles that track results; the plain driver records them on the stage itself."""
+
+    def with_result(self, stage: Stage, key: str, label: str, line: int) -> Stage:
+        """The stage writes its return value (a fresh object later stages may read)."""
+        result = Effect("variable", label, stage.file, line, key=key)
+        return replace(stage, writes=dedupe([*stage.writes, result]))
+
+    def driver_signals(
+        self, fn: FunctionRef | None, body: Sequence[cst.BaseStatement], module: ModuleIndex
+    ) -> tuple[Signal, ...]:
+        return self.body_signals(body, module)

@@ -1,0 +1,661 @@
+"""Plain-Python and class-based pipelines: a driver that calls analysed functions in order.
+
+A driver is a function, method or `if __name__ == "__main__":` block that calls two or more
+functions defined in the analysed code. The walk follows evaluation order and tracks *objects*
+(not names) between stages: `orders = dedup(orders)` makes a new object, values derived in the
+driver keep the stages they came from, and a stage that mutates an argument writes that object.
+Guards (`if validate(x): load(x)`, early returns) become control links; loops and executors mark
+fan-out; dispatch by name (`getattr(self, name)()`) becomes a chain of `unknown` links.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from analyzer.facts.effects import Context, _self_attr, _walk
+from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
+from analyzer.facts.stagefx import StageBuilder
+from analyzer.model import FanOut, Link, PipelineFacts, Stage
+
+_EXECUTORS = {
+    "concurrent.futures.ThreadPoolExecutor": ("executor", ("max_workers",), 0),
+    "concurrent.futures.ProcessPoolExecutor": ("executor", ("max_workers",), 0),
+    "concurrent.futures.thread.ThreadPoolExecutor": ("executor", ("max_workers",), 0),
+    "multiprocessing.Pool": ("pool", ("processes",), 0),
+    "multiprocessing.pool.Pool": ("pool", ("processes",), 0),
+    "multiprocessing.pool.ThreadPool": ("pool", ("processes",), 0),
+    "multiprocessing.dummy.Pool": ("pool", ("processes",), 0),
+    "billiard.Pool": ("pool", ("processes",), 0),
+    "joblib.Parallel": ("pool", ("n_jobs",), 0),
+}
+_SUBMIT_ONE = {"submit", "apply_async", "apply", "run_in_executor"}
+_SUBMIT_MANY = {"map", "imap", "imap_unordered", "starmap", "map_async", "starmap_async"}
+_EXITS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
+
+
+@dataclass(slots=True)
+class Obj:
+    key: str
+    label: str
+    keys: frozenset[str]  # its own key plus the keys of everything it was derived from
+    producers: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Executor:
+    mechanism: str
+    detail: str
+    capped: bool | None
+    line: int
+
+
+@dataclass(slots=True)
+class _Walk:
+    """State of one driver walk."""
+
+    objects: dict[str, Obj] = field(default_factory=dict)
+    env: dict[str, set[str]] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    guards: list[frozenset[str]] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)
+    executors: dict[str, Executor] = field(default_factory=dict)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+    dynamic: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    names: dict[str, int] = field(default_factory=dict)
+    result_labels: dict[int, str] = field(default_factory=dict)
+
+
+class Driver:
+    """Walks one driver body and collects its stages."""
+
+    def __init__(self, builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None,
+                 body: Sequence[cst.BaseStatement]) -> None:
+        self.builder = builder
+        self.ctx: Context = builder.ctx
+        self.project: Project = builder.ctx.project
+        self.module = module
+        self.fn = fn
+        self.body = body
+        self.klass: ClassRef | None = (
+            self.project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn is not None and fn.class_name else None
+        )
+        self.w = _Walk()
+        if fn is not None:
+            for p in fn.params:
+                if p not in {"self", "cls"}:
+                    self.w.env[p] = {self.new_obj(p, f"param:{p}", set()).key}
+
+    # -- objects ----------------------------------------------------------------
+
+    def new_obj(self, label: str, key: str | None, sources: set[str], producers: frozenset[str] = frozenset()) -> Obj:
+        key = key or f"obj:{next(self.w.counter)}:{label}"
+        keys = {key}
+        prods = set(producers)
+        for s in sources:
+            obj = self.w.objects[s]
+            keys |= obj.keys
+            prods |= obj.producers
+        obj = Obj(key, label, frozenset(keys), frozenset(prods))
+        self.w.objects[key] = obj
+        return obj
+
+    def objects_of(self, expr: cst.BaseExpression) -> set[str]:
+        """Objects an expression reads, processing any stage calls inside it first (evaluation order)."""
+        return self.expr(expr)
+
+    # -- statements -----------------------------------------------------------------
+
+    def run(self) -> _Walk:
+        self.block(self.body)
+        return self.w
+
+    def block(self, body: Sequence[cst.CSTNode]) -> None:
+        pushed = 0
+        for stmt in body:
+            self.statement(stmt)
+            guard = self.exit_guard(stmt)
+            if guard is not None:
+                self.w.guards.append(guard)
+                pushed += 1
+        for _ in range(pushed):
+            self.w.guards.pop()
+
+    def exit_guard(self, stmt: cst.CSTNode) -> frozenset[str] | None:
+        """`if not ok: return` makes everything after it depend on what `ok` came from."""
+        if not isinstance(stmt, cst.If) or stmt.orelse is not None:
+            return None
+        body = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else []
+        last = body[-1] if body else None
+        exits = False
+        if isinstance(last, cst.SimpleStatementLine):
+            exits = any(isinstance(s, _EXITS) for s in last.body) or any(
+                isinstance(s, cst.Expr) and isinstance(s.value, cst.Call)
+                and (self.module.qualify(s.value.func) or "") in {"sys.exit", "exit", "quit", "os._exit"}
+                for s in last.body
+            )
+        if not exits:
+            return None
+        return self.producers(self.test_objects.get(id(stmt), set()))
+
+    def producers(self, objs: set[str]) -> frozenset[str]:
+        out: set[str] = set()
+        for o in objs:
+            out |= self.w.objects[o].producers
+        return frozenset(out)
+
+    test_objects: dict[int, set[str]]
+
+    def statement(self, stmt: cst.CSTNode) -> None:
+        if not hasattr(self, "test_objects"):
+            self.test_objects = {}
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self.small(small)
+        elif isinstance(stmt, cst.If):
+            objs = self.expr(stmt.test)
+            self.test_objects[id(stmt)] = objs
+            self.guarded(objs, lambda: self.branches(stmt))
+        elif isinstance(stmt, cst.For):
+            iter_objs = self.expr(stmt.iter)
+            self.bind(stmt.target, iter_objs)
+            detail = f"for {_code(stmt.target)} in {_code(stmt.iter)}"
+            self.w.loops.append(detail)
+            self.loop_body(stmt.body)
+            self.w.loops.pop()
+            if stmt.orelse is not None:
+                self.block(stmt.orelse.body.body if isinstance(stmt.orelse.body, cst.IndentedBlock) else [])
+        elif isinstance(stmt, cst.While):
+            objs = self.expr(stmt.test)
+            self.w.loops.append(f"while {_code(stmt.test)}")
+            self.guarded(objs, lambda: self.loop_body(stmt.body))
+            self.w.loops.pop()
+        elif isinstance(stmt, cst.With):
+            for item in stmt.items:
+                objs = self.expr(item.item)
+                executor = self.executor_of(item.item)
+                if item.asname is not None:
+                    self.bind(item.asname.name, objs)
+                    if executor is not None and isinstance(item.asname.name, cst.Name):
+                        self.w.executors[item.asname.name.value] = executor
+            self.suite(stmt.body)
+        elif isinstance(stmt, cst.Try):
+            before = len(self.w.stages)
+            self.suite(stmt.body)
+            in_try = frozenset(s.id for s in self.w.stages[before:])
+            for handler in stmt.handlers:
+                self.guarded_ids(in_try, lambda h=handler: self.suite(h.body))  # type: ignore[misc]
+            if stmt.orelse is not None:
+                self.suite(stmt.orelse.body)
+            if stmt.finalbody is not None:
+                self.suite(stmt.finalbody.body)
+        elif isinstance(stmt, cst.Match):
+            objs = self.expr(stmt.subject)
+            self.guarded(objs, lambda: [self.suite(case.body) for case in stmt.cases])
+        # nested defs and classes run only when called: not part of this driver's order
+
+    def suite(self, body: cst.BaseSuite) -> None:
+        if isinstance(body, cst.IndentedBlock):
+            self.block(body.body)
+        elif isinstance(body, cst.SimpleStatementSuite):
+            for small in body.body:
+                self.small(small)
+
+    def branches(self, stmt: cst.If) -> None:
+        # may-analysis: bindings from either branch survive the if
+        saved = {k: set(v) for k, v in self.w.env.items()}
+        self.suite(stmt.body)
+        after_body = self.w.env
+        self.w.env = {k: set(v) for k, v in saved.items()}
+        if isinstance(stmt.orelse, cst.If):
+            objs = self.expr(stmt.orelse.test)
+            self.test_objects[id(stmt.orelse)] = objs
+            orelse = stmt.orelse
+            self.guarded(objs, lambda: self.branches(orelse))
+        elif isinstance(stmt.orelse, cst.Else):
+            self.suite(stmt.orelse.body)
+        for k, v in after_body.items():
+            self.w.env.setdefault(k, set()).update(v)
+
+    def loop_body(self, body: cst.BaseSuite) -> None:
+        first = len(self.w.stages)
+        self.suite(body)
+        if len(self.w.stages) > first:
+            # second pass binds loop-carried values; it must not add stages again
+            saved_stages, saved_links = list(self.w.stages), list(self.w.links)
+            self.suite(body)
+            self.w.stages, self.w.links = saved_stages, saved_links
+
+    def guarded(self, objs: set[str], run: object) -> None:
+        self.guarded_ids(self.producers(objs), run)
+
+    def guarded_ids(self, ids: frozenset[str], run: object) -> None:
+        self.w.guards.append(ids)
+        try:
+            assert callable(run)
+            run()
+        finally:
+            self.w.guards.pop()
+
+    def small(self, small: cst.BaseSmallStatement) -> None:
+        if isinstance(small, cst.Assign):
+            value = small.value.expression if isinstance(small.value, cst.Await) else small.value
+            names = [t.target for t in small.targets]
+            if isinstance(value, cst.Call) and len(names) == 1:
+                target = names[0]
+                if isinstance(target, cst.Name):
+                    self.w.result_labels[id(value)] = target.value
+                elif isinstance(target, cst.Tuple | cst.List):
+                    self.w.result_labels[id(value)] = ", ".join(_code(e.value) for e in target.elements)
+            objs = self.expr(small.value)
+            for target in small.targets:
+                self.bind(target.target, objs, value=small.value)
+        elif isinstance(small, cst.AnnAssign) and small.value is not None:
+            self.bind(small.target, self.expr(small.value), value=small.value)
+        elif isinstance(small, cst.AugAssign):
+            objs = self.expr(small.value) | self.expr(small.target)
+            self.bind(small.target, objs)
+        elif isinstance(small, cst.Expr):
+            self.expr(small.value)
+        elif isinstance(small, cst.Return) and small.value is not None:
+            self.expr(small.value)
+
+    def bind(self, target: cst.BaseExpression, objs: set[str], value: cst.BaseExpression | None = None) -> None:
+        if isinstance(target, cst.Name):
+            label = target.value
+            if len(objs) == 1 and value is not None and isinstance(value, cst.Name):
+                self.w.env[label] = set(objs)  # a plain alias: same object
+                return
+            if len(objs) == 1 and self.w.objects[next(iter(objs))].label == label:
+                self.w.env[label] = set(objs)  # the stage result already carries this name
+                return
+            obj = self.new_obj(label, None, objs)
+            self.w.env[label] = {obj.key}
+            executor = self.executor_of(value) if value is not None else None
+            if executor is not None:
+                self.w.executors[label] = executor
+        elif isinstance(target, cst.Tuple | cst.List):
+            for el in target.elements:
+                self.bind(el.value, objs)
+        elif isinstance(target, cst.StarredElement):
+            self.bind(target.value, objs)
+        # attribute and subscript targets mutate existing objects; stages see that through their own effects
+
+    # -- expressions --------------------------------------------------------------------
+
+    def expr(self, expr: cst.BaseExpression | None) -> set[str]:
+        if expr is None:
+            return set()
+        if isinstance(expr, cst.Name):
+            return set(self.w.env.get(expr.value, set()))
+        if isinstance(expr, cst.Call):
+            return self.call(expr)
+        if isinstance(expr, cst.Lambda):
+            return set()
+        if isinstance(expr, cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp):
+            return self.comprehension(expr)
+        out: set[str] = set()
+        for child in expr.children:
+            if isinstance(child, cst.BaseExpression):
+                out |= self.expr(child)
+            elif isinstance(child, cst.CSTNode):
+                for sub in child.children:
+                    if isinstance(sub, cst.BaseExpression):
+                        out |= self.expr(sub)
+                    elif isinstance(sub, cst.CSTNode):
+                        for leaf in _walk(sub):
+                            if isinstance(leaf, cst.BaseExpression):
+                                out |= self.expr(leaf)
+                                break
+        return out
+
+    def comprehension(self, expr: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp) -> set[str]:
+        saved = {k: set(v) for k, v in self.w.env.items()}
+        out: set[str] = set()
+        loops = 0
+        comp: cst.CompFor | None = expr.for_in
+        while comp is not None:
+            iter_objs = self.expr(comp.iter)
+            out |= iter_objs
+            self.bind(comp.target, iter_objs)
+            self.w.loops.append(f"for {_code(comp.target)} in {_code(comp.iter)}")
+            loops += 1
+            for cond in comp.ifs:
+                out |= self.expr(cond.test)
+            comp = comp.inner_for_in
+        if isinstance(expr, cst.DictComp):
+            out |= self.expr(expr.key) | self.expr(expr.value)
+        else:
+            out |= self.expr(expr.elt)
+        for _ in range(loops):
+            self.w.loops.pop()
+        self.w.env = saved
+        return out
+
+    def call(self, call: cst.Call) -> set[str]:
+        func = call.func
+        # executor submissions: pool.submit(f, x), pool.map(f, xs)
+        if isinstance(func, cst.Attribute) and call.args:
+            method = func.attr.value
+            if method in _SUBMIT_ONE | _SUBMIT_MANY:
+                args = list(call.args)
+                if method == "run_in_executor" and len(args) >= 2:
+                    args = args[1:]
+                target = self.resolve_ref(args[0].value)
+                if target is not None:
+                    receiver = self.expr(func.value)
+                    executor = self.executor_named(func.value)
+                    fan = FanOut(
+                        executor.mechanism if executor else "executor",
+                        executor.detail if executor else _code(func.value),
+                        executor.line if executor else self.module.line(call),
+                        executor.capped if executor else None,
+                    )
+                    arg_objs = [self.expr(a.value) for a in args[1:]]
+                    return receiver | self.stage(target, call, arg_objs, args[1:], fanout=fan,
+                                                 via_self=_is_self_ref(args[0].value))
+        # threading.Thread(target=f, args=(...))
+        qualified = self.module.qualify(func) or ""
+        if qualified in {"threading.Thread", "multiprocessing.Process"}:
+            target_arg = next((a.value for a in call.args if a.keyword and a.keyword.value == "target"), None)
+            ref = self.resolve_ref(target_arg) if target_arg is not None else None
+            if ref is not None:
+                args_expr = next((a.value for a in call.args if a.keyword and a.keyword.value == "args"), None)
+                elems = list(args_expr.elements) if isinstance(args_expr, cst.Tuple | cst.List) else []
+                arg_objs = [self.expr(e.value) for e in elems]
+                fan = FanOut("thread" if "Thread" in qualified else "process", qualified.rsplit(".", 1)[-1],
+                             self.module.line(call), None)
+                return self.stage(ref, call, arg_objs, [cst.Arg(e.value) for e in elems], fanout=fan,
+                                  via_self=_is_self_ref(target_arg))
+        # dynamic dispatch: getattr(self, name)(...)
+        if isinstance(func, cst.Call) and (self.module.qualify(func.func) or "") == "getattr":
+            return self.dynamic_getattr(call, func)
+        if isinstance(func, cst.Name) and func.value in self.w.env and self.w.loops:
+            handled = self.dynamic_registry(call, func.value)
+            if handled is not None:
+                return handled
+        if isinstance(func, cst.Subscript):
+            handled = self.dynamic_subscript(call, func)
+            if handled is not None:
+                return handled
+        callee = self.resolve_call(func)
+        arg_objs = [self.expr(a.value) for a in call.args]
+        receiver: set[str] = set()
+        if isinstance(func, cst.Attribute):
+            receiver = self.expr(func.value)
+        if callee is not None and (self.fn is None or callee.qualname != self.fn.qualname):
+            via_self = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+            fanout = None
+            if self.w.loops:
+                gathered = self.in_gather(call)
+                fanout = FanOut("gather" if gathered else "loop", self.w.loops[-1], self.module.line(call), None)
+            return self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self)
+        out = set(receiver)
+        for objs in arg_objs:
+            out |= objs
+        return out
+
+    def in_gather(self, call: cst.Call) -> bool:
+        return False
+
+    def resolve_call(self, func: cst.BaseExpression) -> FunctionRef | None:
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in {"self", "cls"}:
+            return self.project.method(self.klass, func.attr.value) if self.klass is not None else None
+        if isinstance(func, cst.Name) and func.value in self.w.env:
+            return None
+        return self.project.function(self.module.qualify(func))
+
+    def resolve_ref(self, expr: cst.BaseExpression | None) -> FunctionRef | None:
+        """A function reference passed as a value (`pool.submit(make_thumbnail, k)`)."""
+        if expr is None:
+            return None
+        if isinstance(expr, cst.Call) and (self.module.qualify(expr.func) or "") in {"functools.partial", "partial"}:
+            return self.resolve_ref(expr.args[0].value) if expr.args else None
+        if isinstance(expr, cst.Name | cst.Attribute):
+            return self.resolve_call(expr)
+        return None
+
+    def executor_of(self, expr: cst.BaseExpression | None) -> Executor | None:
+        if not isinstance(expr, cst.Call):
+            return None
+        qualified = self.module.qualify(expr.func) or ""
+        spec = _EXECUTORS.get(qualified)
+        if spec is None:
+            return None
+        mechanism, keywords, position = spec
+        positional = [a for a in expr.args if a.keyword is None and not a.star]
+        capped = any(a.keyword is not None and a.keyword.value in keywords and not _is_none(a.value)
+                     for a in expr.args) or (len(positional) > position and not _is_none(positional[position].value))
+        return Executor(mechanism, _code(expr), capped, self.module.line(expr))
+
+    def executor_named(self, expr: cst.BaseExpression) -> Executor | None:
+        if isinstance(expr, cst.Name):
+            return self.w.executors.get(expr.value)
+        return self.executor_of(expr)
+
+    # -- stages -----------------------------------------------------------------------
+
+    def stage(self, callee: FunctionRef, call: cst.Call, arg_objs: list[set[str]], args: list[cst.Arg],
+              fanout: FanOut | None, via_self: bool, dynamic: str | None = None) -> set[str]:
+        name = callee.name
+        count = self.w.names.get(name, 0) + 1
+        self.w.names[name] = count
+        stage_id = name if count == 1 else f"{name}#{count}"
+        line = self.module.line(call)
+        params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else list(callee.params)
+        bound: dict[str, set[str]] = {}
+        positional = 0
+        for arg, objs in zip(args, arg_objs, strict=False):
+            if arg.star:
+                for p in params:
+                    bound.setdefault(p, set()).update(objs)
+                continue
+            if arg.keyword is not None:
+                pname = arg.keyword.value
+            else:
+                pname = params[positional] if positional < len(params) else f"*{positional}"
+                positional += 1
+            bound.setdefault(pname, set()).update(objs)
+        keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
+        labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
+        self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
+        stage = self.builder.stage(
+            stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
+            labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
+            handle_args=[a.value for a in args], module=self.module, klass=self.klass,
+        )
+        self.w.stages.append(stage)
+        for guard in self.w.guards:
+            for producer in sorted(guard):
+                if producer != stage_id:
+                    self.w.links.append(Link(producer, stage_id, "control", ("runs only if the earlier stage's result allows it",)))
+        if dynamic:
+            self.w.dynamic.append(stage_id)
+        # the stage mutates its arguments' objects: later guards on them depend on it
+        written = {e.key for e in stage.writes}
+        for obj in list(self.w.objects.values()):
+            if obj.key in written:
+                self.w.objects[obj.key] = Obj(obj.key, obj.label, obj.keys, obj.producers | {stage_id})
+        result = self.new_obj(self.w.result_labels.get(id(call), f"{name}()"), None, set(),
+                              producers=frozenset({stage_id}))
+        self.builder.add_result(stage_id, result.key, result.label)
+        # a stage's result is the object it writes; patch the stage with that write
+        self.w.stages[-1] = self.builder.with_result(self.w.stages[-1], result.key, result.label, line)
+        return {result.key}
+
+    def label_of(self, key: str) -> str:
+        obj = self.w.objects.get(key)
+        return obj.label if obj else key
+
+    # -- dynamic dispatch -----------------------------------------------------------------
+
+    def dynamic_getattr(self, call: cst.Call, getattr_call: cst.Call) -> set[str]:
+        args = getattr_call.args
+        if not args or self.klass is None or not (isinstance(args[0].value, cst.Name) and args[0].value.value == "self"):
+            self.w.notes.append(f"line {self.module.line(call)}: dynamic dispatch through getattr() on an object "
+                                "stagegraph can't resolve; its stages are unknown")
+            return set()
+        candidates = self.dispatch_candidates()
+        reason = (f"dispatch by name through {_code(getattr_call)}: the steps and their order are chosen at run time")
+        arg_objs = [self.expr(a.value) for a in call.args]
+        out: set[str] = set()
+        for method in candidates:
+            out |= self.stage(method, call, arg_objs, list(call.args), fanout=None, via_self=True, dynamic=reason)
+        self.w.notes.append(f"{reason}; candidate stages: {', '.join(m.name for m in candidates) or 'none found'}")
+        self.chain_dynamic(reason)
+        return out
+
+    def dynamic_registry(self, call: cst.Call, name: str) -> set[str] | None:
+        """`for step in STEPS: step(data)` over a list of analysed functions."""
+        return None
+
+    def dynamic_subscript(self, call: cst.Call, func: cst.Subscript) -> set[str] | None:
+        """`REGISTRY[name](...)` over a dict of analysed functions."""
+        base = func.value
+        if not isinstance(base, cst.Name) or base.value not in self.module.constants:
+            return None
+        value = self.module.constants[base.value]
+        if not isinstance(value, cst.Dict):
+            return None
+        refs = [self.resolve_ref(el.value) for el in value.elements if isinstance(el, cst.DictElement)]
+        candidates = [r for r in refs if r is not None]
+        if not candidates:
+            return None
+        reason = f"dispatch through the registry {base.value}[...]: which steps run, and in what order, is chosen at run time"
+        arg_objs = [self.expr(a.value) for a in call.args]
+        out: set[str] = set()
+        for ref in candidates:
+            out |= self.stage(ref, call, arg_objs, list(call.args), fanout=None, via_self=False, dynamic=reason)
+        self.chain_dynamic(reason)
+        return out
+
+    def chain_dynamic(self, reason: str) -> None:
+        ids = self.w.dynamic
+        for a, b in itertools.pairwise(ids):
+            self.w.links.append(Link(a, b, "unknown", (reason,)))
+        self.w.dynamic = []
+
+    def dispatch_candidates(self) -> list[FunctionRef]:
+        """Methods a name-dispatch loop may call: names listed in string constants, else all public methods."""
+        assert self.klass is not None
+        klass = self.klass
+        names: list[str] = []
+        exprs: list[cst.BaseExpression] = list(klass.attributes.values())
+        init = klass.methods.get("__init__")
+        if init is not None:
+            for node in _walk(init.node.body):
+                if isinstance(node, cst.Assign):
+                    exprs.append(node.value)
+        for expr in exprs:
+            for node in _walk(expr):
+                if isinstance(node, cst.Name) and node.value in self.module.constants:
+                    exprs.append(self.module.constants[node.value])
+        for expr in exprs:
+            for node in _walk(expr):
+                if isinstance(node, cst.SimpleString):
+                    value = node.evaluated_value
+                    if isinstance(value, str) and value in klass.methods and value not in names:
+                        names.append(value)
+        driver = self.fn.name if self.fn else ""
+        if not names:
+            names = [m for m in klass.methods if not m.startswith("_") and m != driver]
+        return [klass.methods[n] for n in names if n != driver]
+
+
+def _is_self_ref(expr: cst.BaseExpression | None) -> bool:
+    return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
+_CODE_MODULE = cst.Module(body=[])
+
+
+def _code(node: cst.CSTNode) -> str:
+    text = _CODE_MODULE.code_for_node(node)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------- finding drivers
+
+
+def _main_blocks(module: ModuleIndex) -> list[cst.If]:
+    blocks = []
+    for stmt in module.parsed.tree.body:
+        if isinstance(stmt, cst.If) and "__name__" in _code(stmt.test) and "__main__" in _code(stmt.test):
+            blocks.append(stmt)
+    return blocks
+
+
+def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
+    """Every plain or class driver in the project with two or more stages."""
+    project = builder.ctx.project
+    found: list[PipelineFacts] = []
+    for fn in project.functions.values():
+        body = fn.node.body.body if isinstance(fn.node.body, cst.IndentedBlock) else []
+        facts = _pipeline(builder, fn.module, fn, body, fn.qualname.removeprefix(fn.module.name + "."))
+        if facts is not None:
+            found.append(facts)
+    for module in project.modules.values():
+        for block in _main_blocks(module):
+            body = block.body.body if isinstance(block.body, cst.IndentedBlock) else []
+            facts = _pipeline(builder, module, None, body, "__main__", line=module.line(block))
+            if facts is not None:
+                found.append(facts)
+    return found
+
+
+def _pipeline(builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None, body: Sequence[cst.BaseStatement],
+              name: str, line: int | None = None) -> PipelineFacts | None:
+    if not _calls_enough(builder.ctx.project, module, fn, body):
+        return None
+    walk = Driver(builder, module, fn, body).run()
+    if len(walk.stages) < 2:
+        return None
+    own_methods = sum(1 for s in walk.stages if fn is not None and fn.class_name and s.qualname.startswith(
+        fn.qualname.rsplit(".", 1)[0] + "."))
+    style = "class" if fn is not None and fn.class_name and own_methods * 2 >= len(walk.stages) else "plain"
+    declared = tuple(Link(a.id, b.id, "order", ("call order",)) for a, b in itertools.pairwise(walk.stages))
+    signals = builder.driver_signals(fn, body, module)
+    return PipelineFacts(
+        id=f"{module.relpath}::{name}",
+        name=name,
+        style=style,  # type: ignore[arg-type]
+        file=module.relpath,
+        line=line or (fn.line if fn is not None else 1),
+        stages=tuple(walk.stages),
+        declared=declared,
+        links=tuple(walk.links),
+        signals=signals,
+        notes=tuple(walk.notes),
+    )
+
+
+def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
+                  body: Sequence[cst.BaseStatement]) -> bool:
+    """Cheap pre-check: does the body mention two or more analysed functions (or dispatch by name)?"""
+    klass = project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn is not None and fn.class_name else None
+    seen: set[str] = set()
+    for node in _walk(list(body)):
+        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            continue
+        ref: FunctionRef | None = None
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+            ref = project.method(klass, node.attr.value) if klass is not None else None
+        elif isinstance(node, cst.Name | cst.Attribute):
+            q = module.qualify(node)
+            ref = project.function(q) if q and "." in q else None
+        elif isinstance(node, cst.Call) and (module.qualify(node.func) or "") == "getattr":
+            return True
+        if ref is not None and (fn is None or ref.qualname != fn.qualname):
+            seen.add(ref.qualname)
+            if len(seen) >= 2:
+                return True
+    return False

@@ -1,0 +1,104 @@
+"""Compose direct summaries through calls: what a function does including everything it calls.
+
+Parameters of a callee are mapped onto the caller's argument places, `self` onto the caller's
+receiver; recursion is handled by iterating each strongly connected component of the call
+graph to a fixed point (networkx condensation gives the bottom-up order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from analyzer.facts.effects import SELF, Access, CallSite, Context, Place, Summary, summarize
+from analyzer.facts.index import FunctionRef
+from analyzer.model import Resource, Signal
+
+_MAX_ROUNDS = 8
+
+
+@dataclass(slots=True)
+class Total:
+    """A function's effects including its callees', in the function's own terms (its params, its self)."""
+
+    accesses: set[Access] = field(default_factory=set)
+    resources: set[Resource] = field(default_factory=set)
+    signals: set[Signal] = field(default_factory=set)
+    callees: set[str] = field(default_factory=set)
+
+
+def map_access(access: Access, site: CallSite) -> list[Access]:
+    """Translate a callee's access into the caller's places through one call site."""
+    place = access.place
+    if place is None or place[0] == "global":
+        return [access]
+    targets: Iterable[Place]
+    if place[0] == "param":
+        targets = next((places for name, places in site.args if name == place[1]), frozenset())
+    else:  # ("self", attr)
+        if site.receiver is None:
+            return []
+        targets = [
+            (("self", place[1]) if r == SELF else r) for r in site.receiver
+        ]
+    out = []
+    for t in targets:
+        if t == SELF:
+            continue
+        kind = access.kind
+        if t[0] == "global" and kind == "attribute":
+            kind = "container"
+        if place[0] == "param" and kind == "attribute":
+            kind = "container"
+        out.append(Access(access.write, kind, t, _label(t), access.file, access.line, access.of, access.assumed))
+    return out
+
+
+def _label(place: Place) -> str:
+    from analyzer.facts.effects import place_label
+
+    return place_label(place)
+
+
+def compose(
+    functions: dict[str, FunctionRef],
+    ctx: Context,
+    signals_of: dict[str, tuple[Signal, ...]] | None = None,
+) -> tuple[dict[str, Summary], dict[str, Total]]:
+    """Direct summaries and composed totals for every analysed function."""
+    direct = {q: summarize(fn, ctx) for q, fn in functions.items()}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(direct)
+    for q, summary in direct.items():
+        for site in summary.calls:
+            if site.callee in direct:
+                graph.add_edge(q, site.callee)
+    totals: dict[str, Total] = {}
+    condensed = nx.condensation(graph)
+    for component in reversed(list(nx.topological_sort(condensed))):
+        members = sorted(condensed.nodes[component]["members"])
+        for q in members:
+            totals[q] = Total(set(direct[q].accesses), set(direct[q].resources),
+                              set((signals_of or {}).get(q, ())), set())
+        for _ in range(_MAX_ROUNDS):
+            changed = False
+            for q in members:
+                total = totals[q]
+                before = (len(total.accesses), len(total.resources), len(total.signals), len(total.callees))
+                for site in direct[q].calls:
+                    callee = totals.get(site.callee)
+                    if callee is None:
+                        continue
+                    total.callees.add(site.callee)
+                    total.callees |= callee.callees
+                    for access in callee.accesses:
+                        total.accesses.update(map_access(access, site))
+                    total.resources |= callee.resources
+                    total.signals |= callee.signals
+                after = (len(total.accesses), len(total.resources), len(total.signals), len(total.callees))
+                changed = changed or after != before
+            if not changed or len(members) == 1 and not graph.has_edge(members[0], members[0]):
+                break
+    return direct, totals

@@ -1,0 +1,148 @@
+"""Static evaluation of the strings that name things: paths, table names, cache keys, URLs.
+
+Resolves literals, module constants (across analysed modules), f-strings, `+`, `%`/`.format`,
+`os.path.join`, `pathlib.Path(...)` and `/`. Parts that can't be known become `*`, so two
+stages naming `/data/stock/{self.date}.json` compare as the pattern `/data/stock/*.json`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from analyzer.facts.index import ModuleIndex, Project
+
+WILD = "*"
+_MAX_DEPTH = 12
+_PATH_CTORS = frozenset({"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath", "Path"})
+_JOINERS = frozenset({"os.path.join", "posixpath.join", "ntpath.join"})
+_PERCENT = re.compile(r"%(\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[sdifrxXeEgGc]")
+_BRACES = re.compile(r"\{[^{}]*\}")
+
+
+@dataclass(slots=True)
+class Scope:
+    """Where names are looked up: a function's single-assignment locals, then module constants."""
+
+    module: ModuleIndex
+    project: Project | None = None
+    locals: Mapping[str, cst.BaseExpression] = field(default_factory=dict)
+    #: names that must not fall back to module constants (parameters, loop variables...)
+    shadowed: frozenset[str] = frozenset()
+
+
+def known(value: str | None) -> bool:
+    """A value with at least one literal character (not just wildcards)."""
+    return value is not None and value.replace(WILD, "") != ""
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\*+", WILD, text)
+
+
+def evaluate(expr: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> str | None:
+    """The string an expression evaluates to, with `*` for unknown parts; None when nothing is known."""
+    if expr is None or depth > _MAX_DEPTH:
+        return None
+    value = _eval(expr, scope, depth)
+    return _squash(value) if value is not None else None
+
+
+def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:  # noqa: PLR0911, PLR0912
+    if isinstance(expr, cst.SimpleString):
+        value = expr.evaluated_value
+        return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    if isinstance(expr, cst.ConcatenatedString):
+        left, right = _eval(expr.left, scope, depth + 1), _eval(expr.right, scope, depth + 1)
+        return (left or WILD) + (right or WILD)
+    if isinstance(expr, cst.FormattedString):
+        out = []
+        for part in expr.parts:
+            if isinstance(part, cst.FormattedStringText):
+                out.append(part.value.replace("{{", "{").replace("}}", "}"))
+            elif isinstance(part, cst.FormattedStringExpression):
+                out.append(_eval(part.expression, scope, depth + 1) or WILD) if part.format_spec is None else out.append(WILD)
+        return "".join(out)
+    if isinstance(expr, cst.Integer | cst.Float):
+        return expr.value
+    if isinstance(expr, cst.Name):
+        return _name(expr.value, scope, depth)
+    if isinstance(expr, cst.Attribute):
+        qualified = scope.module.qualify(expr)
+        if qualified and scope.project is not None:
+            owner, _, attr = qualified.rpartition(".")
+            module = scope.project.module_of(owner)
+            if module is not None and attr in module.constants:
+                return _eval(module.constants[attr], Scope(module, scope.project), depth + 1)
+        return WILD
+    if isinstance(expr, cst.BinaryOperation):
+        left, right = _eval(expr.left, scope, depth + 1), _eval(expr.right, scope, depth + 1)
+        if isinstance(expr.operator, cst.Add):
+            return (left or WILD) + (right or WILD)
+        if isinstance(expr.operator, cst.Divide):  # pathlib: base / "name"
+            return _join([left or WILD, right or WILD])
+        if isinstance(expr.operator, cst.Modulo) and left is not None:
+            return _PERCENT.sub(WILD, left)
+        return None
+    if isinstance(expr, cst.Call):
+        return _call(expr, scope, depth)
+    if isinstance(expr, cst.Subscript | cst.IfExp):
+        return WILD
+    return None
+
+
+def _name(name: str, scope: Scope, depth: int) -> str | None:
+    if name in scope.locals:
+        return _eval(scope.locals[name], scope, depth + 1)
+    if name in scope.shadowed:
+        return WILD
+    module = scope.module
+    if name in module.constants:
+        return _eval(module.constants[name], Scope(module, scope.project), depth + 1)
+    if name in module.imports and scope.project is not None:
+        qualified = module.imports[name]
+        owner, _, attr = qualified.rpartition(".")
+        other = scope.project.module_of(owner)
+        if other is not None and attr in other.constants:
+            return _eval(other.constants[attr], Scope(other, scope.project), depth + 1)
+    return WILD
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for part in parts:
+        if part.startswith("/") or not out:
+            out = part
+        else:
+            out = out.rstrip("/") + "/" + part
+    return out
+
+
+def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
+    func = call.func
+    qualified = scope.module.qualify(func) or ""
+    args = [a.value for a in call.args if a.keyword is None and not a.star]
+    if qualified in _JOINERS or qualified in _PATH_CTORS or qualified.endswith(".joinpath"):
+        parts = [_eval(a, scope, depth + 1) or WILD for a in args]
+        if qualified.endswith(".joinpath") and isinstance(func, cst.Attribute):
+            parts.insert(0, _eval(func.value, scope, depth + 1) or WILD)
+        return _join(parts) if parts else None
+    if qualified in {"str", "os.fspath", "os.path.abspath", "os.path.normpath", "os.path.expanduser"} and args:
+        return _eval(args[0], scope, depth + 1)
+    if isinstance(func, cst.Attribute):
+        method = func.attr.value
+        base = _eval(func.value, scope, depth + 1)
+        if method == "format" and base is not None:
+            return _BRACES.sub(WILD, base)
+        if method in {"with_suffix", "with_name"} and base is not None and args:
+            suffix = _eval(args[0], scope, depth + 1) or WILD
+            stem = base.rsplit(".", 1)[0] if method == "with_suffix" else base.rsplit("/", 1)[0] + "/"
+            return stem + suffix
+        if method in {"strip", "lower", "upper", "resolve", "absolute", "expanduser"} and base is not None:
+            return base
+        if method == "replace" and base is not None:
+            return WILD if WILD in base else base
+    return None
