@@ -102,6 +102,7 @@ def extract(
             diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter: code nested too deeply"))
         except Exception as exc:  # isolation point: one adapter
             diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter failed: {exc!r}"))
+    diagnostics.extend(builder.diagnostics)
     pipelines = _link_nested(pipelines)
     suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
     return pipelines, diagnostics, suppressions

@@ -7,7 +7,7 @@ are and which objects flow into them; this module decides what each stage reads 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
@@ -15,7 +15,8 @@ from analyzer.catalog import RoleModel
 from analyzer.facts.effects import Access, Context, Place, Summary, place_label
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex
 from analyzer.facts.summaries import Total
-from analyzer.model import Effect, FanOut, Location, Resource, Signal, Stage
+from analyzer.facts import sql as sqlmod
+from analyzer.model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
 SignalsFn = Callable[[Sequence[cst.BaseStatement], ModuleIndex], tuple[Signal, ...]]
@@ -53,13 +54,29 @@ def dedupe(effects: Iterable[Effect]) -> tuple[Effect, ...]:
     return tuple(sorted(best.values(), key=lambda e: (e.kind, e.target, e.file, e.line)))
 
 
+def sql_effects(text: str, file: str, line: int) -> tuple[list[Effect], list[Effect]]:
+    """Table reads and writes of a SQL string (an unparseable one is an unknown table write)."""
+    found = sqlmod.tables(text)
+    if found is None:
+        return [], []
+    if not found.parsed:
+        return [], [Effect("unknown", "SQL that could not be parsed", file, line, of="table")]
+    reads = [Effect("table", t, file, line, key=t) for t in found.reads]
+    writes = [Effect("table", t, file, line, key=t) for t in found.writes]
+    return reads, writes
+
+
 @dataclass(slots=True)
 class StageBuilder:
+    """What every style adapter gets: the composed summaries and a way to build stages from them."""
+
     ctx: Context
     direct: dict[str, Summary]
     totals: dict[str, Total]
     roles: RolesFn
     body_signals: SignalsFn
+    #: adapters append diagnostics here (an unsupported construct: say so, never guess silently)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def total(self, callee: FunctionRef) -> Total:
         return self.totals.get(callee.qualname) or Total()
