@@ -1,0 +1,40 @@
+"""coincidental-order: stages the code runs in sequence although nothing orders them.
+
+One note per parallel group that contains an `order` edge (a declaration or call order with no
+real dependency behind it), naming the stages that could start together. The note points at
+the first stage that waits for no reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.checks._common import quoted
+from analyzer.model import Location, Pipeline
+
+RULE = "coincidental-order"
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    order_edges = [e for e in pipeline.edges if e.kind == "order" and e.source != e.target]
+    for group in pipeline.parallel_groups:
+        members = set(group.stages)
+        inside = [e for e in order_edges if e.source in members and e.target in members]
+        if not inside:
+            continue
+        waiting = pipeline.stage(inside[0].target)
+        orderings = ", ".join(
+            f"`{pipeline.stage(e.source).name}` before `{pipeline.stage(e.target).name}`" for e in inside
+        )
+        yield Hit(
+            rule=RULE,
+            message=msg.COINCIDENTAL_ORDER.format(
+                stages=quoted(pipeline.stage(s).name for s in group.stages), orderings=orderings
+            ),
+            file=waiting.file,
+            line=waiting.line,
+            stages=group.stages,
+            related=tuple(Location(pipeline.stage(s).file, pipeline.stage(s).line) for s in group.stages),
+        )

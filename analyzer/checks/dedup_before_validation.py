@@ -1,0 +1,39 @@
+"""dedup-before-validation: a dedup stage feeds a validation stage.
+
+Fires when a stage with role `dedup` reaches a stage with role `validate` along real data
+edges (so validation consumes what dedup kept). Only the nearest validation stages are reported:
+a later validation behind an earlier one is the same mistake, reported once.
+Near-miss: validation before dedup (the data path runs the other way) does not fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.checks._common import reachable, successors
+from analyzer.model import Location, Pipeline
+
+RULE = "dedup-before-validation"
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    data = successors(pipeline, frozenset({"data"}))
+    validators = frozenset(s.id for s in pipeline.stages if "validate" in s.roles)
+    for dedup in pipeline.stages:
+        if "dedup" not in dedup.roles:
+            continue
+        # stop at the first validation stage on each path: only the nearest ones are reported
+        for stage_id in sorted(reachable(data, dedup.id, avoid=validators) & validators):
+            if stage_id == dedup.id:
+                continue
+            validate = pipeline.stage(stage_id)
+            yield Hit(
+                rule=RULE,
+                message=msg.DEDUP_BEFORE_VALIDATION.format(dedup=dedup.name, validate=validate.name),
+                file=validate.file,
+                line=validate.line,
+                stages=(dedup.id, validate.id),
+                related=(Location(dedup.file, dedup.line),),
+            )

@@ -1,0 +1,44 @@
+"""non-idempotent-retry: a retry around a write that repeats its effect.
+
+Reads the signal `retry-nonidempotent` (a retry loop or tenacity/backoff/retrying/Celery retry
+around an HTTP POST/PATCH, an INSERT without conflict handling or a queue publish, with no
+idempotency key). One finding per stage; driver-level retries are reported on their own line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.checks._common import signals_of
+from analyzer.facts.signals import RETRY_NONIDEMPOTENT
+from analyzer.model import Location, Pipeline
+
+RULE = "non-idempotent-retry"
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    for stage in pipeline.stages:
+        found = signals_of(stage, (RETRY_NONIDEMPOTENT,))
+        if not found:
+            continue
+        yield Hit(
+            rule=RULE,
+            message=msg.NON_IDEMPOTENT_RETRY.format(stage=stage.name, detail=found[0].detail),
+            file=found[0].file,
+            line=found[0].line,
+            stages=(stage.id,),
+            column=found[0].column,
+            related=tuple(Location(s.file, s.line, s.column) for s in found[1:]),
+        )
+    for signal in pipeline.signals:
+        if signal.kind == RETRY_NONIDEMPOTENT:
+            yield Hit(
+                rule=RULE,
+                message=msg.NON_IDEMPOTENT_RETRY_DRIVER.format(detail=signal.detail),
+                file=signal.file,
+                line=signal.line,
+                column=signal.column,
+                key=signal.detail,
+            )

@@ -1,0 +1,34 @@
+"""order-dependent-state: a stage carries state across records.
+
+Reads the stage signal `order-dependent-state` (running totals, sequence numbers,
+previous-record comparisons, state machines written into the output). A `seen` set used for
+dedup and pandas `.cumsum()`/`.diff()` within one stage produce no signal. One finding per stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.checks._common import signals_of
+from analyzer.facts.signals import ORDER_DEPENDENT_STATE
+from analyzer.model import Location, Pipeline
+
+RULE = "order-dependent-state"
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    for stage in pipeline.stages:
+        found = signals_of(stage, (ORDER_DEPENDENT_STATE,))
+        if not found:
+            continue
+        yield Hit(
+            rule=RULE,
+            message=msg.ORDER_DEPENDENT_STATE.format(stage=stage.name, detail=found[0].detail or "loop state"),
+            file=found[0].file,
+            line=found[0].line,
+            stages=(stage.id,),
+            column=found[0].column,
+            related=tuple(Location(s.file, s.line, s.column) for s in found[1:]),
+        )

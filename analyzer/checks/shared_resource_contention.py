@@ -1,0 +1,85 @@
+"""shared-resource-contention: concurrent branches share a resource that can't be shared.
+
+(a) A stage that already fans out concurrently (executor, pool, gather, map, Celery group or
+chord, Airflow expand, ...) touches a resource that is not thread/process safe or is
+capacity-limited: every branch uses the same handle.
+(b) A parallel group's members share a resource that is not thread-safe (one DB-API
+connection, one sqlite file, one file being written). A thread-safe pool shared by stages
+that could run together (a SQLAlchemy engine) is not reported: that is what pools are for.
+Fingerprints are keyed on the resource name, so one finding per resource and set of stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.checks._common import is_concurrent_fanout, later, quoted
+from analyzer.model import Location, Pipeline, Resource
+
+RULE = "shared-resource-contention"
+
+
+def _label(resource: Resource) -> str:
+    return f"{resource.kind}:{resource.name}"
+
+
+def _describe(resource: Resource) -> str:
+    call = f" from {resource.call}" if resource.call else ""
+    return f"the {resource.kind} resource `{resource.name}`{call}"
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    for stage in pipeline.stages:
+        if not is_concurrent_fanout(stage) or stage.fanout is None:
+            continue
+        seen: set[str] = set()
+        for resource in stage.resources:
+            if resource.thread_safe and not resource.capacity_limited:
+                continue
+            if _label(resource) in seen:
+                continue
+            seen.add(_label(resource))
+            why = (
+                "is not safe to share across threads or processes"
+                if not resource.thread_safe
+                else "is capacity-limited, so the branches queue for it"
+            )
+            yield Hit(
+                rule=RULE,
+                message=msg.CONTENTION_FANOUT.format(
+                    stage=stage.name, mechanism=stage.fanout.detail or stage.fanout.mechanism,
+                    resource=_describe(resource), why=why,
+                ),
+                file=stage.file,
+                line=stage.line,
+                stages=(stage.id,),
+                related=(Location(resource.file, resource.line),) if resource.file else (),
+                key=_label(resource),
+            )
+    for group in pipeline.parallel_groups:
+        members = [pipeline.stage(s) for s in group.stages]
+        for label in group.shared_resources:
+            users = [
+                (stage, resource)
+                for stage in members
+                for resource in stage.resources
+                if _label(resource) == label
+            ]
+            if len({stage.id for stage, _ in users}) < 2 or all(r.thread_safe for _, r in users):
+                continue
+            stage_ids = tuple(dict.fromkeys(stage.id for stage, _ in users))
+            where = later(pipeline, stage_ids)
+            resource = next(r for _, r in users if not r.thread_safe)
+            yield Hit(
+                rule=RULE,
+                message=msg.CONTENTION_GROUP.format(
+                    stages=quoted(pipeline.stage(s).name for s in stage_ids), resource=_describe(resource)
+                ),
+                file=where.file,
+                line=where.line,
+                stages=stage_ids,
+                related=tuple(Location(pipeline.stage(s).file, pipeline.stage(s).line) for s in stage_ids),
+                key=label,
+            )

@@ -1,0 +1,55 @@
+"""unbounded-fanout: a fan-out whose width the data decides.
+
+Reads the signals `executor-uncapped`, `gather-unbounded` and `task-per-row`, from a stage's
+own body or from the driver (attributed to the fan-out stages submitted there). A stage whose
+`FanOut.capped` is False counts too. One finding per stage, listing every reason.
+Near-miss: an executor with `max_workers=` (`executor-capped`) does not fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.checks._common import attributed, is_concurrent_fanout
+from analyzer.facts.signals import EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW
+from analyzer.model import Location, Pipeline, Signal, Stage
+
+RULE = "unbounded-fanout"
+KINDS = (EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW)
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    reasons: dict[tuple[str, ...], list[Signal]] = {}
+    for stages, signal in attributed(pipeline, KINDS):
+        reasons.setdefault(tuple(s.id for s in stages), []).append(signal)
+    for stage in pipeline.stages:
+        if is_concurrent_fanout(stage) and stage.fanout is not None and stage.fanout.capped is False:
+            found = reasons.setdefault((stage.id,), [])
+            if not found:
+                detail = f"{stage.fanout.detail or stage.fanout.mechanism} has no worker cap"
+                found.append(Signal(EXECUTOR_UNCAPPED, stage.file, stage.fanout.line or stage.line, detail))
+    for stage_ids, signals in reasons.items():
+        details = "; ".join(dict.fromkeys(s.detail or s.kind for s in signals))
+        first = signals[0]
+        if stage_ids:
+            named: list[Stage] = [pipeline.stage(s) for s in stage_ids]
+            message = msg.UNBOUNDED_FANOUT.format(stage=", ".join(s.name for s in named), details=details)
+            yield Hit(
+                rule=RULE,
+                message=message,
+                file=first.file,
+                line=first.line,
+                stages=stage_ids,
+                related=tuple(Location(s.file, s.line) for s in signals[1:]),
+            )
+        else:
+            for signal in signals:
+                yield Hit(
+                    rule=RULE,
+                    message=msg.UNBOUNDED_FANOUT_DRIVER.format(details=signal.detail or signal.kind),
+                    file=signal.file,
+                    line=signal.line,
+                    key=f"{signal.kind}:{signal.detail}",
+                )

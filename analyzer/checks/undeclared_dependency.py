@@ -1,0 +1,36 @@
+"""undeclared-dependency: a framework pipeline's real dependency that no declaration orders.
+
+Only for framework styles (not `plain` or `class`, whose "declarations" are the call order
+itself): a data, control or unknown edge with `declared == False` means the scheduler is free
+to run the reader before the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from analyzer.checks import Hit
+from analyzer.checks import _messages as msg
+from analyzer.model import DEPENDENCY_KINDS, Location, Pipeline
+
+RULE = "undeclared-dependency"
+UNSCHEDULED_STYLES = frozenset({"plain", "class"})
+
+
+def check(pipeline: Pipeline) -> Iterator[Hit]:
+    if pipeline.style in UNSCHEDULED_STYLES:
+        return
+    for edge in pipeline.edges:
+        if edge.kind not in DEPENDENCY_KINDS or edge.declared or edge.source == edge.target:
+            continue
+        source, target = pipeline.stage(edge.source), pipeline.stage(edge.target)
+        template = msg.UNDECLARED_UNKNOWN if edge.kind == "unknown" else msg.UNDECLARED
+        via = ", ".join(edge.via) if edge.via else edge.kind
+        yield Hit(
+            rule=RULE,
+            message=template.format(source=source.name, target=target.name, via=via),
+            file=target.file,
+            line=target.line,
+            stages=(source.id, target.id),
+            related=(Location(source.file, source.line),),
+        )

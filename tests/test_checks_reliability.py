@@ -1,0 +1,52 @@
+"""Checks about failures and records: swallowed-exception, order-dependent-state, non-idempotent-retry."""
+
+from __future__ import annotations
+
+from pipeline_builders import hits, pipeline, signal, stage, stage_sets
+
+from analyzer.facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT
+from analyzer.model import FanOut
+
+BRANCH = FanOut("executor", "pool.submit", 10, capped=True)
+
+
+def test_except_pass_in_a_stage_fires_on_the_handler_line() -> None:
+    s = stage("send", 52, signals=[signal(BROAD_EXCEPT_SWALLOW, 43, "except Exception: pass")])
+    (hit,) = hits("swallowed-exception", pipeline([s]))
+    assert (hit.stages, hit.line) == (("send",), 43)
+    assert "except Exception: pass" in hit.message
+
+
+def test_logged_only_counts_in_a_fanout_branch() -> None:
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, f"except Exception: {LOGGED_ONLY}")
+    assert stage_sets("swallowed-exception", pipeline([stage("worker", 10, signals=[logged], fanout=BRANCH)])) == [
+        ("worker",)
+    ]
+
+
+def test_logged_only_in_a_sequential_stage_is_the_near_miss() -> None:
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, f"except Exception: {LOGGED_ONLY}")
+    assert stage_sets("swallowed-exception", pipeline([stage("load", 10, signals=[logged])])) == []
+
+
+def test_reraise_after_logging_produces_no_signal_and_no_finding() -> None:
+    assert stage_sets("swallowed-exception", pipeline([stage("load", 10)])) == []
+
+
+def test_order_dependent_state_fires_per_stage() -> None:
+    s = stage("add_balances", 5, signals=[signal(ORDER_DEPENDENT_STATE, 8, "running value `balance`")])
+    (hit,) = hits("order-dependent-state", pipeline([s]))
+    assert hit.stages == ("add_balances",) and "running value `balance`" in hit.message
+
+
+def test_non_idempotent_retry_fires_in_stage_and_driver() -> None:
+    s = stage("create_invoices", 5, signals=[signal(RETRY_NONIDEMPOTENT, 9, "@tenacity.retry around an HTTP POST")])
+    driver = signal(RETRY_NONIDEMPOTENT, 30, "retry loop around a queue publish")
+    found = sorted((h.stages, h.line) for h in hits("non-idempotent-retry", pipeline([s], signals=[driver])))
+    assert found == [((), 30), (("create_invoices",), 9)]
+
+
+def test_other_signals_do_not_leak_into_these_rules() -> None:
+    s = stage("x", 1, signals=[signal("executor-capped", 2, "ThreadPoolExecutor() with max_workers=4")])
+    for rule in ("swallowed-exception", "order-dependent-state", "non-idempotent-retry"):
+        assert stage_sets(rule, pipeline([s])) == []
