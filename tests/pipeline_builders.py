@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 
 import networkx as nx
 
@@ -74,7 +75,7 @@ def edge(source: str, target: str, kind: EdgeKind = "data", declared: bool = Tru
 
 def chain(*names: str, kind: EdgeKind = "data") -> list[Edge]:
     """Edges a->b->c... of one kind (declared, as call order declares them)."""
-    return [edge(a, b, kind) for a, b in zip(names, names[1:], strict=False)]
+    return [edge(a, b, kind) for a, b in pairwise(names)]
 
 
 def pipeline(

@@ -1,4 +1,4 @@
-"""Checks about stage order: dedup-before-validation, hidden-state-dependency, undeclared-dependency, coincidental-order."""
+"""Ordering checks: dedup-before-validation, hidden-state-dependency, undeclared-dependency, coincidental-order."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_tables_and_variables_are_the_normal_hand_off() -> None:
 
 
 def test_container_mutation_is_not_a_rebinding() -> None:
-    stages = [stage("collect", 1, writes=[container("self.invoices")]), stage("price", 2, reads=[attr("self.invoices")])]
+    stages = [stage("collect", 1, writes=[container("self.invoices")]),
+              stage("price", 2, reads=[attr("self.invoices")])]
     assert stage_sets("hidden-state-dependency", pipeline(stages, chain("collect", "price"))) == []
 
 
