@@ -45,7 +45,7 @@ _EDGE_STYLE: dict[str, dict[str, str]] = {
 _KIND_RANK = {"order": 0, "control": 1, "unknown": 2, "data": 3}
 RESOURCE_ABBREV = {"database": "db", "filesystem": "fs", "http": "http", "cache": "cache", "queue": "queue",
                    "cloud": "cloud", "lock": "lock", "process": "proc", "other": "res"}
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\s]+")
 
 
 class GraphvizError(RuntimeError):
@@ -303,7 +303,7 @@ def _node_attrs(node: Node) -> dict[str, str]:
 
 def _cluster_label(v: View) -> str:
     p = v.pipeline
-    rows = [f'<TR><TD COLSPAN="2" ALIGN="LEFT"><B>{_html(p.name, 60)}</B> <FONT COLOR="#6b7280" POINT-SIZE="10">'
+    rows = [f'<TR><TD COLSPAN="2" ALIGN="LEFT"><B>{_html(p.name, 60)}</B>&#160; <FONT COLOR="#6b7280" POINT-SIZE="10">'
             f"{_html(p.style, 20)} · {_html(p.file, 60)}:{p.line}</FONT></TD></TR>"]
     if v.hidden:
         rows.append(f'<TR><TD COLSPAN="2" ALIGN="LEFT"><FONT COLOR="#6b7280" POINT-SIZE="9">{v.hidden} stages without '
