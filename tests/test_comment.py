@@ -110,7 +110,8 @@ def _client(api: FakeGitHub, sleeps: list[float] | None = None) -> Client:
 
 
 def _report_file(tmp_path: Path, delta: dict[str, Any] | None = None) -> Path:
-    finding = Finding("dedup-before-validation", "error", "`dedup` runs before `validate`", "etl/driver.py", 6, "f" * 20)
+    finding = Finding("dedup-before-validation", "error", "`dedup` runs before `validate`", "etl/driver.py", 6,
+                      "f" * 20)
     data = to_dict(make_report((), (finding,), (), 3))
     if delta is not None:
         data["delta"] = delta

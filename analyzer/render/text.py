@@ -1,9 +1,11 @@
-"""The terminal report: per pipeline, stages in run order, what links them, what could run together.
+"""The terminal report: a summary first, then per pipeline its stages, what links them, what could run together.
 
 Plain text (no colour codes), so it reads the same in a pre-commit log, a CI log and a TTY.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from analyzer.model import Edge, Pipeline, Report, Stage
 
@@ -49,8 +51,36 @@ def render_pipeline(pipeline: Pipeline) -> list[str]:
     return lines
 
 
+def headline(report: Report) -> list[str]:
+    """The part a manager reads first: the verdict, what kind of problems, where, and what was covered."""
+    s = report.summary
+    counts = dict(s.findings_by_severity)
+    total = sum(counts.values())
+    baselined = f" ({s.baselined} more known from the baseline)" if s.baselined else ""
+    if total:
+        verdict = (f"{total} findings: {counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
+                   f"{counts.get('note', 0)} notes{baselined}")
+    else:
+        verdict = f"no findings{baselined}"
+    lines = ["summary:", f"  {verdict}"]
+    if total:
+        by_rule = Counter(f.rule for f in report.findings)
+        lines.append("  by rule: " + ", ".join(f"{rule} ({n})" for rule, n in sorted(by_rule.items(),
+                                                                                  key=lambda kv: (-kv[1], kv[0]))))
+        by_pipeline = Counter(f.pipeline or f.file for f in report.findings)
+        worst = sorted(by_pipeline.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        lines.append("  most affected: " + ", ".join(f"{name} ({n})" for name, n in worst))
+    lines.append(f"  covered: {s.files_analysed} files, {s.pipelines} pipelines, {s.stages} stages"
+                 + (f"; {len(report.diagnostics)} files or checks not analysed (listed below)"
+                    if report.diagnostics else ""))
+    lines.append(f"  ordering: {s.real_edges} real dependencies, {s.unknown_edges} unknown, "
+                 f"{s.coincidental_edges} coincidental orderings; {s.fanout_candidates} groups of stages could run "
+                 "concurrently")
+    return lines
+
+
 def render(report: Report) -> str:
-    lines: list[str] = []
+    lines: list[str] = [*headline(report), ""]
     for pipeline in report.pipelines:
         lines.extend(render_pipeline(pipeline))
         lines.append("")
@@ -72,7 +102,8 @@ def render(report: Report) -> str:
     lines.append(
         f"{s.files_analysed} files, {s.pipelines} pipelines, {s.stages} stages: "
         f"{s.real_edges} real dependencies, {s.unknown_edges} unknown, {s.coincidental_edges} coincidental orderings; "
-        f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, {counts.get('note', 0)} notes{baselined}"
+        f"{counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
+        f"{counts.get('note', 0)} notes{baselined}"
         + (f"; {len(report.diagnostics)} diagnostics" if report.diagnostics else "")
     )
     return "\n".join(lines) + "\n"
