@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from analyzer import __version__
@@ -89,8 +89,17 @@ def analyze_modules(
         suppressions,
     )
     diagnostics.extend(check_diagnostics)
+    lines = {m.relpath: m.lines for m in modules}
+    findings = [_with_snippet(f, lines) for f in findings]
     diagnostics.sort(key=lambda d: (d.file, d.line or 0, d.kind, d.message))
     return make_report(tuple(pipelines), tuple(findings), tuple(diagnostics), files_analysed)
+
+
+def _with_snippet(finding: Finding, lines: dict[str, list[str]]) -> Finding:
+    source = lines.get(finding.file)
+    if not source or not 1 <= finding.line <= len(source):
+        return finding
+    return replace(finding, snippet=source[finding.line - 1].strip()[:200])
 
 
 def _touches(pipeline: Pipeline, files: frozenset[str]) -> bool:
@@ -121,7 +130,7 @@ def make_report(
 def summarize(
     pipelines: tuple[Pipeline, ...], findings: tuple[Finding, ...], files_analysed: int, baselined: int = 0
 ) -> Summary:
-    kinds = Counter(e.kind for p in pipelines for e in p.edges)
+    kinds: Counter[str] = Counter(e.kind for p in pipelines for e in p.edges)
     severities = Counter(f.severity for f in findings)
     return Summary(
         files_analysed=files_analysed,

@@ -204,6 +204,8 @@ class Finding:
     pipeline: str | None = None
     stages: tuple[str, ...] = ()
     related: tuple[Location, ...] = ()
+    #: the source line the finding points at, for reports people read
+    snippet: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,8 @@ def _finding(f: Finding) -> dict[str, Any]:
     })
     if f.related:
         out["related"] = [_location(r) for r in f.related]
+    if f.snippet:
+        out["snippet"] = f.snippet
     return out
 
 
@@ -179,6 +181,7 @@ def from_dict(data: dict[str, Any]) -> Report:
             fingerprint=f["fingerprint"], column=f.get("column"), pipeline=f.get("pipeline"),
             stages=tuple(f.get("stages", [])),
             related=tuple(Location(r["file"], r["line"], r.get("column")) for r in f.get("related", [])),
+            snippet=f.get("snippet", ""),
         )
         for f in data["findings"]
     )
