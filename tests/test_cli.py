@@ -120,3 +120,19 @@ def test_internal_errors_become_exit_2(tmp_path: Path, monkeypatch: pytest.Monke
     err = capsys.readouterr().err
     assert "stagegraph: internal error: RuntimeError('kaboom')" in err
     assert "Traceback" not in err
+
+
+def test_action_is_composite_and_runs_diff_mode_sarif_and_comment() -> None:
+    import yaml  # type: ignore[import-untyped]
+
+    action = yaml.safe_load((Path(__file__).resolve().parents[1] / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    steps = action["runs"]["steps"]
+    scripts = "\n".join(step.get("run", "") for step in steps)
+    assert '--diff-base "origin/${BASE_REF}"' in scripts
+    assert "--out-dir" in scripts
+    assert 'stagegraph comment --report "$OUT_DIR/report.json"' in scripts
+    uploads = [s for s in steps if str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif")]
+    assert uploads and uploads[0]["with"]["sarif_file"].endswith("/report.sarif")
+    for step in steps:  # untrusted context values reach scripts only through env, never inline
+        assert "${{" not in step.get("run", ""), step.get("name")
