@@ -94,7 +94,8 @@ def changed_relpaths(root: Path, files: Sequence[Path]) -> frozenset[str]:
     """The changed Python files as root-relative POSIX paths (others are not ours to check)."""
     result: set[str] = set()
     for given in files:
-        absolute = Path(os.path.abspath(given))
+        # resolve the folder we run in, not the file: a symlinked checkout must match `root`
+        absolute = Path(os.path.normpath(given if given.is_absolute() else Path.cwd().resolve() / given))
         if absolute.suffix != ".py":
             continue
         try:
@@ -113,7 +114,7 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     from analyzer.engine import analyze_modules, make_report
 
     root = source.common_root(targets)
-    changed = changed_relpaths(Path(os.path.abspath(root)), files)
+    changed = changed_relpaths(root, files)
     if not changed:
         return make_report((), (), (), 0), changed
     found = source.discover(targets, options.exclude)
