@@ -49,6 +49,9 @@ class ParsedModule:
     text: str
     tree: cst.Module
     lines: list[str] = field(default_factory=list)
+    #: where the file is on disk (None for text from git objects); lets framework adapters read
+    #: files that sit next to the code, such as an Airflow DAG's `.sql` templates
+    path: Path | None = None
 
 
 @dataclass(slots=True)
@@ -243,4 +246,7 @@ def load(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedModule
     text = read_source(source, max_bytes)
     if isinstance(text, Diagnostic):
         return text
-    return parse_text(source.relpath, text)
+    parsed = parse_text(source.relpath, text)
+    if isinstance(parsed, ParsedModule):
+        parsed.path = source.path
+    return parsed

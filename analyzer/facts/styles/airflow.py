@@ -1,0 +1,832 @@
+"""Airflow DAGs (2.x and 3.x): tasks, their effects, and the orderings the DAG declares.
+
+A DAG is a `with DAG(...)` block (module level or inside a factory function), a `dag = DAG(...)`
+assignment followed by operators, or a `@dag`-decorated function (style `airflow-taskflow`).
+Each task is a stage named by its task id (prefixed by its TaskGroup ids, as Airflow does):
+
+- Python operators: the callable's composed effects, plus XCom: `xcom_push(key=K)` writes
+  `TASK.K`, `xcom_pull(task_ids=T, key=K)` reads `T.K` (default key `return_value`), and a
+  callable that returns something writes `TASK.return_value`. Jinja `{{ ti.xcom_pull(...) }}`
+  in any templated argument reads too.
+- SQL operators: tables of `sql=` (strings, lists, or `.sql` files next to the DAG or under
+  `template_searchpath`); `{{ params.x }}` is substituted from `params=` when literal, other
+  templates become wildcards.
+- TaskFlow `@task` calls: a task result passed as an argument is a read of `A.return_value` and
+  a declared ordering (Airflow sets it); `.partial(...).expand(...)` is a fan-out.
+- Everything else (Bash, Docker, Kubernetes, custom operators...) is opaque: it may read and
+  write anything, so every pair with it is an `unknown` dependency (the conservative answer).
+
+Declared orderings: `>>`, `<<`, lists, chains, `chain()`, `chain_linear()`, `cross_downstream()`,
+`set_upstream/set_downstream`; a TaskGroup on either side stands for its roots or leaves.
+Task ids that can't be known statically (loops over data we can't see) become one wildcard
+stage with a diagnostic and `unknown` links to the rest of the DAG.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from analyzer.facts.index import FunctionRef, ModuleIndex, Project
+from analyzer.facts.stagefx import StageBuilder, sql_effects
+from analyzer.facts.styles._declared import (
+    argument,
+    body_of,
+    code,
+    decorator_call,
+    decorator_names,
+    kwarg,
+    literal_values,
+    nested_function,
+    opaque,
+    returns_value,
+    string_items,
+    unresolved,
+    walk,
+)
+from analyzer.facts.values import WILD, Scope, evaluate
+from analyzer.model import Effect, FanOut, Link, PipelineFacts, Stage
+
+DAG_CLASSES = frozenset({
+    "airflow.DAG", "airflow.models.DAG", "airflow.models.dag.DAG", "airflow.sdk.DAG", "airflow.sdk.definitions.dag.DAG",
+})
+DAG_DECORATORS = frozenset({"airflow.decorators.dag", "airflow.sdk.dag", "airflow.models.dag.dag"})
+TASK_DECORATORS = frozenset({"airflow.decorators.task", "airflow.sdk.task"})
+GROUP_DECORATORS = frozenset({"airflow.decorators.task_group", "airflow.sdk.task_group"})
+TASK_GROUPS = frozenset({
+    "airflow.utils.task_group.TaskGroup", "airflow.sdk.TaskGroup", "airflow.task.TaskGroup",
+    "airflow.sdk.definitions.taskgroup.TaskGroup",
+})
+CHAIN = frozenset({"airflow.models.baseoperator.chain", "airflow.sdk.chain", "airflow.utils.helpers.chain",
+                   "airflow.models.chain"})
+CHAIN_LINEAR = frozenset({"airflow.models.baseoperator.chain_linear", "airflow.sdk.chain_linear"})
+CROSS = frozenset({"airflow.models.baseoperator.cross_downstream", "airflow.sdk.cross_downstream",
+                   "airflow.utils.helpers.cross_downstream"})
+PYTHON_OPERATORS = frozenset({
+    "PythonOperator", "PythonVirtualenvOperator", "BranchPythonOperator", "ShortCircuitOperator",
+    "ExternalPythonOperator", "BranchExternalPythonOperator", "BranchPythonVirtualenvOperator",
+})
+SQL_OPERATORS = frozenset({
+    "PostgresOperator", "MySqlOperator", "MsSqlOperator", "SqliteOperator", "OracleOperator", "SnowflakeOperator",
+    "SQLExecuteQueryOperator", "BigQueryInsertJobOperator", "BigQueryExecuteQueryOperator", "RedshiftSQLOperator",
+    "TrinoOperator", "DatabricksSqlOperator", "VerticaOperator", "JdbcOperator", "DruidSqlOperator",
+    "ExasolOperator", "HiveOperator", "PrestoOperator", "SparkSqlOperator",
+})
+EMPTY_OPERATORS = frozenset({"EmptyOperator", "DummyOperator", "LatestOnlyOperator"})
+#: keyword arguments that cap how many mapped task instances run at once
+MAPPING_CAPS = ("max_active_tis_per_dag", "max_active_tis_per_dagrun", "pool")
+_XCOM_TEMPLATE = re.compile(
+    r"xcom_pull\(\s*(?:task_ids\s*=\s*)?['\"]([^'\"]+)['\"](?:\s*,\s*key\s*=\s*['\"]([^'\"]+)['\"])?"
+)
+_PARAMS_TEMPLATE = re.compile(r"\{\{\s*params\.(\w+)\s*\}\}|\{\{\s*params\[['\"](\w+)['\"]\]\s*\}\}")
+
+Ref = tuple[str, str]  # ("task", id) | ("group", id)
+
+
+@dataclass(slots=True)
+class Task:
+    """One task as declared, before its stage is built."""
+
+    task_id: str
+    line: int
+    call: cst.Call
+    kind: str  # python | sql | empty | opaque | taskflow
+    callee: FunctionRef | None = None
+    fanout: FanOut | None = None
+    reads: list[Effect] = field(default_factory=list)
+    writes: list[Effect] = field(default_factory=list)
+    dynamic: bool = False
+    xcom_push: bool = True
+
+
+@dataclass(slots=True)
+class Group:
+    group_id: str
+    members: list[str] = field(default_factory=list)  # task ids, nested groups' members included
+    roots: list[str] = field(default_factory=list)
+    leaves: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Walk:
+    tasks: dict[str, Task] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    env: dict[str, list[Ref]] = field(default_factory=dict)
+    locals: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    relations: list[tuple[Ref, Ref, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    group_stack: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)
+
+
+class DagWalker:
+    """Walks one DAG body in source order, collecting tasks, groups and declared relations."""
+
+    def __init__(self, builder: StageBuilder, module: ModuleIndex, dag_name: str,
+                 taskflow: dict[str, FunctionRef], groupfns: dict[str, cst.FunctionDef],
+                 local_defs: dict[str, FunctionRef], searchpath: list[str],
+                 scope_locals: dict[str, cst.BaseExpression]) -> None:
+        self.builder = builder
+        self.project: Project = builder.ctx.project
+        self.module = module
+        self.dag_name = dag_name
+        self.taskflow = dict(taskflow)
+        self.groupfns = dict(groupfns)
+        self.local_defs = dict(local_defs)
+        self.searchpath = searchpath
+        self.w = _Walk(locals=dict(scope_locals))
+
+    # -- scope -----------------------------------------------------------------
+
+    def scope(self) -> Scope:
+        shadowed = frozenset(n for n in self.w.env)
+        return Scope(self.module, self.project, dict(self.w.locals), shadowed)
+
+    def qualify(self, expr: cst.BaseExpression) -> str:
+        return self.module.qualify(expr) or ""
+
+    # -- statements ------------------------------------------------------------
+
+    def block(self, body: Sequence[cst.CSTNode]) -> None:
+        for stmt in body:
+            self.statement(stmt)
+
+    def statement(self, stmt: cst.CSTNode) -> None:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                self.small(small)
+        elif isinstance(stmt, cst.With):
+            self.with_block(stmt)
+        elif isinstance(stmt, cst.FunctionDef):
+            self.definition(stmt)
+        elif isinstance(stmt, cst.For):
+            self.for_loop(stmt)
+        elif isinstance(stmt, cst.If):
+            self.block(body_of(stmt))
+            orelse = stmt.orelse
+            if isinstance(orelse, cst.If):
+                self.statement(orelse)
+            elif isinstance(orelse, cst.Else) and isinstance(orelse.body, cst.IndentedBlock):
+                self.block(orelse.body.body)
+        elif isinstance(stmt, cst.Try):
+            self.block(body_of(stmt))  # type: ignore[arg-type]
+
+    def small(self, small: cst.BaseSmallStatement) -> None:
+        if isinstance(small, cst.Assign):
+            refs = self.expr(small.value)
+            for target in small.targets:
+                self.bind(target.target, refs, small.value)
+        elif isinstance(small, cst.AnnAssign) and small.value is not None:
+            self.bind(small.target, self.expr(small.value), small.value)
+        elif isinstance(small, cst.Expr):
+            self.expr(small.value)
+
+    def bind(self, target: cst.BaseExpression, refs: list[Ref], value: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name):
+            if refs:
+                self.w.env[target.value] = refs
+                self.w.locals.pop(target.value, None)
+            else:
+                self.w.locals[target.value] = value
+                self.w.env.pop(target.value, None)
+        elif isinstance(target, cst.Tuple | cst.List) and isinstance(value, cst.Tuple | cst.List) and \
+                len(target.elements) == len(value.elements):
+            for t, v in zip(target.elements, value.elements, strict=True):
+                self.bind(t.value, self.expr(v.value) if refs else [], v.value)
+
+    def definition(self, node: cst.FunctionDef) -> None:
+        names = decorator_names(node, self.module)
+        if any(_is_task_decorator(n) for n in names):
+            self.taskflow[node.name.value] = nested_function(self.builder, self.module, node,
+                                                             f"{self.module.name}.{self.dag_name}")
+        elif any(n in GROUP_DECORATORS for n in names):
+            self.groupfns[node.name.value] = node
+        else:
+            self.local_defs[node.name.value] = nested_function(self.builder, self.module, node,
+                                                               f"{self.module.name}.{self.dag_name}")
+
+    def with_block(self, stmt: cst.With) -> None:
+        for item in stmt.items:
+            call = item.item
+            if isinstance(call, cst.Call) and self.qualify(call.func) in TASK_GROUPS:
+                gid = evaluate(argument(call, 0, "group_id"), self.scope()) or WILD
+                ref = self.group(gid, lambda s=stmt: self.block(body_of(s)), call)
+                if item.asname is not None and isinstance(item.asname.name, cst.Name):
+                    self.w.env[item.asname.name.value] = [ref]
+                return
+        self.block(body_of(stmt))
+
+    def group(self, gid: str, run: object, node: cst.CSTNode, prefix: bool = True) -> Ref:
+        full = ".".join([*self.w.group_stack, gid]) if self.w.group_stack else gid
+        group = self.w.groups.setdefault(full, Group(full))
+        self.w.group_stack.append(gid if prefix else "")
+        before = set(self.w.tasks)
+        try:
+            assert callable(run)
+            run()
+        finally:
+            self.w.group_stack.pop()
+        group.members.extend(t for t in self.w.tasks if t not in before)
+        if WILD in gid:
+            unresolved(self.builder, self.module, node, f"TaskGroup id {gid!r} is not known statically")
+        return ("group", full)
+
+    def for_loop(self, stmt: cst.For) -> None:
+        values = literal_values(stmt.iter, self.scope())
+        if values is not None and len(values) <= 200:
+            for value in values:
+                self.bind_loop(stmt.target, value)
+                self.block(body_of(stmt))
+            return
+        detail = f"for {code(stmt.target)} in {code(stmt.iter)}"
+        self.bind_loop(stmt.target, None)
+        self.w.loops.append(detail)
+        try:
+            self.block(body_of(stmt))
+        finally:
+            self.w.loops.pop()
+
+    def bind_loop(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
+        if isinstance(target, cst.Name):
+            self.w.env.pop(target.value, None)
+            if value is None:
+                self.w.locals[target.value] = cst.Name("__stagegraph_unknown__")
+            else:
+                self.w.locals[target.value] = value
+        elif isinstance(target, cst.Tuple | cst.List):
+            items = value.elements if isinstance(value, cst.Tuple | cst.List) else None
+            for i, el in enumerate(target.elements):
+                sub = items[i].value if items is not None and i < len(items) else None
+                self.bind_loop(el.value, sub)
+
+    # -- expressions -----------------------------------------------------------
+
+    def expr(self, expr: cst.BaseExpression) -> list[Ref]:
+        if isinstance(expr, cst.Name):
+            return list(self.w.env.get(expr.value, []))
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.RightShift | cst.LeftShift):
+            left, right = self.expr(expr.left), self.expr(expr.right)
+            upstream, downstream = (left, right) if isinstance(expr.operator, cst.RightShift) else (right, left)
+            self.relate(upstream, downstream, code(expr))
+            return right
+        if isinstance(expr, cst.List | cst.Tuple | cst.Set):
+            out: list[Ref] = []
+            for el in expr.elements:
+                out.extend(self.expr(el.value))
+            return out
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "output":
+            return self.expr(expr.value)
+        if isinstance(expr, cst.Subscript):
+            refs = self.expr(expr.value)
+            if not refs:
+                return []
+            index = expr.slice[0].slice if len(expr.slice) == 1 else None
+            if isinstance(index, cst.Index) and isinstance(index.value, cst.Integer):
+                i = int(index.value.value)
+                if -len(refs) <= i < len(refs) and isinstance(expr.value, cst.Name):
+                    return [refs[i]]
+            return refs  # a result subscripted by key is still that task's result
+        if isinstance(expr, cst.ListComp | cst.GeneratorExp):
+            return self.comprehension(expr)
+        if isinstance(expr, cst.Call):
+            return self.call(expr)
+        return []
+
+    def comprehension(self, expr: cst.ListComp | cst.GeneratorExp) -> list[Ref]:
+        comp = expr.for_in
+        values = literal_values(comp.iter, self.scope()) if comp.inner_for_in is None and not comp.ifs else None
+        saved = dict(self.w.locals)
+        out: list[Ref] = []
+        if values is not None:
+            for value in values:
+                self.bind_loop(comp.target, value)
+                out.extend(self.expr(expr.elt))
+        else:
+            out.extend(self.expr(comp.iter))
+            self.bind_loop(comp.target, None)
+            self.w.loops.append(f"for {code(comp.target)} in {code(comp.iter)}")
+            try:
+                out.extend(self.expr(expr.elt))
+            finally:
+                self.w.loops.pop()
+        self.w.locals = saved
+        return out
+
+    def call(self, call: cst.Call) -> list[Ref]:
+        func = call.func
+        qualified = self.qualify(func)
+        if qualified in CHAIN or qualified in CHAIN_LINEAR:
+            self.chain(call, linear=qualified in CHAIN_LINEAR)
+            return []
+        if qualified in CROSS:
+            ups = self.expr(argument(call, 0, "from_tasks") or cst.List([]))
+            downs = self.expr(argument(call, 1, "to_tasks") or cst.List([]))
+            self.relate(ups, downs, code(call))
+            return []
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method in {"set_downstream", "set_upstream"} and call.args:
+                base = self.expr(func.value)
+                other = self.expr(call.args[0].value)
+                ups, downs = (base, other) if method == "set_downstream" else (other, base)
+                self.relate(ups, downs, code(call))
+                return base
+            if method in {"expand", "expand_kwargs"}:
+                return self.mapped(call)
+        taskflow = self.taskflow_target(func)
+        if taskflow is not None:
+            fn, override = taskflow
+            return [self.taskflow_task(fn, call, override, None)]
+        if isinstance(func, cst.Name) and func.value in self.groupfns:
+            node = self.groupfns[func.value]
+            gcall = decorator_call(node, self.module, GROUP_DECORATORS)
+            gid = evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
+            params = [p.name.value for p in node.params.params]
+            arg_refs = [self.expr(a.value) for a in call.args]
+            saved_env = dict(self.w.env)
+            for i, refs in enumerate(arg_refs):
+                if i < len(params) and refs:
+                    self.w.env[params[i]] = refs
+            ref = self.group(gid or node.name.value, lambda: self.block(body_of(node)), call)
+            self.w.env = saved_env
+            self.w.env.update({k: v for k, v in self.w.env.items()})
+            return [ref]
+        if self.is_operator(qualified):
+            return [self.operator(call, qualified, None, call)]
+        # any other call: tasks created inside its arguments still count
+        out: list[Ref] = []
+        for arg in call.args:
+            out.extend(self.expr(arg.value))
+        return out if qualified in {"list", "tuple", "set", "reversed", "sorted"} else []
+
+    def is_operator(self, qualified: str) -> bool:
+        last = qualified.rsplit(".", 1)[-1]
+        if not (qualified.startswith("airflow.") or last.endswith(("Operator", "Sensor"))):
+            return False
+        return last.endswith(("Operator", "Sensor")) or last in EMPTY_OPERATORS
+
+    def taskflow_target(self, func: cst.BaseExpression) -> tuple[FunctionRef, cst.Call | None] | None:
+        """`extract`, `extract.override(task_id=...)`: the @task function being called."""
+        override = None
+        if isinstance(func, cst.Call) and isinstance(func.func, cst.Attribute) and func.func.attr.value == "override":
+            override, func = func, func.func.value
+        if isinstance(func, cst.Name) and func.value in self.taskflow:
+            return self.taskflow[func.value], override
+        if isinstance(func, cst.Name | cst.Attribute):
+            fn = self.project.function(self.qualify(func))
+            if fn is not None and any(_is_task_decorator(n) for n in decorator_names(fn.node, fn.module)):
+                return fn, override
+        return None
+
+    def mapped(self, call: cst.Call) -> list[Ref]:
+        """`task.partial(...).expand(...)` / `Operator.partial(...).expand(...)`: one stage, fanned out."""
+        assert isinstance(call.func, cst.Attribute)
+        base = call.func.value
+        partial: cst.Call | None = None
+        if isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value == "partial":
+            partial, base = base, base.func.value
+        caps = [a for c in (partial, call) if c is not None for a in c.args
+                if a.keyword is not None and a.keyword.value in MAPPING_CAPS]
+        fanout = FanOut("expand", code(call), self.module.line(call), capped=bool(caps))
+        taskflow = self.taskflow_target(base)
+        if taskflow is not None:
+            fn, override = taskflow
+            return [self.taskflow_task(fn, call, override, fanout, partial)]
+        qualified = self.qualify(base)
+        if self.is_operator(qualified) and partial is not None:
+            return [self.operator(partial, qualified, fanout, call)]
+        unresolved(self.builder, self.module, call, f"dynamic task mapping over {code(base)} is not understood")
+        return []
+
+    def chain(self, call: cst.Call, linear: bool) -> None:
+        items: list[tuple[list[Ref], bool]] = []  # refs, is a list literal
+        for arg in call.args:
+            if arg.star:
+                refs = self.expr(arg.value)
+                items.extend(([r], False) for r in refs)
+            else:
+                items.append((self.expr(arg.value), isinstance(arg.value, cst.List | cst.Tuple)))
+        for (ups, up_list), (downs, down_list) in itertools.pairwise(items):
+            if not linear and up_list and down_list and len(ups) == len(downs):
+                for u, d in zip(ups, downs, strict=True):
+                    self.relate([u], [d], code(call))
+            else:
+                self.relate(ups, downs, code(call))
+
+    def relate(self, ups: list[Ref], downs: list[Ref], how: str) -> None:
+        for u in ups:
+            for d in downs:
+                self.w.relations.append((u, d, how))
+
+    # -- tasks -----------------------------------------------------------------
+
+    def task_id(self, raw: str) -> str:
+        prefix = ".".join(g for g in self.w.group_stack if g)
+        return f"{prefix}.{raw}" if prefix else raw
+
+    def unique(self, task_id: str) -> str:
+        if task_id not in self.w.tasks:
+            return task_id
+        for i in itertools.count(1):
+            candidate = f"{task_id}__{i}"
+            if candidate not in self.w.tasks:
+                return candidate
+        raise AssertionError("unreachable")
+
+    def add(self, task: Task, node: cst.CSTNode) -> Ref:
+        if WILD in task.task_id or self.w.loops:
+            task.dynamic = True
+            if task.fanout is None and self.w.loops:
+                task.fanout = FanOut("loop", self.w.loops[-1], task.line, capped=None)
+            unresolved(self.builder, self.module, node,
+                       f"task id {task.task_id!r} is built at run time"
+                       + (f" ({self.w.loops[-1]})" if self.w.loops else "")
+                       + "; stagegraph treats these tasks as one stage with unknown links to the rest of the DAG")
+        if task.task_id in self.w.tasks and task.dynamic:
+            return ("task", task.task_id)
+        task.task_id = self.unique(task.task_id)
+        self.w.tasks[task.task_id] = task
+        return ("task", task.task_id)
+
+    def taskflow_task(self, fn: FunctionRef, call: cst.Call, override: cst.Call | None, fanout: FanOut | None,
+                      partial: cst.Call | None = None) -> Ref:
+        dec = decorator_call(fn.node, fn.module, _task_decorator_names(fn))
+        raw = None
+        for source in (override, dec):
+            if source is not None and kwarg(source, "task_id") is not None:
+                raw = evaluate(kwarg(source, "task_id"), self.scope())
+        task = Task(self.task_id(raw or fn.name), self.module.line(call), call, "taskflow", callee=fn, fanout=fanout)
+        ref = self.add(task, call)
+        for source_call in (partial, call):
+            if source_call is None:
+                continue
+            for arg in source_call.args:
+                for upstream in self.expr(arg.value):
+                    self.w.relations.append((upstream, ref, "task result passed as an argument"))
+                    for tid in self.ref_tasks(upstream):
+                        task.reads.append(_xcom(tid, "return_value", self.module.relpath, task.line))
+        return ref
+
+    def operator(self, call: cst.Call, qualified: str, fanout: FanOut | None, site: cst.Call) -> Ref:
+        last = qualified.rsplit(".", 1)[-1]
+        raw = evaluate(kwarg(call, "task_id"), self.scope()) or WILD
+        line = self.module.line(site)
+        file = self.module.relpath
+        task = Task(self.task_id(raw), line, call, "opaque", fanout=fanout)
+        push = kwarg(call, "do_xcom_push")
+        task.xcom_push = not (isinstance(push, cst.Name) and push.value == "False")
+        callable_expr = kwarg(call, "python_callable")
+        if callable_expr is not None or last in PYTHON_OPERATORS:
+            task.kind = "python"
+            task.callee = self.resolve_callable(callable_expr)
+            if task.callee is None:
+                what = code(callable_expr) if callable_expr is not None else "its callable"
+                reason = f"{last} runs {what}, which is not in the analysed code"
+                unresolved(self.builder, self.module, call, reason)
+                task.reads, task.writes = opaque(reason, file, line)
+        elif last in SQL_OPERATORS or last.endswith(("SqlOperator", "SQLOperator")) or kwarg(call, "sql") is not None:
+            task.kind = "sql"
+            self.sql_task(task, call, last)
+        elif last in EMPTY_OPERATORS:
+            task.kind = "empty"
+        else:
+            reason = f"{last} runs something stagegraph can't see into"
+            if last == "BashOperator":
+                reason = "BashOperator runs a shell command stagegraph can't see"
+            elif self.project.klass(qualified) is not None:
+                reason = f"custom operator {last}: its execute() uses constructor arguments stagegraph does not bind"
+            task.reads, task.writes = opaque(reason, file, line)
+        # Jinja `{{ ti.xcom_pull(task_ids='x') }}` in any templated argument
+        for node in walk(call):
+            if isinstance(node, cst.SimpleString | cst.FormattedStringText):
+                text = node.value
+                for m in _XCOM_TEMPLATE.finditer(text):
+                    task.reads.append(_xcom(m.group(1), m.group(2) or "return_value", file, line))
+        return self.add(task, site)
+
+    def resolve_callable(self, expr: cst.BaseExpression | None) -> FunctionRef | None:
+        if expr is None:
+            return None
+        if isinstance(expr, cst.Name) and expr.value in self.local_defs:
+            return self.local_defs[expr.value]
+        if isinstance(expr, cst.Name) and expr.value in self.taskflow:
+            return self.taskflow[expr.value]
+        if isinstance(expr, cst.Call) and self.qualify(expr.func) in {"functools.partial", "partial"} and expr.args:
+            return self.resolve_callable(expr.args[0].value)
+        if isinstance(expr, cst.Lambda):
+            for node in walk(expr.body):
+                if isinstance(node, cst.Call):
+                    found = self.resolve_callable(node.func)
+                    if found is not None:
+                        return found
+            return None
+        return self.project.function(self.qualify(expr))
+
+    def sql_task(self, task: Task, call: cst.Call, last: str) -> None:
+        file, line = self.module.relpath, task.line
+        sql_expr = kwarg(call, "sql")
+        if sql_expr is None and last == "BigQueryInsertJobOperator":
+            sql_expr = _dict_path(kwarg(call, "configuration"), ("query", "query"))
+        params = _literal_params(kwarg(call, "params"), self.scope())
+        texts: list[str] = []
+        reason = ""
+        if sql_expr is None:
+            reason = f"{last} without a sql= argument stagegraph can read"
+        else:
+            items = string_items(sql_expr, self.scope())
+            if items is None:
+                reason = f"the SQL of {last} ({code(sql_expr)}) is not a string stagegraph can read"
+            for item in items or []:
+                if item.strip().lower().endswith(".sql"):
+                    text = self.read_sql_file(item.strip())
+                    if text is None:
+                        reason = f"SQL file {item!r} not found next to the DAG"
+                        continue
+                    texts.append(text)
+                elif item == WILD:
+                    reason = f"the SQL of {last} is built at run time"
+                else:
+                    texts.append(item)
+        for text in texts:
+            text = _PARAMS_TEMPLATE.sub(lambda m: params.get(m.group(1) or m.group(2), "{{ x }}"), text)
+            reads, writes = sql_effects(text, file, line)
+            task.reads.extend(reads)
+            task.writes.extend(writes)
+        if reason:
+            unresolved(self.builder, self.module, call, reason)
+            task.writes.append(Effect("unknown", reason, file, line, key=f"sql:{file}:{line}", of="table"))
+            task.reads.append(Effect("unknown", reason, file, line, key=f"sql:{file}:{line}", of="table"))
+
+    def read_sql_file(self, name: str) -> str | None:
+        path = self.module.parsed.path
+        if path is None:
+            return None
+        folder = path.parent
+        candidates = [Path(name)] if Path(name).is_absolute() else [
+            folder / name, *[(folder / sp / name) for sp in self.searchpath]]
+        for candidate in candidates:
+            try:
+                if candidate.is_file():
+                    return candidate.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+        return None
+
+    def ref_tasks(self, ref: Ref) -> list[str]:
+        kind, name = ref
+        if kind == "task":
+            return [name]
+        group = self.w.groups.get(name)
+        return list(group.members) if group else []
+
+    # -- results ---------------------------------------------------------------
+
+    def declared_links(self) -> list[Link]:
+        """Expand relations between tasks and groups into task-level declared links.
+
+        A group upstream stands for its leaves, downstream for its roots; roots and leaves come
+        from the relations inside the group, so this iterates to a fixed point.
+        """
+        groups = self.w.groups
+        for g in groups.values():
+            g.roots, g.leaves = list(g.members), list(g.members)
+        pairs: set[tuple[str, str, str]] = set()
+        for _ in range(6):
+            pairs = set()
+            for (uk, un), (dk, dn), how in self.w.relations:
+                ups = [un] if uk == "task" else (groups[un].leaves if un in groups else [])
+                downs = [dn] if dk == "task" else (groups[dn].roots if dn in groups else [])
+                for u in ups:
+                    for d in downs:
+                        if u != d:
+                            pairs.add((u, d, how))
+            changed = False
+            for g in groups.values():
+                members = set(g.members)
+                inner = {(u, d) for u, d, _ in pairs if u in members and d in members}
+                roots = [m for m in g.members if not any(d == m for _, d in inner)]
+                leaves = [m for m in g.members if not any(u == m for u, _ in inner)]
+                if roots != g.roots or leaves != g.leaves:
+                    g.roots, g.leaves, changed = roots, leaves, True
+            if not changed:
+                break
+        return [Link(u, d, "order", (how,)) for u, d, how in sorted(pairs)]
+
+    def stages(self) -> list[Stage]:
+        out: list[Stage] = []
+        file = self.module.relpath
+        for task in self.w.tasks.values():
+            reads, writes = list(task.reads), list(task.writes)
+            fn = task.callee
+            if fn is not None:
+                xr, xw = xcom_effects(self.builder, fn, task.task_id, file, task.line)
+                reads.extend(xr)
+                writes.extend(xw)
+                if task.xcom_push and returns_value(fn.node):
+                    writes.append(_xcom(task.task_id, "return_value", file, task.line))
+                out.append(self.builder.stage(
+                    stage_id=task.task_id, callee=fn, file=file, line=task.line, params={}, labels={},
+                    via_self=False, fanout=task.fanout, module=self.module, name=task.task_id,
+                    extra_reads=reads, extra_writes=writes,
+                ))
+            else:
+                from analyzer.facts.stagefx import dedupe
+
+                out.append(Stage(id=task.task_id, name=task.task_id, file=file, line=task.line,
+                                 reads=dedupe(reads), writes=dedupe(writes), fanout=task.fanout,
+                                 roles=self.builder.roles(task.task_id, None)))
+        return out
+
+    def unknown_links(self) -> list[Link]:
+        ids = list(self.w.tasks)
+        links: list[Link] = []
+        for i, tid in enumerate(ids):
+            if not self.w.tasks[tid].dynamic:
+                continue
+            reason = f"task {tid!r} has a task id built at run time: its place in the DAG is not known"
+            for j, other in enumerate(ids):
+                if other != tid:
+                    a, b = (other, tid) if j < i else (tid, other)
+                    links.append(Link(a, b, "unknown", (reason,)))
+        return links
+
+
+def _xcom(task_id: str, key: str, file: str, line: int) -> Effect:
+    target = f"{task_id}.{key}"
+    return Effect("xcom", target, file, line, key=f"xcom:{target}")
+
+
+def xcom_effects(builder: StageBuilder, fn: FunctionRef, task_id: str, file: str,
+                 line: int) -> tuple[list[Effect], list[Effect]]:
+    """XCom pushes and pulls in a callable and everything it calls."""
+    project = builder.ctx.project
+    functions = [fn, *(project.functions[q] for q in sorted(builder.total(fn).callees) if q in project.functions)]
+    reads: list[Effect] = []
+    writes: list[Effect] = []
+    for f in functions:
+        scope = Scope(f.module, project)
+        for node in walk(f.node.body):
+            if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
+                continue
+            method = node.func.attr.value
+            where = f.module.line(node)
+            if method == "xcom_push":
+                key = evaluate(argument(node, 0, "key"), scope) or WILD
+                writes.append(Effect("xcom", f"{task_id}.{key}", f.module.relpath, where, key=f"xcom:{task_id}.{key}"))
+            elif method == "xcom_pull":
+                key_expr = argument(node, 2, "key")
+                key = evaluate(key_expr, scope) or WILD if key_expr is not None else "return_value"
+                ids = string_items(argument(node, 0, "task_ids"), scope) or [WILD]
+                for tid in ids:
+                    reads.append(Effect("xcom", f"{tid}.{key}", f.module.relpath, where, key=f"xcom:{tid}.{key}"))
+    return reads, writes
+
+
+def _dict_path(expr: cst.BaseExpression | None, path: tuple[str, ...]) -> cst.BaseExpression | None:
+    for key in path:
+        if not isinstance(expr, cst.Dict):
+            return None
+        found = None
+        for el in expr.elements:
+            if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) and (
+                el.key.evaluated_value == key
+            ):
+                found = el.value
+        expr = found
+    return expr
+
+
+def _literal_params(expr: cst.BaseExpression | None, scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(expr, cst.Dict):
+        for el in expr.elements:
+            if isinstance(el, cst.DictElement):
+                key, value = evaluate(el.key, scope), evaluate(el.value, scope)
+                if key and value is not None:
+                    out[key] = value
+    return out
+
+
+def _is_task_decorator(name: str) -> bool:
+    return any(name == d or name.startswith(d + ".") for d in TASK_DECORATORS)
+
+
+def _task_decorator_names(fn: FunctionRef) -> list[str]:
+    return [n for n in decorator_names(fn.node, fn.module) if _is_task_decorator(n)]
+
+
+# ---------------------------------------------------------------- finding DAGs
+
+
+@dataclass(slots=True)
+class _Site:
+    """Where a DAG's body is: the statements to walk and the names visible there."""
+
+    name: str
+    line: int
+    body: list[cst.BaseStatement]
+    style: str
+    call: cst.Call | None
+    node: cst.CSTNode
+    enclosing: cst.FunctionDef | None
+    in_loop: bool
+
+
+def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
+    """Every DAG in the analysed code."""
+    project = builder.ctx.project
+    found: list[PipelineFacts] = []
+    for module in sorted(project.modules.values(), key=lambda m: m.relpath):
+        if "airflow" not in module.parsed.text:
+            continue
+        for site in _sites(module, module.parsed.tree.body, None, False):
+            facts = _pipeline(builder, module, site)
+            if facts is not None:
+                found.append(facts)
+    return found
+
+
+def _dag_call(expr: cst.BaseExpression, module: ModuleIndex) -> cst.Call | None:
+    if isinstance(expr, cst.Call) and (module.qualify(expr.func) or "") in DAG_CLASSES:
+        return expr
+    return None
+
+
+def _sites(module: ModuleIndex, body: Sequence[cst.CSTNode], enclosing: cst.FunctionDef | None,
+           in_loop: bool) -> list[_Site]:
+    scope = Scope(module, None)
+    out: list[_Site] = []
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.With):
+            call = next((c for item in stmt.items if (c := _dag_call(item.item, module)) is not None), None)
+            if call is not None:
+                name = evaluate(argument(call, 0, "dag_id"), scope) or WILD
+                out.append(_Site(name, module.line(stmt), body_of(stmt), "airflow", call, stmt, enclosing, in_loop))
+                continue
+            out.extend(_sites(module, body_of(stmt), enclosing, in_loop))
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and (call := _dag_call(small.value, module)) is not None:
+                    name = evaluate(argument(call, 0, "dag_id"), scope) or WILD
+                    rest = [s for s in body[i + 1:] if isinstance(s, cst.BaseStatement)]
+                    out.append(_Site(name, module.line(stmt), rest, "airflow", call, stmt, enclosing, in_loop))
+        elif isinstance(stmt, cst.FunctionDef):
+            names = decorator_names(stmt, module)
+            if any(n in DAG_DECORATORS for n in names):
+                call = decorator_call(stmt, module, DAG_DECORATORS)
+                name = (evaluate(argument(call, 0, "dag_id"), scope) if call is not None else None) or stmt.name.value
+                out.append(_Site(name, module.line(stmt), body_of(stmt), "airflow-taskflow", call, stmt, stmt, in_loop))
+            else:
+                out.extend(_sites(module, body_of(stmt), stmt, in_loop))
+        elif isinstance(stmt, cst.For | cst.While):
+            out.extend(_sites(module, body_of(stmt), enclosing, True))  # type: ignore[arg-type]
+        elif isinstance(stmt, cst.If | cst.Try):
+            out.extend(_sites(module, body_of(stmt), enclosing, in_loop))  # type: ignore[arg-type]
+    return out
+
+
+def _pipeline(builder: StageBuilder, module: ModuleIndex, site: _Site) -> PipelineFacts | None:
+    project = builder.ctx.project
+    taskflow: dict[str, FunctionRef] = {}
+    groupfns: dict[str, cst.FunctionDef] = {}
+    for fn in module.functions.values():
+        names = decorator_names(fn.node, module)
+        if any(_is_task_decorator(n) for n in names):
+            taskflow[fn.name] = fn
+        elif any(n in GROUP_DECORATORS for n in names):
+            groupfns[fn.name] = fn.node
+    local_defs: dict[str, FunctionRef] = {}
+    scope_locals: dict[str, cst.BaseExpression] = {}
+    if site.enclosing is not None and site.style == "airflow":
+        owner = f"{module.name}.{site.enclosing.name.value}"
+        for stmt in body_of(site.enclosing):
+            if isinstance(stmt, cst.FunctionDef):
+                local_defs[stmt.name.value] = nested_function(builder, module, stmt, owner)
+    searchpath = string_items(kwarg(site.call, "template_searchpath"), Scope(module, project)) if site.call else None
+    walker = DagWalker(builder, module, site.name, taskflow, groupfns, local_defs,
+                       [p for p in searchpath or [] if WILD not in p], scope_locals)
+    walker.block(site.body)
+    if not walker.w.tasks:
+        return None
+    notes: list[str] = []
+    if site.in_loop or WILD in site.name:
+        message = f"DAG {site.name!r} is built in a loop or with a run-time id; stagegraph analyses one instance"
+        unresolved(builder, module, site.node, message)
+        notes.append(message)
+    stages = walker.stages()
+    return PipelineFacts(
+        id=f"{module.relpath}::{site.name}",
+        name=site.name,
+        style=site.style,  # type: ignore[arg-type]
+        file=module.relpath,
+        line=site.line,
+        stages=tuple(stages),
+        declared=tuple(walker.declared_links()),
+        links=tuple(walker.unknown_links()),
+        notes=tuple(notes),
+    )
