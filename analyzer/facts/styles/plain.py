@@ -596,9 +596,14 @@ def _main_blocks(module: ModuleIndex) -> list[cst.If]:
 
 def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
     """Every plain or class driver in the project with two or more stages."""
+    # Prefect flows, Dagster jobs and Celery canvas builders are reported by their own adapters.
+    from analyzer.facts.styles._decorated import is_framework_entry
+
     project = builder.ctx.project
     found: list[PipelineFacts] = []
     for fn in project.functions.values():
+        if is_framework_entry(fn):
+            continue
         body = fn.node.body.body if isinstance(fn.node.body, cst.IndentedBlock) else []
         facts = _pipeline(builder, fn.module, fn, body, fn.qualname.removeprefix(fn.module.name + "."))
         if facts is not None:
