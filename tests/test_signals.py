@@ -1,0 +1,382 @@
+"""Hazard signals from small snippets: what fires, and the near-misses that must not."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from analyzer.facts import signals as sig
+from analyzer.facts.index import Project, index_module
+from analyzer.source import ParsedModule, parse_text
+
+EXAMPLES = Path("/work/shared/examples")
+
+
+def project_of(code: str, relpath: str = "x.py") -> Project:
+    parsed = parse_text(relpath, textwrap.dedent(code))
+    assert isinstance(parsed, ParsedModule)
+    return Project.build([index_module(parsed)])
+
+
+def kinds(code: str, func: str = "func") -> list[tuple[str, str]]:
+    project = project_of(code)
+    return [(s.kind, s.detail) for s in sig.function_signals(project.functions[f"x.{func}"], project)]
+
+
+def only(code: str, kind: str, func: str = "func") -> list[str]:
+    return [detail for k, detail in kinds(code, func) if k == kind]
+
+
+# ---------------------------------------------------------------- broad-except-swallow
+
+@pytest.mark.parametrize(
+    ("handler", "detail"),
+    [
+        ("except Exception:\n        pass", "except Exception: pass"),
+        ("except:\n        continue", "bare except: continue"),
+        ("except BaseException:\n        return None", "except BaseException: return None"),
+        ("except (ValueError, Exception):\n        return []", "except Exception: return a default"),
+        ("except Exception as exc:\n        log.warning('failed %s', exc)", f"except Exception: {sig.LOGGED_ONLY}"),
+    ],
+)
+def test_broad_handlers_that_drop_the_failure(handler: str, detail: str) -> None:
+    header = "import logging\nlog = logging.getLogger()\n"
+    code = f"{header}def func(rows):\n  for r in rows:\n    try:\n        send(r)\n    {handler}\n"
+    assert only(code, sig.BROAD_EXCEPT_SWALLOW) == [detail]
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "except Exception:\n        log.exception('failed')\n        raise",  # re-raise after logging
+        "except ValueError:\n        pass",  # narrow
+        "except Exception as exc:\n        failures.append((r, exc))",  # recorded
+        "except Exception as exc:\n        raise LoadError(r) from exc",
+    ],
+)
+def test_handlers_that_keep_the_failure_are_near_misses(handler: str) -> None:
+    code = f"def func(rows, failures, log):\n  for r in rows:\n    try:\n        send(r)\n    {handler}\n"
+    assert only(code, sig.BROAD_EXCEPT_SWALLOW) == []
+
+
+# ---------------------------------------------------------------- executors and gather
+
+def test_uncapped_and_capped_executors() -> None:
+    code = """
+    import concurrent.futures as cf
+    from multiprocessing import Pool
+    def func(keys):
+        with cf.ThreadPoolExecutor() as a, cf.ProcessPoolExecutor(max_workers=4) as b, Pool() as c:
+            pass
+        cf.ThreadPoolExecutor(len(keys))
+        cf.ThreadPoolExecutor(max_workers=None)
+    """
+    found = kinds(code)
+    assert [d for k, d in found if k == sig.EXECUTOR_UNCAPPED] == [
+        "ThreadPoolExecutor() with no max_workers",
+        "Pool() with no processes",
+        "ThreadPoolExecutor() with max_workers=len(keys) grows with the input",
+        "ThreadPoolExecutor() with no max_workers",
+    ]
+    assert [d for k, d in found if k == sig.EXECUTOR_CAPPED] == ["ProcessPoolExecutor() with max_workers=4"]
+
+
+def test_gather_over_a_collection_without_semaphore() -> None:
+    code = """
+    import asyncio
+    async def func(ids):
+        return await asyncio.gather(*(fetch(i) for i in ids))
+    """
+    assert len(only(code, sig.GATHER_UNBOUNDED)) == 1
+
+
+def test_gather_with_a_semaphore_is_bounded() -> None:
+    code = """
+    import asyncio
+    async def func(ids):
+        limit = asyncio.Semaphore(10)
+        async def one(i):
+            async with limit:
+                return await fetch(i)
+        return await asyncio.gather(*(one(i) for i in ids))
+    """
+    assert only(code, sig.GATHER_UNBOUNDED) == []
+
+
+def test_gather_of_a_limited_coroutine_is_bounded() -> None:
+    code = """
+    import asyncio
+    LIMIT = asyncio.Semaphore(8)
+    async def fetch(i):
+        async with LIMIT:
+            return i
+    async def func(ids):
+        return await asyncio.gather(*(fetch(i) for i in ids))
+    """
+    assert only(code, sig.GATHER_UNBOUNDED) == []
+
+
+def test_taskgroup_task_per_iteration() -> None:
+    code = """
+    import asyncio
+    async def func(ids):
+        async with asyncio.TaskGroup() as tg:
+            for i in ids:
+                tg.create_task(fetch(i))
+    """
+    assert len(only(code, sig.GATHER_UNBOUNDED)) == 1
+
+
+def test_gather_of_fixed_arguments_is_not_unbounded() -> None:
+    code = "import asyncio\nasync def func():\n    return await asyncio.gather(a(), b())\n"
+    assert only(code, sig.GATHER_UNBOUNDED) == []
+
+
+# ---------------------------------------------------------------- waits and remote calls
+
+def test_waits_without_timeout() -> None:
+    code = """
+    from concurrent.futures import as_completed, wait
+    def func(futures, thread, q, res):
+        [f.result() for f in as_completed(futures)]
+        wait(futures)
+        thread.join()
+        q.get()
+        res.get(block=True)
+    """
+    assert only(code, sig.WAIT_NO_TIMEOUT) == [
+        "f.result() without timeout", "as_completed() without timeout", "wait() without timeout",
+        "thread.join() without timeout", "q.get() without timeout", "res.get() without timeout",
+    ]
+
+
+def test_waits_with_timeouts_and_lookalikes_do_not_fire() -> None:
+    code = """
+    from concurrent.futures import as_completed, wait
+    def func(futures, thread, q, config, parts):
+        [f.result(timeout=5) for f in as_completed(futures, timeout=60)]
+        wait(futures, 30)
+        thread.join(10)
+        q.get(timeout=1)
+        config.get("key")
+        ",".join(parts)
+    """
+    assert only(code, sig.WAIT_NO_TIMEOUT) == []
+
+
+def test_remote_calls_without_timeout() -> None:
+    code = """
+    import requests, httpx
+    session = requests.Session()
+    def func(url):
+        requests.get(url)
+        requests.post(url, json={}, timeout=None)
+        session.get(url)
+        requests.get(url, timeout=10)
+        session.post(url, timeout=5)
+        httpx.get(url)
+        httpx.get(url, timeout=None)
+    """
+    assert only(code, sig.REMOTE_NO_TIMEOUT) == [
+        "get request to url without timeout=",
+        "post request to url without timeout=",
+        "Session.get to url without timeout=",
+        "get request to url with timeout=None",
+    ]
+
+
+def test_session_on_self_is_followed() -> None:
+    code = """
+    import requests
+    class Client:
+        def __init__(self):
+            self.http = requests.Session()
+        def fetch(self, url):
+            return self.http.get(url)
+    """
+    project = project_of(code)
+    found = sig.function_signals(project.functions["x.Client.fetch"], project)
+    assert [s.kind for s in found] == [sig.REMOTE_NO_TIMEOUT]
+
+
+# ---------------------------------------------------------------- retries
+
+def test_retry_loop_around_post() -> None:
+    code = """
+    import requests, time
+    def func(url, payload):
+        for attempt in range(5):
+            try:
+                requests.post(url, json=payload, timeout=10)
+                break
+            except requests.RequestException:
+                time.sleep(2 ** attempt)
+    """
+    (detail,) = only(code, sig.RETRY_NONIDEMPOTENT)
+    assert "retry loop" in detail and "HTTP POST" in detail
+
+
+def test_retry_decorator_around_insert() -> None:
+    code = """
+    from tenacity import retry
+    @retry
+    def func(conn, row):
+        conn.execute("INSERT INTO staging.orders VALUES (%s, %s)", row)
+    """
+    (detail,) = only(code, sig.RETRY_NONIDEMPOTENT)
+    assert detail.startswith("@tenacity.retry around an SQL INSERT")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'conn.execute("INSERT INTO t VALUES (%s) ON CONFLICT (id) DO NOTHING", row)',
+        'requests.post(url, json=row, headers={"Idempotency-Key": row["id"]}, timeout=5)',
+        "requests.put(url, json=row, timeout=5)",
+        'conn.execute("SELECT * FROM t WHERE id = %s", row)',
+    ],
+)
+def test_idempotent_writes_under_retry_are_near_misses(body: str) -> None:
+    code = f"import requests\nfrom tenacity import retry\n@retry\ndef func(conn, url, row):\n    {body}\n"
+    assert only(code, sig.RETRY_NONIDEMPOTENT) == []
+
+
+def test_post_without_retry_is_not_a_retry_signal() -> None:
+    code = "import requests\ndef func(url):\n    requests.post(url, timeout=5)\n"
+    assert only(code, sig.RETRY_NONIDEMPOTENT) == []
+
+
+def test_retry_loop_through_an_analysed_callee() -> None:
+    code = """
+    def publish(channel, body):
+        channel.basic_publish("", "orders", body)
+    def func(channel, body):
+        for _ in range(3):
+            try:
+                publish(channel, body)
+                return
+            except ConnectionError:
+                continue
+    """
+    (detail,) = only(code, sig.RETRY_NONIDEMPOTENT)
+    assert "publish()" in detail and "queue publish" in detail
+
+
+# ---------------------------------------------------------------- order-dependent-state
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "total = 0\n    for r in rows:\n        total += r['amount']\n        r['running'] = total",
+        "seq = 0\n    out = []\n    for r in rows:\n        seq += 1\n        out.append({**r, 'seq': seq})",
+        "prev = None\n    for r in rows:\n        if prev is not None:\n            r['gap'] = r['ts'] - prev['ts']\n"
+        "        prev = r",
+        "state = 'header'\n    out = []\n    for line in rows:\n        if state == 'header':\n"
+        "            out.append(line)\n            state = 'body'\n"
+        "        elif line == '':\n            state = 'header'",
+    ],
+)
+def test_loops_carrying_state_into_records(loop: str) -> None:
+    code = f"def func(rows):\n    {loop}\n    return rows\n"
+    assert len(only(code, sig.ORDER_DEPENDENT_STATE)) == 1
+
+
+@pytest.mark.parametrize(
+    "loop",
+    [
+        # a seen set used for dedup is not order-dependent state
+        "seen, out = set(), []\n    for o in rows:\n        if o['id'] not in seen:\n            seen.add(o['id'])\n"
+        "            out.append(o)",
+        # an aggregate returned after the loop is commutative
+        "total = 0\n    for r in rows:\n        total += r['amount']\n    rows.append(total)",
+        # batching flushes but never writes the state into records
+        "batch = []\n    for r in rows:\n        batch.append(r)\n        if len(batch) >= 100:\n"
+        "            flush(batch)\n            batch = []",
+        # a temporary assigned and used within one iteration
+        "for r in rows:\n        amount = r['units'] * r['price']\n        r['amount'] = amount",
+        # counting retries
+        "for attempt in range(3):\n        n = attempt\n        rows.append(n)",
+    ],
+)
+def test_loops_without_carried_state_are_near_misses(loop: str) -> None:
+    code = f"def func(rows):\n    {loop}\n    return rows\n"
+    assert only(code, sig.ORDER_DEPENDENT_STATE) == []
+
+
+def test_pandas_cumsum_within_a_stage_is_not_a_signal() -> None:
+    code = "def func(frame):\n    frame['session'] = (frame['ts'].diff().dt.seconds > 1800).cumsum()\n"
+    assert only(code, sig.ORDER_DEPENDENT_STATE) == []
+
+
+# ---------------------------------------------------------------- task-per-row
+
+def test_task_per_row_of_a_query_through_a_callee() -> None:
+    code = """
+    def list_keys(conn):
+        cur = conn.cursor()
+        cur.execute("SELECT key FROM media.images")
+        return [r[0] for r in cur.fetchall()]
+    def func(conn, app):
+        keys = list_keys(conn)
+        for k in keys:
+            app.process.delay(k)
+    """
+    assert len(only(code, sig.TASK_PER_ROW)) == 1
+
+
+def test_task_per_row_on_a_capped_executor_is_a_near_miss() -> None:
+    code = """
+    from concurrent.futures import ThreadPoolExecutor
+    def func(cur):
+        rows = cur.fetchall()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            [pool.submit(handle, r) for r in rows]
+    """
+    assert only(code, sig.TASK_PER_ROW) == []
+
+
+def test_tasks_over_a_plain_list_are_not_per_row() -> None:
+    code = "def func(pool, files):\n    return [pool.submit(handle, f) for f in files]\n"
+    assert only(code, sig.TASK_PER_ROW) == []
+
+
+# ---------------------------------------------------------------- driver blocks and examples
+
+def test_body_signals_for_a_driver_block() -> None:
+    project = project_of("import requests\nif __name__ == '__main__':\n    requests.get('https://x.example')\n")
+    module = project.modules["x"]
+    block = module.parsed.tree.body[-1]
+    assert isinstance(block, __import__("libcst").If)
+    found = sig.body_signals(list(block.body.body), module, project)
+    assert [(s.kind, s.line, s.file) for s in found] == [(sig.REMOTE_NO_TIMEOUT, 3, "x.py")]
+
+
+def test_every_emitted_kind_is_declared() -> None:
+    code = (
+        "import requests\ndef func(u):\n    try:\n        requests.get(u)\n"
+        "    except Exception:\n        pass\n"
+    )
+    assert {k for k, _ in kinds(code)} <= sig.SIGNAL_KINDS
+
+
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="shared examples not present")
+def test_labelled_examples_produce_the_expected_signals() -> None:
+    found: dict[str, set[tuple[str, str]]] = {}
+    for path in sorted(EXAMPLES.glob("*.py")):
+        parsed = parse_text(path.name, path.read_text(encoding="utf-8"))
+        assert isinstance(parsed, ParsedModule)
+        project = Project.build([index_module(parsed)])
+        for qualname, fn in project.functions.items():
+            for s in sig.function_signals(fn, project):
+                found.setdefault(path.stem, set()).add((qualname.split(".")[-1], s.kind))
+    assert found == {
+        "image_fanout": {
+            ("make_thumbnail", sig.BROAD_EXCEPT_SWALLOW),
+            ("backfill", sig.EXECUTOR_UNCAPPED),
+            ("backfill", sig.TASK_PER_ROW),
+            ("backfill", sig.WAIT_NO_TIMEOUT),
+        },
+        "invoice_run": {("send", sig.BROAD_EXCEPT_SWALLOW)},
+    }
