@@ -49,9 +49,9 @@ def task_functions(project: Project) -> tuple[dict[str, FunctionRef], dict[str, 
             if target is None:
                 continue
             kind, wrapped = target
-            fn = project.function(module.qualify(wrapped))
-            if fn is not None:
-                (tasks if kind == "task" else flows)[f"{module.name}.{name}"] = fn
+            ref = project.function(module.qualify(wrapped))
+            if ref is not None:
+                (tasks if kind == "task" else flows)[f"{module.name}.{name}"] = ref
     return tasks, flows
 
 
@@ -81,7 +81,8 @@ class PrefectDriver(FrameworkDriver):
 
     def callee(self, expr: cst.BaseExpression) -> tuple[FunctionRef, bool] | None:
         """The task or flow an expression names (through `.with_options(...)`), and whether it is a flow."""
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "with_options":
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
+                and expr.func.attr.value == "with_options":
             return self.callee(expr.func.value)
         if isinstance(expr, cst.Name) and expr.value in self.w.env:
             return None
@@ -117,11 +118,11 @@ class PrefectDriver(FrameworkDriver):
                 self.expr(a.value)
             return objs
         if (self.module.qualify(func) or "") in _WAITS:
-            objs: set[str] = set()
+            waited: set[str] = set()
             for a in call.args:
-                objs |= self.expr(a.value)
-            self.finished.extend(p for p in self.producers_of(objs) if p not in self.finished)
-            return objs
+                waited |= self.expr(a.value)
+            self.finished.extend(p for p in self.producers_of(waited) if p not in self.finished)
+            return waited
         ref = self.resolve_call(func)
         if ref is not None and self.fn is not None and ref.qualname != self.fn.qualname:
             # a plain helper runs inline in the flow: not a stage, but its arguments flow through
