@@ -40,8 +40,8 @@ def test_fanout_branches_sharing_one_connection_fire_keyed_on_the_resource() -> 
     assert "`conn`" in hit.message and "not safe" in hit.message
 
 
-def test_capacity_limited_resource_in_a_fanout_fires() -> None:
-    s = stage("load_partition", 5, resources=[ENGINE], fanout=FanOut("pool", "Pool(8)", 5, True))
+def test_capacity_limited_resource_in_an_uncapped_fanout_fires() -> None:
+    s = stage("load_partition", 5, resources=[ENGINE], fanout=FanOut("pool", "Pool()", 5, False))
     assert stage_sets("shared-resource-contention", pipeline([s])) == [("load_partition",)]
 
 
@@ -123,3 +123,16 @@ def test_remote_call_without_timeout_in_a_stage_fires() -> None:
 
 def test_no_signal_no_finding() -> None:
     assert stage_sets("missing-timeout", image_fanout()) == []  # type: ignore[arg-type]
+
+
+def test_one_finding_per_fanout_stage_names_every_risky_resource() -> None:
+    throttled = Resource("http", "api.example.com", thread_safe=True, capacity_limited=True)
+    s = stage("push", 5, resources=[throttled, CONN], fanout=POOL)
+    (hit,) = hits("shared-resource-contention", pipeline([s]))
+    assert hit.key == "database:conn,http:api.example.com"
+    assert hit.message.index("`conn`") < hit.message.index("`api.example.com`")
+
+
+def test_capacity_limited_resource_under_a_capped_fanout_is_a_near_miss() -> None:
+    s = stage("load_partition", 5, resources=[ENGINE, S3], fanout=CAPPED)
+    assert stage_sets("shared-resource-contention", pipeline([s])) == []

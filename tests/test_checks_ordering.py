@@ -155,3 +155,11 @@ def test_groups_without_an_order_edge_are_not_noted() -> None:
 def test_real_dependencies_are_not_coincidental() -> None:
     stages = [stage("a", 1), stage("b", 2)]
     assert stage_sets("coincidental-order", pipeline(stages, chain("a", "b"))) == []
+
+
+def test_overlapping_groups_do_not_repeat_the_same_ordering() -> None:
+    # x -> y is coincidental; p -> q is real: groups {x, y, p} and {x, y, q} carry the same advice
+    stages = [stage("x", 1), stage("y", 2), stage("p", 3), stage("q", 4)]
+    p = pipeline(stages, [edge("x", "y", "order"), edge("p", "q")])
+    assert len(p.parallel_groups) == 2
+    assert stage_sets("coincidental-order", p) == [("x", "y", "p")]

@@ -9,9 +9,7 @@ DEDUP_BEFORE_VALIDATION = (
     "dedup stage `{dedup}` runs before validation stage `{validate}` on the same data: when the copy dedup "
     "keeps is invalid, validation drops it and the valid duplicate is already gone"
 )
-CONTENTION_FANOUT = (
-    "every branch of fan-out stage `{stage}` ({mechanism}) uses {resource}, which {why}"
-)
+CONTENTION_FANOUT = "every branch of fan-out stage `{stage}` ({mechanism}) uses {resources}"
 CONTENTION_GROUP = (
     "{stages} could run in parallel but share {resource}, which is not safe to use concurrently"
 )

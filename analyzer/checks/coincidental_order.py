@@ -1,8 +1,9 @@
 """coincidental-order: stages the code runs in sequence although nothing orders them.
 
 One note per parallel group that contains an `order` edge (a declaration or call order with no
-real dependency behind it), naming the stages that could start together. The note points at
-the first stage that waits for no reason.
+real dependency behind it), naming the stages that could start together. Groups come largest
+first; a group whose orderings were all named by an earlier note is skipped, so overlapping
+groups don't repeat the same advice. The note points at the first stage that waits for no reason.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ RULE = "coincidental-order"
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
     order_edges = [e for e in pipeline.edges if e.kind == "order" and e.source != e.target]
+    named: set[tuple[str, str]] = set()
     for group in pipeline.parallel_groups:
         members = set(group.stages)
         inside = [e for e in order_edges if e.source in members and e.target in members]
-        if not inside:
+        if not inside or all((e.source, e.target) in named for e in inside):
             continue
+        named.update((e.source, e.target) for e in inside)
         waiting = pipeline.stage(inside[0].target)
         orderings = ", ".join(
             f"`{pipeline.stage(e.source).name}` before `{pipeline.stage(e.target).name}`" for e in inside

@@ -1,12 +1,13 @@
 """shared-resource-contention: concurrent branches share a resource that can't be shared.
 
 (a) A stage that already fans out concurrently (executor, pool, gather, map, Celery group or
-chord, Airflow expand, ...) touches a resource that is not thread/process safe or is
-capacity-limited: every branch uses the same handle.
+chord, Airflow expand, ...) touches a resource that is not thread/process safe, or one that is
+capacity-limited while the fan-out has no cap: every branch uses the same handle. One finding
+per fan-out stage, naming every such resource.
 (b) A parallel group's members share a resource that is not thread-safe (one DB-API
 connection, one sqlite file, one file being written). A thread-safe pool shared by stages
 that could run together (a SQLAlchemy engine) is not reported: that is what pools are for.
-Fingerprints are keyed on the resource name, so one finding per resource and set of stages.
+Fingerprints are keyed on the resource names.
 """
 
 from __future__ import annotations
@@ -34,30 +35,31 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
     for stage in pipeline.stages:
         if not is_concurrent_fanout(stage) or stage.fanout is None:
             continue
-        seen: set[str] = set()
+        risky: dict[str, tuple[Resource, str]] = {}
         for resource in stage.resources:
-            if resource.thread_safe and not resource.capacity_limited:
+            if not resource.thread_safe:
+                why = "is not safe to share across threads or processes"
+            elif resource.capacity_limited and stage.fanout.capped is not True:
+                # a capped fan-out was sized by someone; an uncapped one outgrows the resource
+                why = "is capacity-limited, so the branches queue for it"
+            else:
                 continue
-            if _label(resource) in seen:
-                continue
-            seen.add(_label(resource))
-            why = (
-                "is not safe to share across threads or processes"
-                if not resource.thread_safe
-                else "is capacity-limited, so the branches queue for it"
-            )
-            yield Hit(
-                rule=RULE,
-                message=msg.CONTENTION_FANOUT.format(
-                    stage=stage.name, mechanism=stage.fanout.detail or stage.fanout.mechanism,
-                    resource=_describe(resource), why=why,
-                ),
-                file=stage.file,
-                line=stage.line,
-                stages=(stage.id,),
-                related=(Location(resource.file, resource.line),) if resource.file else (),
-                key=_label(resource),
-            )
+            risky.setdefault(_label(resource), (resource, why))
+        if not risky:
+            continue
+        ordered = sorted(risky.items(), key=lambda item: (item[1][0].thread_safe, item[0]))
+        described = "; and ".join(f"{_describe(r)}, which {why}" for _, (r, why) in ordered)
+        yield Hit(
+            rule=RULE,
+            message=msg.CONTENTION_FANOUT.format(
+                stage=stage.name, mechanism=stage.fanout.detail or stage.fanout.mechanism, resources=described
+            ),
+            file=stage.file,
+            line=stage.line,
+            stages=(stage.id,),
+            related=tuple(Location(r.file, r.line) for _, (r, _w) in ordered if r.file),
+            key=",".join(label for label, _ in ordered),
+        )
     for group in pipeline.parallel_groups:
         members = [pipeline.stage(s) for s in group.stages]
         for label in group.shared_resources:
