@@ -175,3 +175,23 @@ def test_real_pre_commit_try_repo_on_changed_files(
     assert "dedup-before-validation" in failed.stdout, \
         "the engine does not flag dedup-before-validation yet:\n" + failed.stdout
     assert failed.returncode == 1
+
+
+@pytest.mark.slow
+def test_real_engine_hook_matches_a_full_audit(tmp_path: Path) -> None:
+    """The import-context hook must report the same fingerprints as a full audit (so baselines apply to both)."""
+    import json
+
+    project = make_repo(tmp_path / "project", orders_project(DRIVER_DIRTY))
+    cli = [sys.executable, "-m", "analyzer"]
+    audit = subprocess.run([*cli, "audit", ".", "--format", "json"], cwd=project, capture_output=True, text=True)
+    expected = {(f["rule"], f["fingerprint"]) for f in json.loads(audit.stdout)["findings"]
+                if f["file"].startswith("etl/")}
+    assert ("dedup-before-validation" in {rule for rule, _ in expected}), "the engine does not flag it yet"
+    subprocess.run([*cli, "baseline", "."], cwd=project, check=True, capture_output=True)
+    hook = subprocess.run([*cli, "hook", "etl/stages.py"], cwd=project, capture_output=True, text=True)
+    assert hook.returncode == 1 and "dedup-before-validation" in hook.stdout
+    (project / "stagegraph.toml").write_text('baseline = ".stagegraph-baseline.json"\n', encoding="utf-8")
+    hook = subprocess.run([*cli, "hook", "etl/stages.py"], cwd=project, capture_output=True, text=True)
+    assert hook.returncode == 0, hook.stdout + hook.stderr
+    assert f"{len(expected)} baselined" in hook.stdout
