@@ -187,6 +187,10 @@ class DagWalker:
             self.expr(small.value)
 
     def bind(self, target: cst.BaseExpression, refs: list[Ref], value: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and refs:
+            # `tasks[src] = Operator(...)`: the container accumulates tasks
+            self.w.env[target.value.value] = [*self.w.env.get(target.value.value, []), *refs]
+            return
         if isinstance(target, cst.Name):
             if refs:
                 self.w.env[target.value] = refs
@@ -271,6 +275,11 @@ class DagWalker:
             return list(self.w.env.get(expr.value, []))
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.RightShift | cst.LeftShift):
             left, right = self.expr(expr.left), self.expr(expr.right)
+            for side, refs in ((expr.left, left), (expr.right, right)):
+                if not refs and not _is_chain(side):
+                    unresolved(self.builder, self.module, expr,
+                               f"{code(side)} in {code(expr)} is not a task stagegraph can resolve; "
+                               "this declared ordering is lost")
             upstream, downstream = (left, right) if isinstance(expr.operator, cst.RightShift) else (right, left)
             self.relate(upstream, downstream, code(expr))
             return right
@@ -338,6 +347,13 @@ class DagWalker:
                 return base
             if method in {"expand", "expand_kwargs"}:
                 return self.mapped(call)
+            if method in {"append", "extend", "add"} and isinstance(func.value, cst.Name) and call.args:
+                refs = self.expr(call.args[0].value)
+                if refs:
+                    name = func.value.value
+                    self.w.env[name] = [*self.w.env.get(name, []), *refs]
+                    self.w.locals.pop(name, None)
+                return []
         taskflow = self.taskflow_target(func)
         if taskflow is not None:
             fn, override = taskflow
@@ -390,10 +406,12 @@ class DagWalker:
         partial: cst.Call | None = None
         if isinstance(base, cst.Call) and isinstance(base.func, cst.Attribute) and base.func.attr.value == "partial":
             partial, base = base, base.func.value
-        caps = [a for c in (partial, call) if c is not None for a in c.args
+        taskflow = self.taskflow_target(base)
+        decorator = decorator_call(taskflow[0].node, taskflow[0].module, _task_decorator_names(taskflow[0])) \
+            if taskflow is not None else None
+        caps = [a for c in (partial, call, decorator) if c is not None for a in c.args
                 if a.keyword is not None and a.keyword.value in MAPPING_CAPS]
         fanout = FanOut("expand", code(call), self.module.line(call), capped=bool(caps))
-        taskflow = self.taskflow_target(base)
         if taskflow is not None:
             fn, override = taskflow
             return [self.taskflow_task(fn, call, override, fanout, partial)]
@@ -654,6 +672,11 @@ class DagWalker:
                     a, b = (other, tid) if j < i else (tid, other)
                     links.append(Link(a, b, "unknown", (reason,)))
         return links
+
+
+def _is_chain(expr: cst.BaseExpression) -> bool:
+    """An expression that is a list of nothing (`[]`) is an empty declaration, not an unresolved one."""
+    return isinstance(expr, cst.List | cst.Tuple) and not expr.elements
 
 
 def _xcom(task_id: str, key: str, file: str, line: int) -> Effect:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
+from analyzer.facts.stagefx import StageBuilder, dedupe
 from analyzer.facts.styles._declared import argument, code, kwarg, unresolved, walk
 from analyzer.facts.values import WILD, Scope, evaluate
 from analyzer.model import Effect, Link, PipelineFacts, Stage
@@ -66,6 +66,11 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
     for qualname, klass in ordered:
         if "luigi" in klass.module.parsed.text and is_task(klass, project):
             tasks[qualname] = TaskInfo(klass)
+    # an abstract base (`class DailyTask(luigi.Task)` holding shared parameters) is not a task of the graph
+    bases = {project.klass(b).qualname for info in tasks.values() for b in info.klass.bases  # type: ignore[union-attr]
+             if project.klass(b) is not None}
+    tasks = {q: info for q, info in tasks.items() if q not in bases or any(
+        m in info.klass.methods for m in ("run", "output", "requires"))}
     if not tasks:
         return []
     for info in tasks.values():
@@ -75,14 +80,18 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
         if info.runs is not None and info.runs.qualname.rsplit(".", 2)[0] in TASK_BASES:
             info.runs = None
     required = {q for info in tasks.values() for qs in info.requires.values() for q in qs}
+    roots = [q for q in tasks if q not in required]
     found: list[PipelineFacts] = []
-    for qualname, info in tasks.items():
-        if qualname in required:
-            continue
+    for qualname in roots:
         order = _reachable(qualname, tasks)
-        if len(order) < 2 and not info.unknown_requires:
+        if any(tasks[q].unknown_requires for q in order):
+            # an unresolved requires() may name any task nobody else requires: take those trees in
+            for other in roots:
+                if other != qualname:
+                    order = [*(q for q in _reachable(other, tasks) if q not in order), *order]
+        if len(order) < 2:
             continue
-        found.append(_pipeline(builder, info, order, tasks))
+        found.append(_pipeline(builder, tasks[qualname], order, tasks))
     return found
 
 
@@ -245,8 +254,9 @@ def _input_reads(info: TaskInfo, tasks: dict[str, TaskInfo], project: Project) -
                     keys.add(value)
                 else:
                     everything = True
-            elif isinstance(node, cst.Assign) and len(node.targets) == 1 and _is_input(node.value, set()):
-                handled.add(id(node.value))
+            elif isinstance(node, cst.Assign) and len(node.targets) == 1 and _is_input(node.value, set()) and \
+                    isinstance(node.targets[0].target, cst.Name):
+                handled.add(id(node.value))  # an alias: its uses decide what is read
         for node in walk(method.node.body):
             if id(node) in handled or isinstance(node, cst.AssignTarget):
                 continue
@@ -275,7 +285,9 @@ def _stage(builder: StageBuilder, info: TaskInfo, tasks: dict[str, TaskInfo]) ->
     line = klass.module.line(klass.node)
     name = klass.name
     if info.runs is None:
-        return Stage(id=name, name=name, file=file, line=line, roles=builder.roles(name, None), qualname=klass.qualname)
+        # an ExternalTask (or any task without run()) still provides its output to the tasks requiring it
+        return Stage(id=name, name=name, file=file, line=line, writes=dedupe(info.outputs),
+                     roles=builder.roles(name, None), qualname=klass.qualname)
     reads, _ = _input_reads(info, tasks, builder.ctx.project)
     if info.unknown_requires:
         reads.append(Effect("unknown", f"self.input() of {name}: its requirements are not known", file, line,
@@ -338,7 +350,8 @@ def _pipeline(builder: StageBuilder, root: TaskInfo, order: list[str], tasks: di
             continue
         reason = f"{info.klass.name}.requires() is not resolvable: {', '.join(info.unknown_requires)}"
         notes.append(reason)
-        links.extend(Link(names[o], names[q], "unknown", (reason,)) for o in order if o != q)
+        downstream = {o for o in order if q in _reachable(o, tasks)}
+        links.extend(Link(names[o], names[q], "unknown", (reason,)) for o in order if o not in downstream)
     klass = root.klass
     return PipelineFacts(
         id=f"{klass.module.relpath}::{klass.name}",
