@@ -1,0 +1,369 @@
+"""Airflow, Luigi and Kedro adapters: labelled fixture cases plus one targeted test per construct.
+
+The frameworks are never installed: every test analyses source text only. Labelled cases live in
+fixtures/frameworks/<case>/ beside <case>.expect.json (the shared score.py format); a pair labelled
+`depends` must be reachable through data/control/unknown edges, `independent` must not be.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from analyzer.engine import Options, analyze
+from analyzer.model import DEPENDENCY_KINDS, Pipeline, Report
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "frameworks"
+SHARED = Path(__file__).parents[2] / "shared" / "examples"
+MY_PREFIXES = ("airflow_", "luigi_", "kedro_")
+CASES = sorted(p.name[: -len(".expect.json")] for p in FIXTURES.glob("*.expect.json") if p.name.startswith(MY_PREFIXES))
+
+
+def pick(report: Report, name: str, style: str | None = None) -> Pipeline:
+    hits = [p for p in report.pipelines if p.name == name and (style is None or p.style == style)]
+    assert hits, f"pipeline {name!r} not in {[(p.name, p.style) for p in report.pipelines]}"
+    return max(hits, key=lambda p: len(p.stages))
+
+
+def reach(pipeline: Pipeline) -> dict[str, set[str]]:
+    succ: dict[str, set[str]] = {}
+    for e in pipeline.edges:
+        if e.kind in DEPENDENCY_KINDS:
+            succ.setdefault(e.source, set()).add(e.target)
+    closure: dict[str, set[str]] = {}
+    for start in succ:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for nxt in succ.get(todo.pop(), set()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        closure[start] = seen
+    return closure
+
+
+def depends(pipeline: Pipeline, a: str, b: str) -> bool:
+    ids = {s.name: s.id for s in pipeline.stages}
+    closure = reach(pipeline)
+    return ids[b] in closure.get(ids[a], set()) or ids[a] in closure.get(ids[b], set())
+
+
+def edge(pipeline: Pipeline, a: str, b: str):  # type: ignore[no-untyped-def]
+    ids = {s.name: s.id for s in pipeline.stages}
+    return next((e for e in pipeline.edges if e.source == ids[a] and e.target == ids[b]), None)
+
+
+def run(tmp_path: Path, files: dict[str, str]) -> Report:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return analyze([tmp_path], Options())
+
+
+# ---------------------------------------------------------------- labelled cases
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_labelled_case(case: str) -> None:
+    label = json.loads((FIXTURES / f"{case}.expect.json").read_text(encoding="utf-8"))
+    report = analyze([FIXTURES / case], Options())
+    pipeline = pick(report, label["pipeline"], label.get("style"))
+    assert pipeline.style == label["style"]
+    names = {s.name for s in pipeline.stages}
+    assert set(label["order"]) <= names
+    for pair in label["pairs"]:
+        if pair.get("confidence") == "low":
+            continue
+        said = depends(pipeline, pair["a"], pair["b"])
+        assert said == (pair["relation"] == "depends"), f"{case}: {pair}"
+    by_id = {s.id: s.name for s in pipeline.stages}
+    found = {(f.rule, frozenset(by_id.get(s, s) for s in f.stages)) for f in report.findings
+             if f.pipeline == pipeline.id}
+    for hazard in label["hazards"]:
+        assert (hazard["kind"], frozenset(hazard["stages"])) in found, f"{case}: {hazard} not in {found}"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared examples not present")
+@pytest.mark.parametrize("case", ["warehouse_dag", "luigi_inventory", "kedro_pricing"])
+def test_shared_examples_have_no_unsafe_pair(case: str) -> None:
+    label = json.loads((SHARED / f"{case}.expect.json").read_text(encoding="utf-8"))
+    report = analyze([SHARED / f"{case}.py"], Options())
+    pipeline = pick(report, label["pipeline"])
+    for pair in label["pairs"]:
+        if pair["relation"] == "depends":
+            assert depends(pipeline, pair["a"], pair["b"]), pair
+        else:
+            assert not depends(pipeline, pair["a"], pair["b"]), pair
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared examples not present")
+def test_warehouse_dag_reports_only_the_undeclared_funnel_dependency() -> None:
+    report = analyze([SHARED / "warehouse_dag.py"], Options())
+    serious = [(f.rule, f.stages) for f in report.findings if f.severity in ("warning", "error")]
+    assert serious == [("undeclared-dependency", ("stage_clicks", "build_funnel"))]
+
+
+def test_large_dag_has_forty_tasks_in_groups() -> None:
+    report = analyze([FIXTURES / "airflow_ecommerce_nightly"], Options())
+    pipeline = pick(report, "ecommerce_nightly")
+    assert len(pipeline.stages) >= 40
+    assert {s.name.split(".")[0] for s in pipeline.stages} >= {"extract", "quality", "snapshots", "marts", "reports"}
+
+
+# ---------------------------------------------------------------- Airflow constructs
+
+AIRFLOW_HEAD = """
+    from airflow import DAG
+    from airflow.operators.python import PythonOperator
+    from airflow.operators.empty import EmptyOperator
+    from airflow.operators.bash import BashOperator
+    from airflow.providers.postgres.operators.postgres import PostgresOperator
+    from airflow.models.baseoperator import chain, cross_downstream
+    from airflow.utils.task_group import TaskGroup
+
+    def sql(task_id, text):
+        return None
+"""
+
+
+def _dag(body: str) -> str:
+    return textwrap.dedent(AIRFLOW_HEAD) + "\nwith DAG('d') as dag:\n" + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+def test_airflow_shift_with_lists_declares_every_pair(tmp_path: Path) -> None:
+    report = run(tmp_path, {"d.py": _dag("""
+        a = EmptyOperator(task_id="a")
+        b = EmptyOperator(task_id="b")
+        c = EmptyOperator(task_id="c")
+        d = EmptyOperator(task_id="d")
+        a >> [b, c] >> d
+        d << a
+    """)})
+    p = pick(report, "d")
+    declared = {(e.source, e.target) for e in p.edges if e.kind == "order"}
+    assert {("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("a", "d")} <= declared
+
+
+def test_airflow_chain_pairs_equal_lists_and_cross_downstream_crosses(tmp_path: Path) -> None:
+    report = run(tmp_path, {"d.py": _dag("""
+        a1 = EmptyOperator(task_id="a1")
+        a2 = EmptyOperator(task_id="a2")
+        b1 = EmptyOperator(task_id="b1")
+        b2 = EmptyOperator(task_id="b2")
+        c1 = EmptyOperator(task_id="c1")
+        c2 = EmptyOperator(task_id="c2")
+        chain([a1, a2], [b1, b2])
+        cross_downstream([b1, b2], [c1, c2])
+    """)})
+    declared = {(e.source, e.target) for e in pick(report, "d").edges if e.kind == "order"}
+    assert ("a1", "b1") in declared and ("a2", "b2") in declared and ("a1", "b2") not in declared
+    assert {("b1", "c1"), ("b1", "c2"), ("b2", "c1"), ("b2", "c2")} <= declared
+
+
+def test_airflow_taskgroup_stands_for_roots_and_leaves(tmp_path: Path) -> None:
+    report = run(tmp_path, {"d.py": _dag("""
+        start = EmptyOperator(task_id="start")
+        end = EmptyOperator(task_id="end")
+        with TaskGroup("g") as g:
+            x = EmptyOperator(task_id="x")
+            y = EmptyOperator(task_id="y")
+            x >> y
+        start >> g >> end
+    """)})
+    declared = {(e.source, e.target) for e in pick(report, "d").edges if e.kind == "order"}
+    assert ("start", "g.x") in declared and ("g.y", "end") in declared
+    assert ("start", "g.y") not in declared and ("g.x", "end") not in declared
+
+
+def test_airflow_undeclared_sql_dependency_and_set_upstream(tmp_path: Path) -> None:
+    report = run(tmp_path, {"d.py": _dag("""
+        w = PostgresOperator(task_id="w", sql="INSERT INTO s.t SELECT * FROM s.src")
+        r = PostgresOperator(task_id="r", sql="INSERT INTO s.out SELECT * FROM s.t")
+        r2 = PostgresOperator(task_id="r2", sql="INSERT INTO s.out2 SELECT * FROM s.t")
+        r2.set_upstream(w)
+    """)})
+    p = pick(report, "d")
+    assert not edge(p, "w", "r").declared and edge(p, "w", "r2").declared  # type: ignore[union-attr]
+    rules = {(f.rule, f.stages) for f in report.findings}
+    assert ("undeclared-dependency", ("w", "r")) in rules
+
+
+def test_airflow_xcom_push_pull_and_bash_is_opaque(tmp_path: Path) -> None:
+    report = run(tmp_path, {"d.py": _dag("""
+        def push(**ctx):
+            ctx["ti"].xcom_push(key="n", value=1)
+
+        def pull(**ctx):
+            return ctx["ti"].xcom_pull(task_ids="push", key="n")
+
+        p1 = PythonOperator(task_id="push", python_callable=push)
+        p2 = PythonOperator(task_id="pull", python_callable=pull)
+        sh = BashOperator(task_id="sh", bash_command="echo {{ ti.xcom_pull(task_ids='pull') }}")
+        p1 >> p2 >> sh
+    """)})
+    p = pick(report, "d")
+    assert edge(p, "push", "pull").kind == "data"  # type: ignore[union-attr]
+    assert edge(p, "pull", "sh").kind == "data"  # type: ignore[union-attr]
+    assert edge(p, "push", "sh").kind == "unknown"  # type: ignore[union-attr]
+
+
+def test_airflow_taskflow_results_and_expand(tmp_path: Path) -> None:
+    report = run(tmp_path, {"flow.py": """
+        from airflow.decorators import dag, task
+
+        @dag(dag_id="tf")
+        def tf():
+            @task
+            def items():
+                return [1, 2]
+
+            @task
+            def double(x):
+                return x * 2
+
+            @task
+            def other():
+                return 3
+
+            double.partial().expand(x=items())
+            other()
+
+        tf()
+    """})
+    p = pick(report, "tf")
+    assert p.style == "airflow-taskflow"
+    assert depends(p, "items", "double") and not depends(p, "items", "other")
+    stage = next(s for s in p.stages if s.name == "double")
+    assert stage.fanout is not None and stage.fanout.mechanism == "expand"
+    assert edge(p, "items", "double").declared  # type: ignore[union-attr]
+
+
+def test_airflow_sql_file_and_params_template(tmp_path: Path) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "load.sql").write_text("INSERT INTO {{ params.table }} SELECT * FROM raw.x", encoding="utf-8")
+    report = run(tmp_path, {"d.py": _dag("""
+        a = PostgresOperator(task_id="a", sql="sql/load.sql", params={"table": "mart.x"})
+        b = PostgresOperator(task_id="b", sql="SELECT * FROM mart.x")
+        a >> b
+    """)})
+    p = pick(report, "d")
+    assert edge(p, "a", "b").kind == "data"  # type: ignore[union-attr]
+
+
+def test_airflow_dynamic_task_ids_are_diagnosed_with_unknown_links(tmp_path: Path) -> None:
+    report = run(tmp_path, {"d.py": _dag("""
+        start = EmptyOperator(task_id="start")
+        for name in load_names_from_config():
+            t = EmptyOperator(task_id=f"load_{name}")
+            start >> t
+        other = EmptyOperator(task_id="other")
+    """)})
+    p = pick(report, "d")
+    assert any(d.kind == "unresolved" and "load_*" in d.message for d in report.diagnostics)
+    assert edge(p, "load_*", "other").kind == "unknown"  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- Luigi constructs
+
+
+def test_luigi_dict_requires_maps_input_keys(tmp_path: Path) -> None:
+    report = run(tmp_path, {"t.py": """
+        import luigi
+
+        class A(luigi.Task):
+            def output(self):
+                return luigi.LocalTarget("/a.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("a")
+
+        class B(luigi.Task):
+            def output(self):
+                return luigi.LocalTarget("/b.txt")
+            def run(self):
+                with self.output().open("w") as f:
+                    f.write("b")
+
+        class C(luigi.Task):
+            def requires(self):
+                return {"a": A(), "b": B()}
+            def output(self):
+                return luigi.LocalTarget("/c.txt")
+            def run(self):
+                with self.input()["a"].open() as f, self.output().open("w") as out:
+                    out.write(f.read())
+    """})
+    p = pick(report, "C", "luigi")
+    assert depends(p, "A", "C") and not depends(p, "B", "C")
+    assert any(e.kind == "order" and e.declared for e in p.edges if {e.source, e.target} == {"B", "C"})
+
+
+def test_luigi_unresolved_requires_is_diagnosed(tmp_path: Path) -> None:
+    report = run(tmp_path, {"t.py": """
+        import luigi
+        REG = {}
+
+        class A(luigi.Task):
+            def output(self):
+                return luigi.LocalTarget("/a.txt")
+            def run(self):
+                self.output().open("w").write("a")
+
+        class B(luigi.Task):
+            def requires(self):
+                return REG["a"]()
+            def output(self):
+                return luigi.LocalTarget("/b.txt")
+            def run(self):
+                self.output().open("w").write(self.input().open().read())
+    """})
+    p = pick(report, "B", "luigi")
+    assert any(d.kind == "unresolved" and "B.requires()" in d.message for d in report.diagnostics)
+    assert edge(p, "A", "B").kind == "unknown"  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- Kedro constructs
+
+
+def test_kedro_list_dict_and_params_inputs(tmp_path: Path) -> None:
+    report = run(tmp_path, {"p.py": """
+        from kedro.pipeline import node, pipeline
+
+        def f(a): return a
+        def g(a, b, cfg): return a
+        def h(x, y): return x
+
+        def create_pipeline():
+            return pipeline([
+                node(f, "raw", "a", name="f"),
+                node(g, ["a", "other", "params:cfg"], "b", name="g"),
+                node(h, {"x": "params:cfg", "y": "other"}, "c", name="h"),
+            ])
+    """})
+    p = pick(report, "create_pipeline", "kedro")
+    assert depends(p, "f", "g") and not depends(p, "g", "h") and not depends(p, "f", "h")
+    assert edge(p, "f", "g").declared  # type: ignore[union-attr]
+    assert all("params:" not in e.target for s in p.stages for e in s.reads)
+
+
+def test_kedro_plus_and_namespace(tmp_path: Path) -> None:
+    report = run(tmp_path, {"p.py": """
+        from kedro.pipeline import node, pipeline
+
+        def f(a): return a
+
+        base = pipeline([node(f, "in", "out", name="f")])
+
+        def create_pipeline():
+            one = pipeline(base, namespace="one")
+            two = pipeline(base, namespace="two", inputs={"in": "one.out"})
+            return one + two
+    """})
+    p = pick(report, "create_pipeline", "kedro")
+    assert {s.name for s in p.stages} == {"one.f", "two.f"}
+    assert depends(p, "one.f", "two.f")
