@@ -40,6 +40,10 @@ PAIR_GAPS: dict[str, str] = {
     "unresolved_callee": "engine gap: passing pipeline data to an unresolved callee (vendor_scrubber.scrub_in_place)"
     " records no assumed write, so the stage looks read-only",
     "getattr_dispatch": "engine gap: getattr(module, name)(ctx) over a list of step names is not found as a pipeline",
+    "instance_method_call": "engine gap: effects of a method called on a freshly built object"
+    " (TableLoader(...).load(rows)) are not composed into the calling stage",
+    "path_through_helper": "engine gap: a path passed to a helper's parameter becomes an unknown file, and an unknown"
+    " write does not conflict with an unknown read (UNSAFE) while two unknown writes do (missed fan-out)",
     "registry_dispatch": "engine gap: dispatch through a dict registry (REGISTRY[name](rows)) is not found as a "
     "pipeline",
 }
