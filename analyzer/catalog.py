@@ -135,6 +135,9 @@ class ResourceCatalog:
     methods: tuple[MethodModel, ...] = ()
     calls: dict[str, CallModel] = field(default_factory=dict)
     types: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)  # type -> (kind, thread_safe, capacity)
+    #: third-party modules whose functions never mutate their arguments (stdlib is assumed so too);
+    #: a call into any other unanalysed module is assumed to mutate what it is given
+    pure_modules: frozenset[str] = frozenset()
 
     def methods_of(self, type_name: str, method: str) -> MethodModel | None:
         for model in self.methods:
@@ -149,6 +152,7 @@ class ResourceCatalog:
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
 _METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw")
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns")
+_LIBRARY_KEYS = ("modules", "mutates_arguments")
 _KINDS = {"database", "http", "filesystem", "cache", "queue", "cloud", "lock", "process", "other", ""}
 
 
@@ -168,9 +172,15 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     methods: list[MethodModel] = []
     calls: dict[str, CallModel] = {}
     types: dict[str, tuple[str, bool, bool]] = {}
+    pure: set[str] = set()
     for path in files:
         data = _read(path)
-        _check_keys(path, "the top level", data, ("factory", "method", "call"), ())
+        _check_keys(path, "the top level", data, ("factory", "method", "call", "library"), ())
+        for i, entry in enumerate(data.get("library", [])):
+            where = f"[[library]] #{i + 1}"
+            _check_keys(path, where, entry, _LIBRARY_KEYS, ("modules", "mutates_arguments"))
+            if not entry["mutates_arguments"]:
+                pure.update(entry["modules"])
         for i, entry in enumerate(data.get("factory", [])):
             where = f"[[factory]] #{i + 1}"
             _check_keys(path, where, entry, _FACTORY_KEYS, ("call", "kind", "type"))
@@ -190,7 +200,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             _check_kind(path, where, entry.get("kind", ""))
             for call in _as_list(entry["call"]):
                 calls[call] = CallModel(**{**entry, "call": call})
-    return ResourceCatalog(factories, tuple(methods), calls, types)
+    return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure))
 
 
 def _as_list(value: Any) -> list[str]:

@@ -102,16 +102,18 @@ class Conflict:
 def conflicts(first: Stage, second: Stage) -> list[Conflict]:
     """Bernstein's conditions: second reads what first writes, writes what it reads, or both write."""
     found: list[Conflict] = []
+    # An unknown write conflicts with everything of its kind, unknown reads and writes included;
+    # two reads never conflict, whatever they name.
     for w in first.writes:
         for r in second.reads:
-            if overlap(w, r) and not (w.kind == "unknown" and r.kind == "unknown"):
+            if overlap(w, r):
                 found.append(Conflict(w, r, "raw"))
         for w2 in second.writes:
-            if overlap(w, w2) and not (w.kind == "unknown" and w2.kind == "unknown" and w.of != w2.of):
+            if overlap(w, w2):
                 found.append(Conflict(w, w2, "waw"))
     for r in first.reads:
         for w in second.writes:
-            if overlap(r, w) and not (r.kind == "unknown" and w.kind == "unknown"):
+            if overlap(r, w):
                 found.append(Conflict(r, w, "war"))
     return found
 

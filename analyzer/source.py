@@ -202,7 +202,9 @@ def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str |
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        return Diagnostic(source.relpath, "encoding-error", f"bad coding declaration: {exc.msg}")
+        if _COOKIE.search(b"\n".join(data.splitlines()[:2])):
+            return Diagnostic(source.relpath, "encoding-error", f"bad coding declaration: {exc.msg}")
+        encoding = "utf-8"  # no cookie: Python reads UTF-8, and the decode below says where it fails
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
@@ -212,6 +214,29 @@ def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str |
             where = f" at line {line}"
         return Diagnostic(source.relpath, "encoding-error", f"cannot decode as {encoding}{where}; add a coding declaration or re-save as UTF-8")
     return text.removeprefix("\ufeff")
+
+
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.MULTILINE)
+#: CPython refuses more than 200 nested brackets and 100 indentation levels; deeper is generated or hostile
+MAX_BRACKET_DEPTH = 200
+MAX_INDENT_DEPTH = 100
+
+
+def _too_deep(text: str) -> str | None:
+    depth = deepest = 0
+    for ch in re.sub(r"[^()\[\]{}]+", "", text):
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+    if deepest > MAX_BRACKET_DEPTH:
+        return f"brackets nested {deepest} levels deep (Python allows {MAX_BRACKET_DEPTH})"
+    indents = {len(line) - len(line.lstrip(" \t")) for line in text.splitlines() if line.strip()}
+    levels = len(indents)
+    if levels > MAX_INDENT_DEPTH:
+        return f"{levels} indentation levels (Python allows {MAX_INDENT_DEPTH})"
+    return None
 
 
 def _why(exc: BaseException) -> str:
@@ -224,6 +249,10 @@ def _why(exc: BaseException) -> str:
 
 def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
     """Parse decoded source with libcst; syntax errors (and Python 2) become one diagnostic."""
+    if text.count("(") + text.count("[") + text.count("{") > MAX_BRACKET_DEPTH:
+        deep = _too_deep(text)
+        if deep:
+            return Diagnostic(relpath, "syntax-error", f"code is nested too deeply to analyse: {deep}")
     try:
         tree = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:

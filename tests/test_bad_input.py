@@ -117,19 +117,10 @@ BAD_CASES = [
     pytest.param(_copy("python2_print.py"), "syntax-error", "Python 2", id="python2"),
     pytest.param(_copy("syntax_error.py"), "syntax-error", "cannot parse", id="syntax-error"),
     pytest.param(_binary_junk, "encoding-error", "binary", id="binary-junk"),
-    pytest.param(
-        _copy("latin1_no_cookie.py"), "encoding-error", "decode", id="latin1-no-cookie",
-        marks=pytest.mark.xfail(strict=True, reason="source gap: a non-UTF-8 first line is reported with tokenize's "
-                                "'bad coding declaration: invalid or missing encoding declaration' although the file "
-                                "has no declaration; should say it cannot be decoded as UTF-8 at line 1"),
-    ),
+    pytest.param(_copy("latin1_no_cookie.py"), "encoding-error", "decode", id="latin1-no-cookie"),
     pytest.param(_latin1_late, "encoding-error", "decode", id="latin1-later-line"),
     pytest.param(_three_megabytes, "too-large", "limit", id="three-megabytes"),
-    pytest.param(
-        _deep_parens, "syntax-error", "nested", id="deep-parentheses",
-        marks=pytest.mark.xfail(strict=True, reason="source gap: libcst parses 1000 nested parentheses that CPython "
-                                "rejects (limit 200), so the file is analysed silently instead of one diagnostic"),
-    ),
+    pytest.param(_deep_parens, "syntax-error", "nested", id="deep-parentheses"),
     pytest.param(_deep_ifs, "syntax-error", "", id="deep-ifs"),
     pytest.param(_file_symlink_loop, "unreadable", "symbolic links", id="file-symlink-loop"),
     pytest.param(_dir_symlink_loop, "skipped", "symlink loop", id="dir-symlink-loop"),

@@ -33,24 +33,9 @@ UPDATE = os.environ.get("STAGEGRAPH_UPDATE") == "1"
 MARKER = re.compile(r"#\s*(expect|missing):\s*([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)")
 
 #: case -> why the engine gets a labelled pair wrong today (a strict xfail: it fails once fixed).
-PAIR_GAPS: dict[str, str] = {
-    "global_rebind": "engine gap: a read of a module global that another function rebinds with `global` is not "
-    "recorded when the module-level value is immutable (RUN_ID = None)",
-    "unresolved_paths": "engine gap: an unknown file write does not conflict with an unknown file read",
-    "unresolved_callee": "engine gap: passing pipeline data to an unresolved callee (vendor_scrubber.scrub_in_place)"
-    " records no assumed write, so the stage looks read-only",
-    "getattr_dispatch": "engine gap: getattr(module, name)(ctx) over a list of step names is not found as a pipeline",
-    "instance_method_call": "engine gap: effects of a method called on a freshly built object"
-    " (TableLoader(...).load(rows)) are not composed into the calling stage",
-    "path_through_helper": "engine gap: a path passed to a helper's parameter becomes an unknown file, and an unknown"
-    " write does not conflict with an unknown read (UNSAFE) while two unknown writes do (missed fan-out)",
-    "registry_dispatch": "engine gap: dispatch through a dict registry (REGISTRY[name](rows)) is not found as a "
-    "pipeline",
-}
+PAIR_GAPS: dict[str, str] = {}
 #: case -> why a labelled hazard is not reported today.
-HAZARD_GAPS: dict[str, str] = {
-    "global_rebind": "engine gap: RUN_ID read in stamp is not recorded (see PAIR_GAPS), so no hidden-state-dependency",
-}
+HAZARD_GAPS: dict[str, str] = {}
 
 Json = dict[str, Any]
 

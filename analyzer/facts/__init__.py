@@ -47,6 +47,18 @@ def _optional(module: str, name: str) -> Callable[..., Any] | None:
 def extract(
     modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
+    from analyzer.facts import tree
+
+    tree.reset()
+    try:
+        return _extract(modules, resources, roles)
+    finally:
+        tree.reset()  # cached child lists are keyed by id(): never let them outlive the trees
+
+
+def _extract(
+    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
+) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
     diagnostics: list[Diagnostic] = []
     indexes: list[ModuleIndex] = []
     for parsed in modules:

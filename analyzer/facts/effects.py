@@ -11,16 +11,19 @@ never a silent omission.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import libcst as cst
 
+from analyzer.facts.tree import children as _children
+
 from analyzer.catalog import CallModel, Factory, MethodModel, ResourceCatalog
 from analyzer.facts import sql as sqlmod
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.values import WILD, Scope, evaluate, known
+from analyzer.facts.values import WILD, Scope, evaluate, known, templated
 from analyzer.model import Resource
 
 Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
@@ -89,6 +92,8 @@ class CallSite:
     receiver: frozenset[Place] | None
     line: int
     handles: tuple[Handle, ...] = ()
+    #: statically known argument values per parameter (may hold the caller's own parameter markers)
+    values: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -113,6 +118,7 @@ class Context:
     module_handles: dict[str, dict[str, Handle]] = field(default_factory=dict)
     class_handles: dict[str, dict[str, Handle]] = field(default_factory=dict)
     class_collaborators: dict[str, set[str]] = field(default_factory=dict)
+    class_instances: dict[str, dict[str, ClassRef]] = field(default_factory=dict)
 
     def handles_of_module(self, module: ModuleIndex) -> dict[str, Handle]:
         if module.name not in self.module_handles:
@@ -129,8 +135,10 @@ class Context:
         if klass.qualname not in self.class_handles:
             found: dict[str, Handle] = {}
             collaborators: set[str] = set()
+            instances: dict[str, ClassRef] = {}
             self.class_handles[klass.qualname] = found
             self.class_collaborators[klass.qualname] = collaborators
+            self.class_instances[klass.qualname] = instances
             module_handles = self.handles_of_module(klass.module)
             for method in klass.methods.values():
                 params = set(method.params)
@@ -143,6 +151,10 @@ class Context:
                             continue
                         handle = self.handle_from(node.value, klass.module, f"self.{attr}", module_handles,
                                                   Scope(klass.module, self.project))
+                        other = (self.project.klass(klass.module.qualify(node.value.func))
+                                 if isinstance(node.value, cst.Call) else None)
+                        if other is not None:
+                            instances[attr] = other
                         if handle is not None:
                             found[attr] = handle
                         elif _is_collaborator(node.value, params, klass.module, self.project):
@@ -237,7 +249,7 @@ def _walk(node: cst.CSTNode | Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(_children(current)))
 
 
 def _self_attr(expr: cst.BaseExpression) -> str | None:
@@ -296,6 +308,7 @@ class _Function:
         self.params = fn.params
         self.points: dict[str, set[Place]] = {p: {("param", p)} for p in self.params if p != "self"}
         self.handles: dict[str, Handle] = {}
+        self.instances: dict[str, ClassRef] = {}
         self.file_modes: dict[str, str] = {}
         self.globals_declared: set[str] = set()
         single: dict[str, cst.BaseExpression] = {}
@@ -309,7 +322,11 @@ class _Function:
                         counts[t.target.value] = counts.get(t.target.value, 0) + 1
                         single[t.target.value] = node.value
         shadowed = frozenset(set(self.params) | {n for n, c in counts.items() if c > 1})
-        self.scope = Scope(self.module, self.project, {n: v for n, v in single.items() if counts[n] == 1}, shadowed)
+        self.scope = Scope(
+            self.module, self.project,
+            {n: v for n, v in single.items() if counts[n] == 1 and n not in self.params}, shadowed,
+            params=frozenset(p for p in self.params if p not in {"self", "cls"} and counts.get(p, 0) == 0),
+        )
         self.mutable_globals = _mutable_globals(self.module)
 
     # -- places -------------------------------------------------------------
@@ -393,6 +410,10 @@ class _Function:
                         self.bind(t.target, value)
                         if isinstance(t.target, cst.Name):
                             self.track_handle(t.target.value, node.value)
+                            if isinstance(node.value, cst.Call):
+                                klass = self.project.klass(self.module.qualify(node.value.func))
+                                if klass is not None:
+                                    self.instances[t.target.value] = klass
                 elif isinstance(node, cst.AnnAssign) and node.value is not None:
                     self.bind(node.target, self.places(node.value))
                 elif isinstance(node, cst.For | cst.CompFor):
@@ -548,14 +569,31 @@ class _Function:
         if model is not None:
             self.call_model(model, node, qualified)
             return
-        if isinstance(func, cst.Attribute):
-            self.method_call(func, node)
-            return
-        if isinstance(func, cst.Name) and self.unresolved(func.value):
+        if self.unmodelled_library(func, qualified) or (isinstance(func, cst.Name) and self.unresolved(func.value)):
+            # code we can't see received pipeline data: assume it may change it
             for arg in node.args:
                 places = self.places(arg.value)
                 if places:
                     self.write_places(places, node, assumed=True)
+            return
+        if isinstance(func, cst.Attribute):
+            self.method_call(func, node)
+
+    def unmodelled_library(self, func: cst.BaseExpression, qualified: str) -> bool:
+        """A call into an imported, unanalysed module that is neither stdlib nor known not to mutate."""
+        head = func
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if not isinstance(head, cst.Name) or head.value not in self.module.imports:
+            return False
+        if head.value in self.points or self.handle_of(func.value if isinstance(func, cst.Attribute) else func):
+            return False
+        root = qualified.split(".")[0]
+        if not root or root in sys.stdlib_module_names or root in self.ctx.catalog.pure_modules:
+            return False
+        if self.project.module_of(qualified.rsplit(".", 1)[0]) is not None or self.project.klass(qualified):
+            return False
+        return self.project.module_of(root) is None
 
     def unresolved(self, name: str) -> bool:
         m = self.module
@@ -570,14 +608,31 @@ class _Function:
             if self.klass is not None:
                 return self.project.method(self.klass, func.attr.value)
             return None
+        if isinstance(func, cst.Attribute):
+            klass = self.instance_class(func.value)
+            if klass is not None:
+                return self.project.method(klass, func.attr.value)
         if isinstance(func, cst.Name) and func.value in self.points:
             return None
         return self.project.function(self.module.qualify(func))
+
+    def instance_class(self, expr: cst.BaseExpression) -> ClassRef | None:
+        """The analysed class an expression is an instance of: `Loader(...)`, a local bound to one, `self.loader`."""
+        if isinstance(expr, cst.Call):
+            return self.project.klass(self.module.qualify(expr.func))
+        if isinstance(expr, cst.Name):
+            return self.instances.get(expr.value)
+        attr = _self_attr(expr)
+        if attr is not None and self.klass is not None:
+            self.ctx.handles_of_class(self.klass)
+            return self.ctx.class_instances.get(self.klass.qualname, {}).get(attr)
+        return None
 
     def call_site(self, callee: FunctionRef, node: cst.Call) -> None:
         params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else callee.params
         args: list[tuple[str, frozenset[Place]]] = []
         handles: list[Handle] = []
+        values: list[tuple[str, str | None]] = []
         positional = 0
         for arg in node.args:
             if arg.star:
@@ -592,6 +647,8 @@ class _Function:
             places = self.places(arg.value)
             if name and places:
                 args.append((name, frozenset(places)))
+            if name:
+                values.append((name, evaluate(arg.value, self.scope)))
             handle = self.handle_of(arg.value)
             if handle is not None:
                 handles.append(handle)
@@ -599,7 +656,9 @@ class _Function:
         receiver: frozenset[Place] | None = None
         if isinstance(node.func, cst.Attribute):
             receiver = frozenset(self.places(node.func.value)) or None
-        self.summary.calls.append(CallSite(callee.qualname, tuple(args), receiver, self.module.line(node), tuple(handles)))
+        self.summary.calls.append(
+            CallSite(callee.qualname, tuple(args), receiver, self.module.line(node), tuple(handles), tuple(values))
+        )
 
     def call_model(self, model: CallModel, node: cst.Call, qualified: str) -> None:
         if model.kind:
@@ -683,6 +742,11 @@ class _Function:
     def _io(self, kind: str, value: str | None, node: cst.CSTNode, reads: bool, writes: bool) -> None:
         if kind not in {"file", "key", "table", "queue"}:
             return
+        if templated(value) and not known(value.replace(WILD, "")) and value is not None:
+            # depends on a parameter: the caller fills it in (see summaries.map_access)
+            for write in ([False] if reads else []) + ([True] if writes else []):
+                self.add(write, kind, None, value, node)
+            return
         if not known(value):
             why = f"{kind} name built at run time"
             for write in ([False] if reads else []) + ([True] if writes else []):
@@ -714,6 +778,26 @@ class _Function:
                 self.add(True, "table", None, table, node)
 
 
+def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project) -> Scope:
+    """Where a function's names evaluate: its single-assignment locals, then module constants."""
+    if fn is None:
+        return Scope(module, project)
+    single: dict[str, cst.BaseExpression] = {}
+    counts: dict[str, int] = {}
+    for node in _walk(fn.node.body):
+        if isinstance(node, cst.Assign):
+            for t in node.targets:
+                if isinstance(t.target, cst.Name):
+                    counts[t.target.value] = counts.get(t.target.value, 0) + 1
+                    single[t.target.value] = node.value
+    params = set(fn.params)
+    return Scope(
+        module, project,
+        {n: v for n, v in single.items() if counts[n] == 1 and n not in params},
+        frozenset(params | {n for n, c in counts.items() if c > 1}),
+    )
+
+
 def place_label(place: Place) -> str:
     kind, name = place
     if kind == "self":
@@ -737,8 +821,11 @@ def _mutable_globals(module: ModuleIndex) -> frozenset[str]:
     cached = module.memo.get("mutable_globals")
     if isinstance(cached, frozenset):
         return cached
+    names: set[str] = set()
+    for node in _walk(module.parsed.tree.body):
+        if isinstance(node, cst.Global):
+            names.update(n.name.value for n in node.names)
     if True:
-        names: set[str] = set()
         for name, value in module.constants.items():
             if name.isupper() and isinstance(value, (*_SIMPLE_LITERALS, cst.Tuple)):
                 continue

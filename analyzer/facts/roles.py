@@ -14,6 +14,8 @@ from fnmatch import fnmatchcase
 
 import libcst as cst
 
+from analyzer.facts.tree import children as _children
+
 from analyzer.catalog import RoleModel
 from analyzer.facts.index import FunctionRef, Project, dotted
 
@@ -57,7 +59,7 @@ def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     while stack:
         current = stack.pop()
         yield current
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(_children(current)))
 
 
 def _call_names(fn: FunctionRef) -> Iterator[str]:

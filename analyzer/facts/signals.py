@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from analyzer.facts.tree import children as _children
+
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project, dotted
 from analyzer.model import Signal
 
@@ -178,7 +180,7 @@ def _walk(node: cst.CSTNode, into_defs: bool = True) -> Iterator[cst.CSTNode]:
         yield current
         if not into_defs and current is not node and isinstance(current, cst.FunctionDef | cst.ClassDef | cst.Lambda):
             continue
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(_children(current)))
 
 
 def _walk_all(nodes: Sequence[cst.CSTNode], into_defs: bool = True) -> Iterator[cst.CSTNode]:
@@ -834,7 +836,7 @@ def _loads(node: cst.CSTNode | None) -> set[str]:
         if isinstance(current, cst.Name):
             names.add(current.value)
             continue
-        stack.extend(current.children)
+        stack.extend(_children(current))
     return names
 
 

@@ -7,6 +7,7 @@ Unknown parts of a statically built string arrive as `*` and become wildcard tab
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +55,8 @@ def tables(text: str) -> SqlTables | None:
         return None
     import sqlglot
     from sqlglot import exp
+
+    logging.getLogger("sqlglot").setLevel(logging.CRITICAL)  # its parse warnings are ours to report, not stderr's
 
     prepared = _prepare(text)
     statements = None

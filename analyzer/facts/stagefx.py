@@ -15,6 +15,7 @@ from analyzer.catalog import RoleModel
 from analyzer.facts.effects import Access, Context, Place, Summary, place_label
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex
 from analyzer.facts.summaries import Total
+from analyzer.facts.values import MARK, finish, known, substitute
 from analyzer.facts import sql as sqlmod
 from analyzer.model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
 
@@ -41,6 +42,15 @@ def effect_of(access: Access, key: str | None = None, target: str | None = None,
         of=access.of,
         assumed=access.assumed,
     )
+
+
+def _resolved(access: Access, values: dict[str, str | None]) -> Effect:
+    """An effect whose target named the callee's parameters, filled in with this call's arguments."""
+    target = finish(substitute(access.target, values))
+    if known(target):
+        return Effect(access.kind, target, access.file, access.line, key=target, assumed=access.assumed)  # type: ignore[arg-type]
+    return Effect("unknown", f"{access.kind} name built at run time", access.file, access.line, of=access.kind,
+                  assumed=access.assumed)
 
 
 def dedupe(effects: Iterable[Effect]) -> tuple[Effect, ...]:
@@ -100,7 +110,11 @@ class StageBuilder:
         extra_reads: Iterable[Effect] = (),
         extra_writes: Iterable[Effect] = (),
         extra_resources: Iterable[Resource] = (),
+        values: dict[str, str | None] | None = None,
+        instance: tuple[str, str] | None = None,
+        assumed: bool = False,
     ) -> Stage:
+        """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`."""
         total = self.total(callee)
         reads: list[Effect] = list(extra_reads)
         writes: list[Effect] = list(extra_writes)
@@ -112,7 +126,9 @@ class StageBuilder:
         for access in total.accesses:
             bucket = writes if access.write else reads
             place = access.place
-            if place is None:
+            if place is None and MARK in access.target:
+                bucket.append(_resolved(access, values or {}))
+            elif place is None:
                 bucket.append(effect_of(access))
             elif place[0] == "param":
                 keys = params.get(place[1], set())
@@ -122,6 +138,11 @@ class StageBuilder:
             elif place[0] == "self":
                 if via_self:
                     bucket.append(effect_of(access, key=place_key(place), target=place_label(place)))
+                elif instance is not None:
+                    key, label = instance
+                    attr = f".{place[1]}" if place[1] else ""
+                    bucket.append(effect_of(access, key=f"{key}{attr}", target=f"{label}{attr}", kind="container"
+                                            if access.write else "variable"))
             else:
                 bucket.append(effect_of(access, key=place_key(place), target=place_label(place)))
         resources = set(total.resources) | set(extra_resources)
@@ -131,6 +152,9 @@ class StageBuilder:
                 if handle is not None:
                     resources.add(Resource(handle.kind, handle.name, f"{handle.type} passed to {callee.name}",  # type: ignore[arg-type]
                                            file, line, handle.thread_safe, handle.capacity_limited))
+        if assumed:  # e.g. chosen by name at run time: nothing it does is certain
+            reads = [replace(e, assumed=True) for e in reads]
+            writes = [replace(e, assumed=True) for e in writes]
         return Stage(
             id=stage_id,
             name=name or callee.name,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from analyzer.facts.effects import SELF, Access, CallSite, Context, Place, Summary, summarize
+from analyzer.facts.values import MARK, substitute
 from analyzer.facts.index import FunctionRef
 from analyzer.model import Resource, Signal
 
@@ -32,6 +33,10 @@ class Total:
 def map_access(access: Access, site: CallSite) -> list[Access]:
     """Translate a callee's access into the caller's places through one call site."""
     place = access.place
+    if place is None and MARK in access.target:
+        target = substitute(access.target, dict(site.values)) if MARK in access.target else access.target
+        # the caller's own parameter markers survive substitution and propagate further up
+        return [Access(access.write, access.kind, None, target, access.file, access.line, access.of, access.assumed)]
     if place is None or place[0] == "global":
         return [access]
     targets: Iterable[Place]

@@ -16,6 +16,9 @@ import libcst as cst
 from analyzer.facts.index import ModuleIndex, Project
 
 WILD = "*"
+#: a parameter's value inside a summary: `\x00path\x00`, filled in at each call site
+MARK = "\x00"
+_MARKER = re.compile("\x00([^\x00]*)\x00")
 _MAX_DEPTH = 12
 _PATH_CTORS = frozenset({"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.PurePosixPath", "Path"})
 _JOINERS = frozenset({"os.path.join", "posixpath.join", "ntpath.join"})
@@ -32,11 +35,32 @@ class Scope:
     locals: Mapping[str, cst.BaseExpression] = field(default_factory=dict)
     #: names that must not fall back to module constants (parameters, loop variables...)
     shadowed: frozenset[str] = frozenset()
+    #: parameters: evaluated to a marker so callers can substitute their argument's value
+    params: frozenset[str] = frozenset()
 
 
 def known(value: str | None) -> bool:
-    """A value with at least one literal character (not just wildcards)."""
-    return value is not None and value.replace(WILD, "") != ""
+    """A value with at least one literal character (not just wildcards or parameter markers)."""
+    return value is not None and _MARKER.sub("", value).replace(WILD, "") != ""
+
+
+def templated(value: str | None) -> bool:
+    """A value that still names a parameter of the function it was found in."""
+    return value is not None and MARK in value
+
+
+def substitute(value: str, values: dict[str, str | None]) -> str:
+    """Fill parameter markers with the caller's argument values (unknown ones become `*`)."""
+    def fill(m: re.Match[str]) -> str:
+        got = values.get(m.group(1))
+        return got if got is not None else WILD
+
+    return _squash(_MARKER.sub(fill, value))
+
+
+def finish(value: str) -> str:
+    """A value with any parameter markers left over turned into wildcards."""
+    return _squash(_MARKER.sub(WILD, value))
 
 
 def _squash(text: str) -> str:
@@ -52,6 +76,8 @@ def evaluate(expr: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> s
 
 
 def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:  # noqa: PLR0911, PLR0912
+    if depth > _MAX_DEPTH:
+        return WILD
     if isinstance(expr, cst.SimpleString):
         value = expr.evaluated_value
         return value if isinstance(value, str) else value.decode("utf-8", "replace")
@@ -95,10 +121,12 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:  # 
 
 
 def _name(name: str, scope: Scope, depth: int) -> str | None:
-    if name in scope.locals:
-        return _eval(scope.locals[name], scope, depth + 1)
+    if name in scope.params:
+        return f"{MARK}{name}{MARK}"
     if name in scope.shadowed:
         return WILD
+    if name in scope.locals:
+        return _eval(scope.locals[name], scope, depth + 1)
     module = scope.module
     if name in module.constants:
         return _eval(module.constants[name], Scope(module, scope.project), depth + 1)

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import libcst as cst
 
+from analyzer.facts.tree import children as _children
+
 from analyzer.facts.effects import Context, summarize
 from analyzer.facts.index import FunctionRef, ModuleIndex
 from analyzer.facts.stagefx import StageBuilder
@@ -35,7 +37,7 @@ def walk(node: cst.CSTNode | Sequence[cst.CSTNode], skip_defs: bool = False) -> 
         yield current
         if skip_defs and id(current) not in roots and isinstance(current, cst.FunctionDef | cst.ClassDef | cst.Lambda):
             continue
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(_children(current)))
 
 
 def body_of(node: cst.FunctionDef | cst.ClassDef | cst.With | cst.For | cst.If) -> list[cst.BaseStatement]:

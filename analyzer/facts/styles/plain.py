@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from analyzer.facts.effects import Context, _self_attr, _walk
+from analyzer.facts.tree import children as _children
+
+from analyzer.facts.effects import Context, _self_attr, _walk, function_scope
+from analyzer.facts.values import evaluate
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder
 from analyzer.model import FanOut, Link, PipelineFacts, Stage
@@ -69,6 +72,9 @@ class _Walk:
     notes: list[str] = field(default_factory=list)
     names: dict[str, int] = field(default_factory=dict)
     result_labels: dict[int, str] = field(default_factory=dict)
+    instances: dict[str, tuple[ClassRef, str]] = field(default_factory=dict)  # local -> (class, object key)
+    discarded: set[int] = field(default_factory=set)  # calls whose result is thrown away
+    self_calls: int = 0
 
 
 class Driver:
@@ -86,6 +92,7 @@ class Driver:
             self.project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn is not None and fn.class_name else None
         )
         self.w = _Walk()
+        self.scope = function_scope(fn, module, self.project)
         if fn is not None:
             for p in fn.params:
                 if p not in {"self", "cls"}:
@@ -196,8 +203,12 @@ class Driver:
                 self.suite(stmt.finalbody.body)
         elif isinstance(stmt, cst.Match):
             objs = self.expr(stmt.subject)
-            self.guarded(objs, lambda: [self.suite(case.body) for case in stmt.cases])
+            self.guarded(objs, lambda: self.cases(stmt))
         # nested defs and classes run only when called: not part of this driver's order
+
+    def cases(self, stmt: cst.Match) -> None:
+        for case in stmt.cases:
+            self.suite(case.body)
 
     def suite(self, body: cst.BaseSuite) -> None:
         if isinstance(body, cst.IndentedBlock):
@@ -247,11 +258,11 @@ class Driver:
             value = small.value.expression if isinstance(small.value, cst.Await) else small.value
             names = [t.target for t in small.targets]
             if isinstance(value, cst.Call) and len(names) == 1:
-                target = names[0]
-                if isinstance(target, cst.Name):
-                    self.w.result_labels[id(value)] = target.value
-                elif isinstance(target, cst.Tuple | cst.List):
-                    self.w.result_labels[id(value)] = ", ".join(_code(e.value) for e in target.elements)
+                only = names[0]
+                if isinstance(only, cst.Name):
+                    self.w.result_labels[id(value)] = only.value
+                elif isinstance(only, cst.Tuple | cst.List):
+                    self.w.result_labels[id(value)] = ", ".join(_code(e.value) for e in only.elements)
             objs = self.expr(small.value)
             for target in small.targets:
                 self.bind(target.target, objs, value=small.value)
@@ -261,6 +272,8 @@ class Driver:
             objs = self.expr(small.value) | self.expr(small.target)
             self.bind(small.target, objs)
         elif isinstance(small, cst.Expr):
+            if isinstance(small.value, cst.Call):
+                self.w.discarded.add(id(small.value))
             self.expr(small.value)
         elif isinstance(small, cst.Return) and small.value is not None:
             self.expr(small.value)
@@ -276,6 +289,10 @@ class Driver:
                 return
             obj = self.new_obj(label, None, objs)
             self.w.env[label] = {obj.key}
+            if isinstance(value, cst.Call):
+                klass = self.project.klass(self.module.qualify(value.func))
+                if klass is not None:
+                    self.w.instances[label] = (klass, obj.key)
             executor = self.executor_of(value) if value is not None else None
             if executor is not None:
                 self.w.executors[label] = executor
@@ -300,11 +317,11 @@ class Driver:
         if isinstance(expr, cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp):
             return self.comprehension(expr)
         out: set[str] = set()
-        for child in expr.children:
+        for child in _children(expr):
             if isinstance(child, cst.BaseExpression):
                 out |= self.expr(child)
             elif isinstance(child, cst.CSTNode):
-                for sub in child.children:
+                for sub in _children(child):
                     if isinstance(sub, cst.BaseExpression):
                         out |= self.expr(sub)
                     elif isinstance(sub, cst.CSTNode):
@@ -385,17 +402,19 @@ class Driver:
                 return handled
         callee = self.resolve_call(func)
         arg_objs = [self.expr(a.value) for a in call.args]
-        receiver: set[str] = set()
+        receiver_objs: set[str] = set()
         if isinstance(func, cst.Attribute):
-            receiver = self.expr(func.value)
+            receiver_objs = self.expr(func.value)
         if callee is not None and (self.fn is None or callee.qualname != self.fn.qualname):
             via_self = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+            instance = self.instance_of(func.value) if isinstance(func, cst.Attribute) and not via_self else None
             fanout = None
             if self.w.loops:
                 gathered = self.in_gather(call)
                 fanout = FanOut("gather" if gathered else "loop", self.w.loops[-1], self.module.line(call), None)
-            return self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self)
-        out = set(receiver)
+            return self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self,
+                              instance=instance[1] if instance else None)
+        out = set(receiver_objs)
         for objs in arg_objs:
             out |= objs
         return out
@@ -403,9 +422,29 @@ class Driver:
     def in_gather(self, call: cst.Call) -> bool:
         return False
 
+    def instance_of(self, expr: cst.BaseExpression) -> tuple[ClassRef, tuple[str, str] | None] | None:
+        """The analysed class a method receiver is an instance of, with its (key, label) when it can be shared."""
+        if isinstance(expr, cst.Call):
+            klass = self.project.klass(self.module.qualify(expr.func))
+            return (klass, None) if klass is not None else None  # a fresh object nobody else sees
+        if isinstance(expr, cst.Name) and expr.value in self.w.instances:
+            klass, key = self.w.instances[expr.value]
+            return klass, (key, expr.value)
+        attr = _self_attr(expr)
+        if attr is not None and self.klass is not None:
+            self.ctx.handles_of_class(self.klass)
+            klass_of_attr = self.ctx.class_instances.get(self.klass.qualname, {}).get(attr)
+            if klass_of_attr is not None:
+                return klass_of_attr, (f"self.{attr}", f"self.{attr}")
+        return None
+
     def resolve_call(self, func: cst.BaseExpression) -> FunctionRef | None:
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in {"self", "cls"}:
             return self.project.method(self.klass, func.attr.value) if self.klass is not None else None
+        if isinstance(func, cst.Attribute):
+            found = self.instance_of(func.value)
+            if found is not None:
+                return self.project.method(found[0], func.attr.value)
         if isinstance(func, cst.Name) and func.value in self.w.env:
             return None
         return self.project.function(self.module.qualify(func))
@@ -441,7 +480,8 @@ class Driver:
     # -- stages -----------------------------------------------------------------------
 
     def stage(self, callee: FunctionRef, call: cst.Call, arg_objs: list[set[str]], args: list[cst.Arg],
-              fanout: FanOut | None, via_self: bool, dynamic: str | None = None) -> set[str]:
+              fanout: FanOut | None, via_self: bool, dynamic: str | None = None,
+              instance: tuple[str, str] | None = None) -> set[str]:
         name = callee.name
         count = self.w.names.get(name, 0) + 1
         self.w.names[name] = count
@@ -449,6 +489,7 @@ class Driver:
         line = self.module.line(call)
         params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else list(callee.params)
         bound: dict[str, set[str]] = {}
+        values: dict[str, str | None] = {}
         positional = 0
         for arg, objs in zip(args, arg_objs, strict=False):
             if arg.star:
@@ -461,14 +502,18 @@ class Driver:
                 pname = params[positional] if positional < len(params) else f"*{positional}"
                 positional += 1
             bound.setdefault(pname, set()).update(objs)
+            values[pname] = evaluate(arg.value, self.scope)
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
         stage = self.builder.stage(
             stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
-            handle_args=[a.value for a in args], module=self.module, klass=self.klass,
+            handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
+            instance=instance, assumed=dynamic is not None,
         )
+        if via_self:
+            self.w.self_calls += 1
         self.w.stages.append(stage)
         for guard in self.w.guards:
             for producer in sorted(guard):
@@ -483,9 +528,9 @@ class Driver:
                 self.w.objects[obj.key] = Obj(obj.key, obj.label, obj.keys, obj.producers | {stage_id})
         result = self.new_obj(self.w.result_labels.get(id(call), f"{name}()"), None, set(),
                               producers=frozenset({stage_id}))
-        self.builder.add_result(stage_id, result.key, result.label)
-        # a stage's result is the object it writes; patch the stage with that write
-        self.w.stages[-1] = self.builder.with_result(self.w.stages[-1], result.key, result.label, line)
+        if id(call) not in self.w.discarded:
+            # a stage's result is the object it writes; later stages that use it read it
+            self.w.stages[-1] = self.builder.with_result(self.w.stages[-1], result.key, result.label, line)
         return {result.key}
 
     def label_of(self, key: str) -> str:
@@ -496,6 +541,9 @@ class Driver:
 
     def dynamic_getattr(self, call: cst.Call, getattr_call: cst.Call) -> set[str]:
         args = getattr_call.args
+        target_module = self.project.module_of(self.module.qualify(args[0].value) or "") if args else None
+        if target_module is not None:
+            return self.dynamic_module(call, getattr_call, target_module)
         if not args or self.klass is None or not (isinstance(args[0].value, cst.Name) and args[0].value.value == "self"):
             self.w.notes.append(f"line {self.module.line(call)}: dynamic dispatch through getattr() on an object "
                                 "stagegraph can't resolve; its stages are unknown")
@@ -507,6 +555,32 @@ class Driver:
         for method in candidates:
             out |= self.stage(method, call, arg_objs, list(call.args), fanout=None, via_self=True, dynamic=reason)
         self.w.notes.append(f"{reason}; candidate stages: {', '.join(m.name for m in candidates) or 'none found'}")
+        self.chain_dynamic(reason)
+        return out
+
+    def dynamic_module(self, call: cst.Call, getattr_call: cst.Call, target: ModuleIndex) -> set[str]:
+        """`getattr(steps_module, name)(...)`: candidates are that module's functions named in string constants."""
+        names: list[str] = []
+        for node in _walk(list(self.body)):
+            if isinstance(node, cst.Name) and node.value in self.module.constants:
+                for leaf in _walk(self.module.constants[node.value]):
+                    if isinstance(leaf, cst.SimpleString):
+                        value = leaf.evaluated_value
+                        if isinstance(value, str) and value in target.functions and value not in names:
+                            names.append(value)
+            elif isinstance(node, cst.SimpleString):
+                value = node.evaluated_value
+                if isinstance(value, str) and value in target.functions and value not in names:
+                    names.append(value)
+        if not names:
+            names = [n for n in target.functions if not n.startswith("_")]
+        reason = f"dispatch by name through {_code(getattr_call)}: the steps and their order are chosen at run time"
+        arg_objs = [self.expr(a.value) for a in call.args]
+        out: set[str] = set()
+        for fname in names:
+            out |= self.stage(target.functions[fname], call, arg_objs, list(call.args), fanout=None, via_self=False,
+                              dynamic=reason)
+        self.w.notes.append(f"{reason}; candidate stages: {', '.join(names)}")
         self.chain_dynamic(reason)
         return out
 
@@ -624,9 +698,7 @@ def _pipeline(builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None
     walk = Driver(builder, module, fn, body).run()
     if len(walk.stages) < 2:
         return None
-    own_methods = sum(1 for s in walk.stages if fn is not None and fn.class_name and s.qualname.startswith(
-        fn.qualname.rsplit(".", 1)[0] + "."))
-    style = "class" if fn is not None and fn.class_name and own_methods * 2 >= len(walk.stages) else "plain"
+    style = "class" if fn is not None and fn.class_name and walk.self_calls * 2 >= len(walk.stages) else "plain"
     declared = tuple(Link(a.id, b.id, "order", ("call order",)) for a, b in itertools.pairwise(walk.stages))
     signals = builder.driver_signals(fn, body, module)
     return PipelineFacts(
@@ -658,6 +730,10 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
             q = module.qualify(node)
             ref = project.function(q) if q and "." in q else None
         elif isinstance(node, cst.Call) and (module.qualify(node.func) or "") == "getattr":
+            return True
+        elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Subscript)
+              and isinstance(node.func.value, cst.Name)
+              and isinstance(module.constants.get(node.func.value.value), cst.Dict)):
             return True
         if ref is not None and (fn is None or ref.qualname != fn.qualname):
             seen.add(ref.qualname)
