@@ -266,6 +266,8 @@ def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
         return Diagnostic(relpath, "syntax-error", f"cannot parse: {message}", line=max(exc.raw_line, 1))
     except RecursionError:
         return Diagnostic(relpath, "syntax-error", "cannot parse: code is nested too deeply")
+    except cst.CSTValidationError as exc:  # e.g. an identifier Python would reject
+        return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
     except (MemoryError, ValueError) as exc:
         return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
     return ParsedModule(relpath, module_name(relpath), text, tree, text.splitlines())

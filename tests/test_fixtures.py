@@ -249,9 +249,7 @@ def test_shared_example_never_unsafe(name: str, target: Path, label: Json) -> No
 
 
 @pytest.mark.parametrize(("name", "target", "label"), shared_params())
-def test_shared_plain_and_class_pairs(name: str, target: Path, label: Json) -> None:
-    """Issue 2's bar: every labelled pair of the plain and class shared examples is right."""
-    if label["style"] not in ("plain", "class"):
-        pytest.skip(f"{label['style']} example: scored by the frameworks issue")
+def test_shared_example_pairs(name: str, target: Path, label: Json) -> None:
+    """Every labelled pair of every shared example (plain, class and framework) is right."""
     wrong = [v.describe() for v in judge(report_of(target), label) if not v.holds]
     assert not wrong, f"{name}:\n  " + "\n  ".join(wrong)

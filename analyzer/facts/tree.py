@@ -38,7 +38,7 @@ def _fields(kind: type) -> tuple[str, ...]:
 #: per concrete type: 1 = a node to visit, 0 = whitespace/punctuation or not a node (ABC checks are slow)
 _KIND: dict[type, int] = {}
 #: child lists computed during one extraction (trees are alive for its duration; `reset` clears it)
-_CACHE: dict[int, list[cst.CSTNode]] = {}
+_CACHE: dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]] = {}
 
 
 def _is_node(value: object) -> int:
@@ -58,8 +58,8 @@ def reset() -> None:
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The child nodes of `node` in source order (whitespace and punctuation left out)."""
     cached = _CACHE.get(id(node))
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] is node:  # holding the node keeps its id from being reused
+        return cached[1]
     out: list[cst.CSTNode] = []
     for name in _fields(type(node)):
         value = getattr(node, name)
@@ -67,7 +67,7 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
             out.extend(item for item in value if _is_node(item))
         elif _is_node(value):
             out.append(value)
-    _CACHE[id(node)] = out
+    _CACHE[id(node)] = (node, out)
     return out
 
 
