@@ -153,7 +153,9 @@ def build(facts: PipelineFacts) -> Pipeline:
     by_id = {s.id: s for s in stages}
     declared = nx.DiGraph()
     declared.add_nodes_from(index)
-    declared.add_edges_from((link.source, link.target) for link in facts.declared if link.source in index and link.target in index)
+    declared.add_edges_from(
+        (link.source, link.target) for link in facts.declared if link.source in index and link.target in index
+    )
 
     edges: dict[tuple[str, str], Edge] = {}
 
@@ -209,22 +211,52 @@ def build(facts: PipelineFacts) -> Pipeline:
 
 
 def parallel_groups(stages: Sequence[Stage], real: nx.DiGraph) -> tuple[ParallelGroup, ...]:
-    """Maximal sets of stages no real dependency orders (maximal antichains), largest first."""
+    """Stages that could run at the same time, one group per step of the fastest schedule.
+
+    A stage's earliest step is the longest chain of real dependencies leading to it, its latest
+    the step it could be delayed to without delaying anything after it. Group k holds the stages
+    whose earliest step is k, plus stages with slack whose window covers k and that no real
+    dependency orders against the group. Every group is an antichain; there are at most as many
+    groups as steps, where listing every maximal antichain grows combinatorially and buries the answer.
+    """
     if len(stages) < 2:
         return ()
     index = {s.id: i for i, s in enumerate(stages)}
+    dag = real if nx.is_directed_acyclic_graph(real) else _acyclic(real)
+    earliest: dict[str, int] = {}
+    for node in nx.topological_sort(dag):
+        earliest[node] = 1 + max((earliest[p] for p in dag.predecessors(node)), default=-1)
+    below: dict[str, int] = {}
+    for node in reversed(list(nx.topological_sort(dag))):
+        below[node] = 1 + max((below[c] for c in dag.successors(node)), default=-1)
+    depth = max(earliest.values(), default=0)
+    latest = {node: depth - below[node] for node in dag.nodes}
     reach = {node: nx.descendants(real, node) for node in real.nodes}
-    free = nx.Graph()
-    free.add_nodes_from(index)
-    for a, b in itertools.combinations(index, 2):
-        if b not in reach[a] and a not in reach[b]:
-            free.add_edge(a, b)
-    cliques: list[list[str]] = []
-    for clique in itertools.islice(nx.find_cliques(free), MAX_GROUPS * 25):
-        if len(clique) >= 2:
-            cliques.append(sorted(clique, key=index.__getitem__))
-    cliques.sort(key=lambda c: (-len(c), [index[s] for s in c]))
+
+    def ordered(a: str, b: str) -> bool:
+        return b in reach[a] or a in reach[b]
+
     by_id = {s.id: s for s in stages}
-    return tuple(
-        ParallelGroup(tuple(c), shared_resources(by_id[s] for s in c)) for c in cliques[:MAX_GROUPS]
-    )
+    groups: list[ParallelGroup] = []
+    seen: set[tuple[str, ...]] = set()
+    for step in range(depth + 1):
+        members = [n for n in sorted(earliest, key=index.__getitem__) if earliest[n] == step]
+        members = [n for i, n in enumerate(members) if not any(ordered(n, m) for m in members[:i])]
+        for node in sorted(earliest, key=index.__getitem__):
+            if earliest[node] < step <= latest[node] and not any(ordered(node, m) for m in members):
+                members.append(node)
+        key = tuple(sorted(members, key=index.__getitem__))
+        if len(key) >= 2 and key not in seen:
+            seen.add(key)
+            groups.append(ParallelGroup(key, shared_resources(by_id[m] for m in key)))
+    return tuple(groups[:MAX_GROUPS])
+
+
+def _acyclic(real: nx.DiGraph) -> nx.DiGraph:
+    """Real dependencies with cycles (mutual unknowns) collapsed onto an order-respecting DAG."""
+    dag = nx.DiGraph()
+    dag.add_nodes_from(real.nodes)
+    order = list(real.nodes)
+    position = {n: i for i, n in enumerate(order)}
+    dag.add_edges_from((a, b) for a, b in real.edges if position[a] < position[b])
+    return dag

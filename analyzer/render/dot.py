@@ -137,6 +137,8 @@ def view(report: Report, pipeline: Pipeline, max_stages: int | None = None) -> V
     findings = pipeline_findings(report, pipeline)
     rules_by_stage: dict[str, list[str]] = {}
     for f in findings:
+        if f.severity == "note":
+            continue  # notes (fan-out opportunities) are not hazards: only errors and warnings turn a stage red
         for sid in f.stages:
             if f.rule not in rules_by_stage.setdefault(sid, []):
                 rules_by_stage[sid].append(f.rule)
