@@ -152,6 +152,9 @@ def main() -> None:
 @click.option("--diff-base", metavar="REF",
               help="Report only findings new relative to this git ref (analysed from git objects).")
 @click.option("--show-config", is_flag=True, help="Print the effective configuration and exit.")
+@click.option("--max-stages", type=click.IntRange(min=4), default=None,
+              help="With --format dot/mermaid: fold pipelines larger than this (stages with findings or real "
+                   "dependencies stay visible).")
 def audit(
     paths: tuple[Path, ...],
     fmt: str,
@@ -166,6 +169,7 @@ def audit(
     baseline_file: Path | None,
     diff_base: str | None,
     show_config: bool,
+    max_stages: int | None,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
     from analyzer.config import Overrides, describe
@@ -197,7 +201,7 @@ def audit(
         report = baseline.apply(report, known)
     if config.out_dir is not None:
         _write_out_dir(report, delta, config.out_dir)
-    text = _render(report, fmt, delta)
+    text = _render(report, fmt, delta, max_stages)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
@@ -206,10 +210,16 @@ def audit(
     sys.exit(exit_code(report, config.fail_on))
 
 
-def _render(report: Report, fmt: str, delta: GraphDelta | None) -> str:
+def _render(report: Report, fmt: str, delta: GraphDelta | None, max_stages: int | None = None) -> str:
     """One format of the report; in diff mode JSON gains a `delta` key and text/markdown a delta section."""
     from analyzer.render import render
 
+    if max_stages is not None and fmt in ("dot", "mermaid"):
+        import importlib
+
+        module = importlib.import_module(f"analyzer.render.{fmt}")
+        folded: str = module.render(report, max_stages=max_stages)
+        return folded
     if delta is None:
         return render(report, fmt)
     from analyzer import diffmode

@@ -136,3 +136,18 @@ def test_action_is_composite_and_runs_diff_mode_sarif_and_comment() -> None:
     assert uploads and uploads[0]["with"]["sarif_file"].endswith("/report.sarif")
     for step in steps:  # untrusted context values reach scripts only through env, never inline
         assert "${{" not in step.get("run", ""), step.get("name")
+
+
+def test_max_stages_folds_big_pipelines_in_dot_and_mermaid() -> None:
+    """--max-stages keeps stages with findings/real edges and folds the rest into one node per run."""
+    example = str(Path(__file__).resolve().parents[1] / "fixtures" / "legacy_etl")
+    runner = CliRunner()
+    full = runner.invoke(main, ["audit", example, "--format", "dot"])
+    folded = runner.invoke(main, ["audit", example, "--format", "dot", "--max-stages", "8"])
+    assert "more stages" not in full.output
+    assert "more stages" in folded.output
+    assert len(folded.output) < len(full.output)
+    mermaid = runner.invoke(main, ["audit", example, "--format", "mermaid", "--max-stages", "8"])
+    assert "more stages" in mermaid.output
+    too_small = runner.invoke(main, ["audit", example, "--format", "dot", "--max-stages", "1"])
+    assert too_small.exit_code == 2
