@@ -38,7 +38,9 @@ def _read(path: Path) -> dict[str, Any]:
         raise CatalogError(f"{path}: invalid TOML: {exc}") from exc
 
 
-def _check_keys(path: Path, where: str, entry: Mapping[str, Any], allowed: Iterable[str], required: Iterable[str]) -> None:
+def _check_keys(
+    path: Path, where: str, entry: Mapping[str, Any], allowed: Iterable[str], required: Iterable[str]
+) -> None:
     allowed_set = set(allowed)
     for key in entry:
         if key not in allowed_set:

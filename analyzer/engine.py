@@ -77,7 +77,8 @@ def analyze_modules(
         try:
             pipelines.append(graph.build(pf))
         except Exception as exc:  # isolation point
-            diagnostics.append(Diagnostic(pf.file, "internal-error", f"could not build the graph of {pf.name}: {exc!r}"))
+            message = f"could not build the graph of {pf.name}: {exc!r}"
+            diagnostics.append(Diagnostic(pf.file, "internal-error", message))
     if options.only_files is not None:
         pipelines = [p for p in pipelines if _touches(p, options.only_files)]
     pipelines.sort(key=lambda p: (p.file, p.line, p.id))
@@ -105,10 +106,10 @@ def _with_snippet(finding: Finding, lines: dict[str, list[str]]) -> Finding:
 def _touches(pipeline: Pipeline, files: frozenset[str]) -> bool:
     if pipeline.file in files:
         return True
-    for stage in pipeline.stages:
-        if stage.file in files or (stage.definition and stage.definition.file in files):
-            return True
-    return False
+    return any(
+        stage.file in files or (stage.definition is not None and stage.definition.file in files)
+        for stage in pipeline.stages
+    )
 
 
 def make_report(

@@ -212,7 +212,10 @@ def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str |
         if isinstance(exc, UnicodeDecodeError):
             line = data[: exc.start].count(b"\n") + 1
             where = f" at line {line}"
-        return Diagnostic(source.relpath, "encoding-error", f"cannot decode as {encoding}{where}; add a coding declaration or re-save as UTF-8")
+        return Diagnostic(
+            source.relpath, "encoding-error",
+            f"cannot decode as {encoding}{where}; add a coding declaration or re-save as UTF-8",
+        )
     return text.removeprefix("\ufeff")
 
 

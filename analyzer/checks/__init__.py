@@ -77,9 +77,8 @@ def run_checks(
             try:
                 hits = list(check(pipeline))
             except Exception as exc:  # isolation point: one broken check never loses the report
-                diagnostics.append(
-                    Diagnostic(pipeline.file, "internal-error", f"rule {rule} failed on pipeline {pipeline.name}: {exc!r}")
-                )
+                message = f"rule {rule} failed on pipeline {pipeline.name}: {exc!r}"
+                diagnostics.append(Diagnostic(pipeline.file, "internal-error", message))
                 continue
             for hit in hits:
                 if _suppressed(hit, pipeline, suppressions):

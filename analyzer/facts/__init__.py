@@ -67,7 +67,8 @@ def _extract(
         except RecursionError:
             diagnostics.append(Diagnostic(parsed.relpath, "syntax-error", "code is nested too deeply to analyse"))
         except Exception as exc:  # isolation point: one file
-            diagnostics.append(Diagnostic(parsed.relpath, "internal-error", f"stagegraph failed indexing this file: {exc!r}"))
+            message = f"stagegraph failed indexing this file: {exc!r}"
+            diagnostics.append(Diagnostic(parsed.relpath, "internal-error", message))
     project = Project.build(indexes)
     ctx = Context(project, resources)
 
@@ -111,7 +112,8 @@ def _extract(
         try:
             pipelines.extend(finder(builder))
         except RecursionError:
-            diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter: code nested too deeply"))
+            message = f"{style.rsplit('.', 1)[-1]} adapter: code nested too deeply"
+            diagnostics.append(Diagnostic(".", "internal-error", message))
         except Exception as exc:  # isolation point: one adapter
             diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter failed: {exc!r}"))
     diagnostics.extend(builder.diagnostics)

@@ -18,11 +18,10 @@ from urllib.parse import urlsplit
 
 import libcst as cst
 
-from analyzer.facts.tree import children as _children
-
-from analyzer.catalog import CallModel, Factory, MethodModel, ResourceCatalog
+from analyzer.catalog import CallModel, Factory, ResourceCatalog
 from analyzer.facts import sql as sqlmod
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
+from analyzer.facts.tree import children as _children
 from analyzer.facts.values import WILD, Scope, evaluate, known, templated
 from analyzer.model import Resource
 
@@ -188,8 +187,8 @@ class Context:
             if base is not None:
                 model = self.catalog.methods_of(base.type, value.func.attr.value)
                 if model is not None and model.returns:
-                    kind, safe, capacity = self.catalog.types.get(model.returns, (base.kind, base.thread_safe,
-                                                                                  base.capacity_limited))
+                    _, safe, _ = self.catalog.types.get(model.returns, (base.kind, base.thread_safe,
+                                                                         base.capacity_limited))
                     return Handle(model.returns, base.kind, base.name, base.thread_safe and safe,
                                   base.capacity_limited, f"{base.type}.{value.func.attr.value}")
         return None
@@ -504,9 +503,7 @@ class _Function:
                     self.assign_target(t.target, node)
             elif isinstance(node, cst.AnnAssign) and node.value is not None:
                 self.assign_target(node.target, node)
-            elif isinstance(node, cst.AugAssign):
-                self.assign_target(node.target, node, augmented=True)
-            elif isinstance(node, cst.Del):
+            elif isinstance(node, cst.AugAssign | cst.Del):
                 self.assign_target(node.target, node, augmented=True)
             elif isinstance(node, cst.Call):
                 self.call(node)
@@ -742,8 +739,8 @@ class _Function:
     def _io(self, kind: str, value: str | None, node: cst.CSTNode, reads: bool, writes: bool) -> None:
         if kind not in {"file", "key", "table", "queue"}:
             return
-        if templated(value) and not known(value.replace(WILD, "")) and value is not None:
-            # depends on a parameter: the caller fills it in (see summaries.map_access)
+        if value is not None and templated(value):
+            # depends on a parameter: each caller fills it in (summaries.map_access, stagefx)
             for write in ([False] if reads else []) + ([True] if writes else []):
                 self.add(write, kind, None, value, node)
             return

@@ -14,10 +14,9 @@ from fnmatch import fnmatchcase
 
 import libcst as cst
 
-from analyzer.facts.tree import children as _children
-
 from analyzer.catalog import RoleModel
 from analyzer.facts.index import FunctionRef, Project, dotted
+from analyzer.facts.tree import children as _children
 
 _PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel", "pydantic.RootModel"})
 

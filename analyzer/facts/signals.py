@@ -41,9 +41,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from analyzer.facts.tree import children as _children
-
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project, dotted
+from analyzer.facts.tree import children as _children
 from analyzer.model import Signal
 
 BROAD_EXCEPT_SWALLOW = "broad-except-swallow"

@@ -92,7 +92,7 @@ def tables(text: str) -> SqlTables | None:
             if not isinstance(table.this, exp.Identifier):
                 continue  # a table-valued function such as json_populate_recordset(...)
             name = _name(table)
-            if not name or name in ctes or name in targets and isinstance(statement, exp.TruncateTable):
+            if not name or name in ctes or (name in targets and isinstance(statement, exp.TruncateTable)):
                 continue
             if table is target_node:
                 continue

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.catalog import RoleModel
+from analyzer.facts import sql as sqlmod
 from analyzer.facts.effects import Access, Context, Place, Summary, place_label
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex
 from analyzer.facts.summaries import Total
 from analyzer.facts.values import MARK, finish, known, substitute
-from analyzer.facts import sql as sqlmod
 from analyzer.model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from analyzer.facts.effects import SELF, Access, CallSite, Context, Place, Summary, summarize
-from analyzer.facts.values import MARK, substitute
 from analyzer.facts.index import FunctionRef
+from analyzer.facts.values import MARK, substitute
 from analyzer.model import Resource, Signal
 
 _MAX_ROUNDS = 8
@@ -104,6 +104,6 @@ def compose(
                     total.signals |= callee.signals
                 after = (len(total.accesses), len(total.resources), len(total.signals), len(total.callees))
                 changed = changed or after != before
-            if not changed or len(members) == 1 and not graph.has_edge(members[0], members[0]):
+            if not changed or (len(members) == 1 and not graph.has_edge(members[0], members[0])):
                 break
     return direct, totals

@@ -75,7 +75,7 @@ def evaluate(expr: cst.BaseExpression | None, scope: Scope, depth: int = 0) -> s
     return _squash(value) if value is not None else None
 
 
-def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:  # noqa: PLR0911, PLR0912
+def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
     if depth > _MAX_DEPTH:
         return WILD
     if isinstance(expr, cst.SimpleString):
@@ -90,7 +90,8 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:  # 
             if isinstance(part, cst.FormattedStringText):
                 out.append(part.value.replace("{{", "{").replace("}}", "}"))
             elif isinstance(part, cst.FormattedStringExpression):
-                out.append(_eval(part.expression, scope, depth + 1) or WILD) if part.format_spec is None else out.append(WILD)
+                inner = _eval(part.expression, scope, depth + 1) if part.format_spec is None else None
+                out.append(inner or WILD)
         return "".join(out)
     if isinstance(expr, cst.Integer | cst.Float):
         return expr.value
@@ -142,10 +143,7 @@ def _name(name: str, scope: Scope, depth: int) -> str | None:
 def _join(parts: list[str]) -> str:
     out = ""
     for part in parts:
-        if part.startswith("/") or not out:
-            out = part
-        else:
-            out = out.rstrip("/") + "/" + part
+        out = part if part.startswith("/") or not out else out.rstrip("/") + "/" + part
     return out
 
 

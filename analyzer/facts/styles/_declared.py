@@ -10,12 +10,11 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import libcst as cst
 
-from analyzer.facts.tree import children as _children
-
 from analyzer.facts.effects import Context, summarize
 from analyzer.facts.index import FunctionRef, ModuleIndex
 from analyzer.facts.stagefx import StageBuilder
 from analyzer.facts.summaries import Total, map_access
+from analyzer.facts.tree import children as _children
 from analyzer.facts.values import Scope, evaluate
 from analyzer.model import Diagnostic, Effect
 

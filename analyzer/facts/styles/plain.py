@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from analyzer.facts.tree import children as _children
-
 from analyzer.facts.effects import Context, _self_attr, _walk, function_scope
-from analyzer.facts.values import evaluate
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder
+from analyzer.facts.tree import children as _children
+from analyzer.facts.values import evaluate
 from analyzer.model import FanOut, Link, PipelineFacts, Stage
 
 _EXECUTORS = {
@@ -406,7 +405,7 @@ class Driver:
         if isinstance(func, cst.Attribute):
             receiver_objs = self.expr(func.value)
         if callee is not None and (self.fn is None or callee.qualname != self.fn.qualname):
-            via_self = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self"
+            via_self = _is_self_ref(func)
             instance = self.instance_of(func.value) if isinstance(func, cst.Attribute) and not via_self else None
             fanout = None
             if self.w.loops:
@@ -518,7 +517,8 @@ class Driver:
         for guard in self.w.guards:
             for producer in sorted(guard):
                 if producer != stage_id:
-                    self.w.links.append(Link(producer, stage_id, "control", ("runs only if the earlier stage's result allows it",)))
+                    why = ("runs only if the earlier stage's result allows it",)
+                    self.w.links.append(Link(producer, stage_id, "control", why))
         if dynamic:
             self.w.dynamic.append(stage_id)
         # the stage mutates its arguments' objects: later guards on them depend on it
@@ -544,7 +544,8 @@ class Driver:
         target_module = self.project.module_of(self.module.qualify(args[0].value) or "") if args else None
         if target_module is not None:
             return self.dynamic_module(call, getattr_call, target_module)
-        if not args or self.klass is None or not (isinstance(args[0].value, cst.Name) and args[0].value.value == "self"):
+        on_self = bool(args) and isinstance(args[0].value, cst.Name) and args[0].value.value == "self"
+        if self.klass is None or not on_self:
             self.w.notes.append(f"line {self.module.line(call)}: dynamic dispatch through getattr() on an object "
                                 "stagegraph can't resolve; its stages are unknown")
             return set()
@@ -600,7 +601,8 @@ class Driver:
         candidates = [r for r in refs if r is not None]
         if not candidates:
             return None
-        reason = f"dispatch through the registry {base.value}[...]: which steps run, and in what order, is chosen at run time"
+        reason = (f"dispatch through the registry {base.value}[...]: which steps run, and in what order, "
+                  "is chosen at run time")
         arg_objs = [self.expr(a.value) for a in call.args]
         out: set[str] = set()
         for ref in candidates:
@@ -715,6 +717,18 @@ def _pipeline(builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None
     )
 
 
+def _dispatches(call: cst.Call, module: ModuleIndex) -> bool:
+    """`getattr(x, name)(...)` or `REGISTRY[name](...)` over a module-level dict."""
+    if (module.qualify(call.func) or "") == "getattr":
+        return True
+    func = call.func
+    return (
+        isinstance(func, cst.Subscript)
+        and isinstance(func.value, cst.Name)
+        and isinstance(module.constants.get(func.value.value), cst.Dict)
+    )
+
+
 def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
                   body: Sequence[cst.BaseStatement]) -> bool:
     """Cheap pre-check: does the body mention two or more analysed functions (or dispatch by name)?"""
@@ -729,11 +743,7 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
         elif isinstance(node, cst.Name | cst.Attribute):
             q = module.qualify(node)
             ref = project.function(q) if q and "." in q else None
-        elif isinstance(node, cst.Call) and (module.qualify(node.func) or "") == "getattr":
-            return True
-        elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Subscript)
-              and isinstance(node.func.value, cst.Name)
-              and isinstance(module.constants.get(node.func.value.value), cst.Dict)):
+        elif isinstance(node, cst.Call) and _dispatches(node, module):
             return True
         if ref is not None and (fn is None or ref.qualname != fn.qualname):
             seen.add(ref.qualname)
