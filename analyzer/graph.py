@@ -65,56 +65,98 @@ def _tables_overlap(a: str, b: str) -> bool:
     return ("*" in a or "*" in b) and _paths_overlap(a, b)
 
 
-def overlap(a: Effect, b: Effect) -> bool:
-    """Whether two effects may name the same thing."""
+NONE, MAYBE, EXACT = 0, 1, 2
+
+
+def overlap(a: Effect, b: Effect) -> int:
+    """Whether two effects name the same thing: NONE, MAYBE (a wildcard or unknown could match) or EXACT."""
     sa, sb = space(a), space(b)
     if a.kind == "unknown" or b.kind == "unknown":
-        return sa == "any" or sb == "any" or sa == sb
+        return MAYBE if (sa == "any" or sb == "any" or sa == sb) else NONE
     if sa != sb:
-        return False
+        return NONE
     if sa == "memory":
-        return a.identity == b.identity
+        return EXACT if a.identity == b.identity else NONE
     if sa == "table":
-        return _tables_overlap(a.target, b.target)
-    return _paths_overlap(a.identity, b.identity)
+        if a.target.lower() == b.target.lower() and "*" not in a.target:
+            return EXACT
+        return MAYBE if _tables_overlap(a.target, b.target) else NONE
+    if a.identity == b.identity and "*" not in a.identity:
+        return EXACT
+    # the same pattern (`/data/stock/*.json`) may well be the same file, but the unknown part can differ
+    # per run or per task: a dependency to respect (unknown), never proof enough for an error
+    return MAYBE if _paths_overlap(a.identity, b.identity) else NONE
 
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
     first: Effect
     second: Effect
-    what: str  # "raw", "war", "waw"
+    what: str  # "raw" (second reads what first writes), "war", "waw"
+    exact: bool = True
 
     @property
     def certain(self) -> bool:
-        return not (
-            self.first.assumed or self.second.assumed or self.first.kind == "unknown" or self.second.kind == "unknown"
-        )
+        """A proven conflict: exact names, nothing assumed or unknown. Anything less is an `unknown` edge."""
+        return self.exact and not (self.first.assumed or self.second.assumed)
 
     @property
     def label(self) -> str:
         for effect in (self.first, self.second):
             if effect.kind == "unknown":
                 return f"unknown: {effect.target}"
+        if not self.exact:
+            return f"{self.first.target} ~ {self.second.target}"
         return self.first.target if self.first.kind not in MEMORY_KINDS else self.second.target
 
 
-def conflicts(first: Stage, second: Stage) -> list[Conflict]:
-    """Bernstein's conditions: second reads what first writes, writes what it reads, or both write."""
+class _Profile:
+    """A stage's effects grouped by namespace, so pairs only compare what could overlap."""
+
+    __slots__ = ("reads", "writes")
+
+    def __init__(self, stage: Stage) -> None:
+        self.reads = _group(stage.reads)
+        self.writes = _group(stage.writes)
+
+
+def _group(effects: Iterable[Effect]) -> dict[str, list[Effect]]:
+    out: dict[str, list[Effect]] = {}
+    for e in effects:
+        out.setdefault(space(e), []).append(e)
+    return out
+
+
+def _candidates(xs: dict[str, list[Effect]], ys: dict[str, list[Effect]]) -> Iterable[tuple[Effect, Effect]]:
+    if "any" in xs or "any" in ys:
+        for xl in xs.values():
+            for x in xl:
+                for yl in ys.values():
+                    for y in yl:
+                        yield x, y
+        return
+    for key, xl in xs.items():
+        for x in xl:
+            for y in ys.get(key, ()):
+                yield x, y
+
+
+def conflicts(first: Stage, second: Stage, profiles: dict[str, _Profile] | None = None) -> list[Conflict]:
+    """Bernstein's conditions: second reads what first writes, writes what it reads, or both write.
+
+    An unknown write conflicts with everything of its kind, unknown reads and writes included;
+    two reads never conflict, whatever they name.
+    """
+    p1 = profiles[first.id] if profiles else _Profile(first)
+    p2 = profiles[second.id] if profiles else _Profile(second)
     found: list[Conflict] = []
-    # An unknown write conflicts with everything of its kind, unknown reads and writes included;
-    # two reads never conflict, whatever they name.
-    for w in first.writes:
-        for r in second.reads:
-            if overlap(w, r):
-                found.append(Conflict(w, r, "raw"))
-        for w2 in second.writes:
-            if overlap(w, w2):
-                found.append(Conflict(w, w2, "waw"))
-    for r in first.reads:
-        for w in second.writes:
-            if overlap(r, w):
-                found.append(Conflict(r, w, "war"))
+    for pairs, what in ((_candidates(p1.writes, p2.reads), "raw"), (_candidates(p1.writes, p2.writes), "waw"),
+                        (_candidates(p1.reads, p2.writes), "war")):
+        for x, y in pairs:
+            o = overlap(x, y)
+            if o:
+                exact = o == EXACT and x.kind != "unknown" and y.kind != "unknown"
+                found.append(Conflict(x, y, what, exact))
     return found
 
 
@@ -131,19 +173,21 @@ def shared_resources(stages: Iterable[Stage]) -> tuple[str, ...]:
     return tuple(sorted(label for label, n in counts.items() if n >= 2))
 
 
-def _orient(a: Stage, b: Stage, declared: nx.DiGraph, index: dict[str, int]) -> tuple[Stage, Stage]:
-    if declared.has_node(a.id) and declared.has_node(b.id):
-        if nx.has_path(declared, b.id, a.id) and not nx.has_path(declared, a.id, b.id):
-            return b, a
-        if nx.has_path(declared, a.id, b.id):
-            return a, b
-    ab = any(c.what == "raw" for c in conflicts(a, b))
-    ba = any(c.what == "raw" for c in conflicts(b, a))
-    if ba and not ab:
-        return b, a
-    if ab and not ba:
-        return a, b
-    return (a, b) if index[a.id] <= index[b.id] else (b, a)
+def _forward(a: Stage, b: Stage, found: list[Conflict], declared_reach: dict[str, set[str]],
+             rank: dict[str, int], by_data: bool) -> bool:
+    """Whether the edge between a and b points a -> b: the declared order wins, else (when `by_data`)
+    the direction data flows (only one reads what the other writes), else the declared order's
+    linear extension, which can't close a cycle."""
+    if b.id in declared_reach[a.id]:
+        return True
+    if a.id in declared_reach[b.id]:
+        return False
+    if by_data:
+        raw_ab = any(c.what == "raw" for c in found)  # b reads what a writes
+        raw_ba = any(c.what == "war" for c in found)  # a reads what b writes
+        if raw_ab != raw_ba:
+            return raw_ab
+    return rank[a.id] <= rank[b.id]
 
 
 def build(facts: PipelineFacts) -> Pipeline:
@@ -156,6 +200,14 @@ def build(facts: PipelineFacts) -> Pipeline:
     declared.add_edges_from(
         (link.source, link.target) for link in facts.declared if link.source in index and link.target in index
     )
+    declared_reach = {node: nx.descendants(declared, node) for node in declared.nodes}
+    try:
+        rank = {n: i for i, n in enumerate(nx.lexicographical_topological_sort(declared, key=index.__getitem__))}
+    except nx.NetworkXUnfeasible:  # a declared cycle: fall back to source order
+        rank = dict(index)
+    profiles = {s.id: _Profile(s) for s in stages}
+    pair_conflicts = [(a, b, found) for a, b in itertools.combinations(stages, 2)
+                      if (found := conflicts(a, b, profiles))]
 
     edges: dict[tuple[str, str], Edge] = {}
 
@@ -166,32 +218,36 @@ def build(facts: PipelineFacts) -> Pipeline:
             kind = old.kind if _KIND_RANK[old.kind] >= _KIND_RANK[kind] else kind
             via = [*old.via, *(v for v in via if v not in old.via)]
         pair = shared_resources([by_id[source], by_id[target]])
-        is_declared = source != target and nx.has_path(declared, source, target)
+        is_declared = source != target and target in declared_reach[source]
         edges[key] = Edge(source, target, kind, is_declared, tuple(via), pair)
 
-    for a, b in itertools.combinations(stages, 2):
-        first, second = _orient(a, b, declared, index)
-        found = conflicts(first, second)
-        if not found:
-            continue
-        kind: EdgeKind = "data" if any(c.certain for c in found) else "unknown"
-        chosen = [c for c in found if c.certain] if kind == "data" else found
-        via = sorted({c.label for c in chosen})
-        add(first.id, second.id, kind, via)
+    def relate(by_data: bool) -> nx.DiGraph:
+        edges.clear()
+        for a, b, found in pair_conflicts:
+            first, second = (a, b) if _forward(a, b, found, declared_reach, rank, by_data) else (b, a)
+            kind: EdgeKind = "data" if any(c.certain for c in found) else "unknown"
+            chosen = [c for c in found if c.certain] if kind == "data" else found
+            add(first.id, second.id, kind, sorted({c.label for c in chosen}))
+        for link in facts.links:
+            if link.source in index and link.target in index and link.source != link.target:
+                add(link.source, link.target, link.kind, link.via)
+        graph = nx.DiGraph()
+        graph.add_nodes_from(index)
+        graph.add_edges_from(k for k, e in edges.items() if e.kind in DEPENDENCY_KINDS)
+        return graph
 
-    for link in facts.links:
-        if link.source in index and link.target in index and link.source != link.target:
-            add(link.source, link.target, link.kind, link.via)
-
-    real = nx.DiGraph()
-    real.add_nodes_from(index)
-    real.add_edges_from(k for k, e in edges.items() if e.kind in DEPENDENCY_KINDS)
+    real = relate(by_data=True)
+    if not nx.is_directed_acyclic_graph(real):
+        real = relate(by_data=False)  # data direction closed a cycle: orient by the declared order alone
+    for key in _implied_unknowns(real, edges):
+        del edges[key]
+    real_reach = {node: nx.descendants(real, node) for node in real.nodes}
 
     for link in facts.declared:
         s, t = link.source, link.target
         if s not in index or t not in index or s == t or (s, t) in edges:
             continue
-        if nx.has_path(real, s, t) or nx.has_path(real, t, s):
+        if t in real_reach[s] or s in real_reach[t]:
             continue
         add(s, t, "order", link.via)
 
@@ -208,6 +264,20 @@ def build(facts: PipelineFacts) -> Pipeline:
         signals=facts.signals,
         notes=facts.notes,
     )
+
+
+def _implied_unknowns(real: nx.DiGraph, edges: dict[tuple[str, str], Edge]) -> list[tuple[str, str]]:
+    """`unknown` edges another path of real dependencies already implies.
+
+    One unknown write conflicts with every stage that touches its kind, which is n² edges on a big
+    pipeline; dropping the implied ones keeps every ordering (reachability) while the report stays
+    readable. Data and control edges are always kept: their `via` says what links the stages.
+    """
+    unknown = [k for k, e in edges.items() if e.kind == "unknown"]
+    if len(unknown) < 2 or not nx.is_directed_acyclic_graph(real):
+        return []
+    reduced = nx.transitive_reduction(real)
+    return [k for k in unknown if not reduced.has_edge(*k)]
 
 
 def parallel_groups(stages: Sequence[Stage], real: nx.DiGraph) -> tuple[ParallelGroup, ...]:

@@ -124,12 +124,14 @@ def test_plain_and_class_pipelines_have_no_declarations_to_miss() -> None:
         assert stage_sets("undeclared-dependency", p) == []
 
 
-def test_unknown_edges_fire_with_hedged_wording() -> None:
+def test_unknown_edges_are_not_undeclared_dependencies() -> None:
+    """An unproven independence is not a proven dependency: no error (the edge stays in the graph)."""
     stages = [stage("a", 1), stage("b", 2)]
     p = pipeline(stages, [edge("a", "b", "unknown", declared=False, via=["unknown: dynamic dispatch"])],
                  style="luigi")
-    (hit,) = hits("undeclared-dependency", p)
-    assert hit.message.startswith("`b` may depend on `a`")
+    assert stage_sets("undeclared-dependency", p) == []
+    control = pipeline(stages, [edge("a", "b", "control", declared=False)], style="prefect")
+    assert stage_sets("undeclared-dependency", control) == [("a", "b")]
 
 
 # ---------------------------------------------------------------- coincidental-order

@@ -32,10 +32,6 @@ UNDECLARED = (
     "`{target}` depends on `{source}` ({via}) but no declared dependency orders them: the scheduler may run "
     "`{target}` first"
 )
-UNDECLARED_UNKNOWN = (
-    "`{target}` may depend on `{source}` ({via}) but no declared dependency orders them: the scheduler may run "
-    "`{target}` first"
-)
 NON_IDEMPOTENT_RETRY = "`{stage}` retries a non-idempotent write: {detail}"
 NON_IDEMPOTENT_RETRY_DRIVER = "the driver retries a non-idempotent write: {detail}"
 COINCIDENTAL_ORDER = (

@@ -76,24 +76,30 @@ def _extract(
     body_signals = _optional("analyzer.facts.signals", "body_signals")
     stage_roles = _optional("analyzer.facts.roles", "stage_roles")
 
-    signals_of: dict[str, tuple[Signal, ...]] = {}
-    if function_signals is not None:
-        for q, fn in project.functions.items():
-            try:
-                signals_of[q] = tuple(function_signals(fn, project))
-            except Exception as exc:  # isolation point
-                diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
-                                              f"signal scan failed in {fn.name}: {exc!r}", fn.line))
+    def signals_fn_of(fn: FunctionRef) -> tuple[Signal, ...]:
+        """Signals of one function, scanned only when a stage or driver needs them (most never do)."""
+        if function_signals is None:
+            return ()
+        try:
+            return tuple(function_signals(fn, project))
+        except Exception as exc:  # isolation point
+            diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
+                                          f"signal scan failed in {fn.name}: {exc!r}", fn.line))
+            return ()
 
-    direct, totals = _compose_isolated(project, ctx, signals_of, diagnostics)
+    direct, totals = _compose_isolated(project, ctx, {}, diagnostics)
+    role_memo: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def roles_fn(name: str, fn: FunctionRef | None) -> tuple[str, ...]:
         if stage_roles is None:
             return ()
-        try:
-            return tuple(stage_roles(name, fn, project, roles))
-        except Exception:  # roles are advisory; a failure must not lose the stage
-            return ()
+        key = (name, fn.qualname if fn is not None else "")
+        if key not in role_memo:
+            try:
+                role_memo[key] = tuple(stage_roles(name, fn, project, roles))
+            except Exception:  # roles are advisory; a failure must not lose the stage
+                role_memo[key] = ()
+        return role_memo[key]
 
     def signals_fn(body: Sequence[cst.BaseStatement], module: ModuleIndex) -> tuple[Signal, ...]:
         if body_signals is None:
@@ -103,7 +109,7 @@ def _extract(
         except Exception:
             return ()
 
-    builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn)
+    builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn, function_signals=signals_fn_of)
     pipelines: list[PipelineFacts] = []
     for style in STYLES:
         finder = _optional(style, "find_pipelines")

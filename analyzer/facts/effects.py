@@ -56,18 +56,62 @@ _BUILTIN_NAMES = frozenset(dir(builtins))
 _SIMPLE_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.Integer, cst.Float)
 
 
+class Site:
+    """Where something happened; the line is looked up only if a report needs it."""
+
+    __slots__ = ("module", "node")
+
+    def __init__(self, module: ModuleIndex, node: cst.CSTNode) -> None:
+        self.module = module
+        self.node = node
+
+    @property
+    def file(self) -> str:
+        return self.module.relpath
+
+    @property
+    def line(self) -> int:
+        return self.module.line(self.node)
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
-    """One raw read or write, before it is mapped onto a stage."""
+    """One raw read or write, before it is mapped onto a stage. Equal accesses at two sites are one."""
 
     write: bool
     kind: str  # attribute | container | global | file | table | key | xcom | queue | unknown
     place: Place | None
     target: str
-    file: str
-    line: int
+    site: Site = field(compare=False, hash=False, repr=False)
     of: str = ""
     assumed: bool = False
+
+    @property
+    def file(self) -> str:
+        return self.site.file
+
+    @property
+    def line(self) -> int:
+        return self.site.line
+
+    def moved(self, place: Place | None, target: str, kind: str | None = None) -> Access:
+        return Access(self.write, kind or self.kind, place, target, self.site, self.of, self.assumed)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUse:
+    """A resource touched at a site; becomes a model `Resource` (with its line) only inside a stage."""
+
+    kind: str
+    name: str
+    call: str
+    thread_safe: bool
+    capacity_limited: bool
+    site: Site = field(compare=False, hash=False, repr=False)
+
+    def resource(self) -> Resource:
+        return Resource(self.kind, self.name, self.call, self.site.file, self.site.line,  # type: ignore[arg-type]
+                        self.thread_safe, self.capacity_limited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +144,7 @@ class Summary:
     fn: FunctionRef
     accesses: set[Access] = field(default_factory=set)
     calls: list[CallSite] = field(default_factory=list)
-    resources: set[Resource] = field(default_factory=set)
+    resources: set[ResourceUse] = field(default_factory=set)
     #: parameters whose object the function returns (so the result aliases the argument)
     returns_params: set[str] = field(default_factory=set)
 
@@ -465,14 +509,12 @@ class _Function:
 
     def add(self, write: bool, kind: str, place: Place | None, target: str, node: cst.CSTNode, of: str = "",
             assumed: bool = False) -> None:
-        self.summary.accesses.add(
-            Access(write, kind, place, target, self.file, self.module.line(node), of, assumed)
-        )
+        self.summary.accesses.add(Access(write, kind, place, target, Site(self.module, node), of, assumed))
 
     def add_resource(self, handle: Handle, call: str, node: cst.CSTNode) -> None:
         self.summary.resources.add(
-            Resource(handle.kind, handle.name, call, self.file, self.module.line(node),  # type: ignore[arg-type]
-                     handle.thread_safe, handle.capacity_limited)
+            ResourceUse(handle.kind, handle.name, call, handle.thread_safe, handle.capacity_limited,
+                        Site(self.module, node))
         )
 
     def write_places(self, places: set[Place], node: cst.CSTNode, rebinding: bool = False,
@@ -654,7 +696,7 @@ class _Function:
         if isinstance(node.func, cst.Attribute):
             receiver = frozenset(self.places(node.func.value)) or None
         self.summary.calls.append(
-            CallSite(callee.qualname, tuple(args), receiver, self.module.line(node), tuple(handles), tuple(values))
+            CallSite(callee.qualname, tuple(args), receiver, 0, tuple(handles), tuple(values))
         )
 
     def call_model(self, model: CallModel, node: cst.Call, qualified: str) -> None:
@@ -665,8 +707,8 @@ class _Function:
                 value = evaluate(argument(node, identity), self.scope)
                 name = host_of(value) if value and identity.startswith("host:") else (value or qualified)
             self.summary.resources.add(
-                Resource(model.kind, name, qualified, self.file, self.module.line(node),  # type: ignore[arg-type]
-                         model.thread_safe, model.capacity_limited)
+                ResourceUse(model.kind, name, qualified, model.thread_safe, model.capacity_limited,
+                            Site(self.module, node))
             )
         self.effect(model.effect, model.target, node, receiver=None)
 

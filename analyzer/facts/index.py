@@ -63,7 +63,8 @@ class ModuleIndex:
     functions: dict[str, FunctionRef] = field(default_factory=dict)
     classes: dict[str, ClassRef] = field(default_factory=dict)
     constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
-    positions: dict[cst.CSTNode, CodeRange] = field(default_factory=dict)
+    #: node positions, computed on first use: they cost ~5x the parse, and most modules never report a line
+    _positions: dict[cst.CSTNode, CodeRange] | None = None
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     #: per-module results computed once by later passes (mutable globals, handles)
     memo: dict[str, object] = field(default_factory=dict)
@@ -75,6 +76,13 @@ class ModuleIndex:
     @property
     def name(self) -> str:
         return self.parsed.module
+
+    @property
+    def positions(self) -> dict[cst.CSTNode, CodeRange]:
+        if self._positions is None:
+            wrapper = MetadataWrapper(self.parsed.tree, unsafe_skip_copy=True)
+            self._positions = dict(wrapper.resolve(PositionProvider))
+        return self._positions
 
     def line(self, node: cst.CSTNode) -> int:
         pos = self.positions.get(node)
@@ -126,10 +134,8 @@ def _import_name(node: cst.BaseExpression) -> str:
 
 
 def index_module(parsed: ParsedModule) -> ModuleIndex:
-    """Build the name table of one module (one traversal for positions, one over top-level statements)."""
-    wrapper = MetadataWrapper(parsed.tree, unsafe_skip_copy=True)
-    positions = dict(wrapper.resolve(PositionProvider))
-    index = ModuleIndex(parsed, positions=positions)
+    """Build the name table of one module (one pass over its top-level statements; positions come later)."""
+    index = ModuleIndex(parsed)
     is_package = parsed.relpath.endswith("__init__.py")
     for lineno, text in enumerate(parsed.lines, start=1):
         if "stagegraph" in text:

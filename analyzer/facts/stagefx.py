@@ -19,6 +19,7 @@ from analyzer.facts.values import MARK, finish, known, substitute
 from analyzer.model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
+FunctionSignalsFn = Callable[[FunctionRef], tuple[Signal, ...]]
 SignalsFn = Callable[[Sequence[cst.BaseStatement], ModuleIndex], tuple[Signal, ...]]
 
 
@@ -86,6 +87,22 @@ class StageBuilder:
     body_signals: SignalsFn
     #: adapters append diagnostics here (an unsupported construct: say so, never guess silently)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: hazard signals of one function's own body, computed only for functions behind a stage
+    function_signals: FunctionSignalsFn | None = None
+    _signal_memo: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
+
+    def signals_of(self, callee: FunctionRef, total: Total) -> tuple[Signal, ...]:
+        """Signals in the callee's body and in every analysed function it calls."""
+        if self.function_signals is None:
+            return tuple(sorted(total.signals, key=lambda s: (s.file, s.line, s.kind, s.detail)))
+        found: set[Signal] = set(total.signals)
+        functions = [callee, *(self.ctx.project.functions[q] for q in sorted(total.callees)
+                               if q in self.ctx.project.functions)]
+        for fn in functions:
+            if fn.qualname not in self._signal_memo:
+                self._signal_memo[fn.qualname] = self.function_signals(fn)
+            found.update(self._signal_memo[fn.qualname])
+        return tuple(sorted(found, key=lambda s: (s.file, s.line, s.kind, s.detail)))
 
     def total(self, callee: FunctionRef) -> Total:
         return self.totals.get(callee.qualname) or Total()
@@ -144,7 +161,7 @@ class StageBuilder:
                                             if access.write else "variable"))
             else:
                 bucket.append(effect_of(access, key=place_key(place), target=place_label(place)))
-        resources = set(total.resources) | set(extra_resources)
+        resources = {use.resource() for use in total.resources} | set(extra_resources)
         if module is not None:
             for expr in handle_args:
                 handle = self.ctx.handle_of_expr(expr, module, {}, klass)
@@ -165,7 +182,7 @@ class StageBuilder:
             resources=tuple(sorted(resources, key=lambda r: (r.kind, r.name, r.file, r.line, r.call))),
             roles=self.roles(name or callee.name, callee),
             fanout=fanout,
-            signals=tuple(sorted(total.signals, key=lambda s: (s.file, s.line, s.kind, s.detail))),
+            signals=self.signals_of(callee, total),
             qualname=callee.qualname,
         )
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from analyzer.facts.effects import SELF, Access, CallSite, Context, Place, Summary, summarize
+from analyzer.facts.effects import SELF, Access, CallSite, Context, Place, ResourceUse, Summary, summarize
 from analyzer.facts.index import FunctionRef
 from analyzer.facts.values import MARK, substitute
-from analyzer.model import Resource, Signal
+from analyzer.model import Signal
 
 _MAX_ROUNDS = 8
 
@@ -25,7 +25,7 @@ class Total:
     """A function's effects including its callees', in the function's own terms (its params, its self)."""
 
     accesses: set[Access] = field(default_factory=set)
-    resources: set[Resource] = field(default_factory=set)
+    resources: set[ResourceUse] = field(default_factory=set)
     signals: set[Signal] = field(default_factory=set)
     callees: set[str] = field(default_factory=set)
 
@@ -36,7 +36,7 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
     if place is None and MARK in access.target:
         target = substitute(access.target, dict(site.values)) if MARK in access.target else access.target
         # the caller's own parameter markers survive substitution and propagate further up
-        return [Access(access.write, access.kind, None, target, access.file, access.line, access.of, access.assumed)]
+        return [access.moved(None, target)]
     if place is None or place[0] == "global":
         return [access]
     targets: Iterable[Place]
@@ -57,7 +57,7 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
             kind = "container"
         if place[0] == "param" and kind == "attribute":
             kind = "container"
-        out.append(Access(access.write, kind, t, _label(t), access.file, access.line, access.of, access.assumed))
+        out.append(access.moved(t, _label(t), kind))
     return out
 
 
@@ -96,12 +96,15 @@ def compose(
                     callee = totals.get(site.callee)
                     if callee is None:
                         continue
+                    # snapshot: a recursive function's callee total is its own total
+                    callees, accesses = set(callee.callees), list(callee.accesses)
+                    resources, signals = set(callee.resources), set(callee.signals)
                     total.callees.add(site.callee)
-                    total.callees |= callee.callees
-                    for access in callee.accesses:
+                    total.callees |= callees
+                    for access in accesses:
                         total.accesses.update(map_access(access, site))
-                    total.resources |= callee.resources
-                    total.signals |= callee.signals
+                    total.resources |= resources
+                    total.signals |= signals
                 after = (len(total.accesses), len(total.resources), len(total.signals), len(total.callees))
                 changed = changed or after != before
             if not changed or (len(members) == 1 and not graph.has_edge(members[0], members[0])):

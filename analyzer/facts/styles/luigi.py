@@ -15,7 +15,8 @@ after its class:
 
 One pipeline per root task (a task no other task requires), named after the root class, holding
 every task reachable through `requires()`. A requirement stagegraph can't resolve (a registry,
-a computed class) is a diagnostic plus `unknown` links from every other task in the pipeline.
+a computed class) is a diagnostic plus `unknown` links from every other task in the pipeline,
+which also takes in the root trees of the same package (where registries live).
 """
 
 from __future__ import annotations
@@ -84,15 +85,23 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
     found: list[PipelineFacts] = []
     for qualname in roots:
         order = _reachable(qualname, tasks)
-        if any(tasks[q].unknown_requires for q in order):
-            # an unresolved requires() may name any task nobody else requires: take those trees in
+        unresolved_in = [tasks[q] for q in order if tasks[q].unknown_requires]
+        if unresolved_in:
+            # an unresolved requires() (a registry, a TaskParameter) may name a task nobody else requires:
+            # take in those trees from the same package, where such registries live. Taking in every root
+            # of the repository made one 353-stage pipeline per range task on luigi's own code.
+            packages = {_package(info.klass.module.relpath) for info in unresolved_in}
             for other in roots:
-                if other != qualname:
+                if other != qualname and _package(tasks[other].klass.module.relpath) in packages:
                     order = [*(q for q in _reachable(other, tasks) if q not in order), *order]
         if len(order) < 2:
             continue
         found.append(_pipeline(builder, tasks[qualname], order, tasks))
     return found
+
+
+def _package(relpath: str) -> str:
+    return relpath.rsplit("/", 1)[0] if "/" in relpath else ""
 
 
 def _task_class(expr: cst.BaseExpression, module: ModuleIndex, project: Project,
