@@ -248,3 +248,25 @@ def test_luigi_unresolved_requirement_stays_within_its_package(tmp_path: Path) -
     assert "Alpha" in {s.name for s in driver.stages}
     assert "Omega" not in {s.name for s in driver.stages}
     assert any(d.kind == "unresolved" for d in report.diagnostics)
+
+
+def test_fast_positions_agree_with_libcst_position_provider() -> None:
+    """`start_positions` replaces PositionProvider (4x faster); it must agree on every node of every fixture."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from analyzer.facts.tree import start_positions
+
+    root = Path(__file__).resolve().parents[1]
+    checked = 0
+    for path in sorted((root / "fixtures").rglob("*.py")) + sorted((root / "analyzer").rglob("*.py")):
+        try:
+            module = cst.parse_module(path.read_bytes())
+        except (cst.ParserSyntaxError, SyntaxError, UnicodeDecodeError, RecursionError):
+            continue
+        expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        got = start_positions(module)
+        for node, where in expected.items():
+            assert got.get(node) == (where.start.line, where.start.column), (path, type(node).__name__)
+        checked += len(expected)
+    assert checked > 10_000

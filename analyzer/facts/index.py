@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from analyzer.facts.tree import start_positions
 from analyzer.source import ParsedModule
 
 _SUPPRESS = re.compile(r"#\s*stagegraph:\s*ignore(?:\[([\w\-, ]+)\])?")
@@ -64,7 +64,7 @@ class ModuleIndex:
     classes: dict[str, ClassRef] = field(default_factory=dict)
     constants: dict[str, cst.BaseExpression] = field(default_factory=dict)
     #: node positions, computed on first use: they cost ~5x the parse, and most modules never report a line
-    _positions: dict[cst.CSTNode, CodeRange] | None = None
+    _positions: dict[cst.CSTNode, tuple[int, int]] | None = None
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     #: per-module results computed once by later passes (mutable globals, handles)
     memo: dict[str, object] = field(default_factory=dict)
@@ -78,19 +78,18 @@ class ModuleIndex:
         return self.parsed.module
 
     @property
-    def positions(self) -> dict[cst.CSTNode, CodeRange]:
+    def positions(self) -> dict[cst.CSTNode, tuple[int, int]]:
         if self._positions is None:
-            wrapper = MetadataWrapper(self.parsed.tree, unsafe_skip_copy=True)
-            self._positions = dict(wrapper.resolve(PositionProvider))
+            self._positions = start_positions(self.parsed.tree)
         return self._positions
 
     def line(self, node: cst.CSTNode) -> int:
         pos = self.positions.get(node)
-        return pos.start.line if pos else 1
+        return pos[0] if pos else 1
 
     def column(self, node: cst.CSTNode) -> int:
         pos = self.positions.get(node)
-        return pos.start.column + 1 if pos else 1
+        return pos[1] + 1 if pos else 1
 
     def qualify(self, expr: cst.BaseExpression) -> str | None:
         """The dotted name an expression refers to (imports resolved), or None if it is not a name."""

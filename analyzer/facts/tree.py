@@ -9,7 +9,9 @@ fraction of the cost.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import libcst as cst
 
@@ -81,3 +83,72 @@ def walk(node: cst.CSTNode | Sequence[cst.CSTNode], skip_defs: bool = False) -> 
         if skip_defs and id(current) not in roots and isinstance(current, cst.FunctionDef | cst.ClassDef | cst.Lambda):
             continue
         stack.extend(reversed(children(current)))
+
+
+# ---------------------------------------------------------------- positions
+
+try:  # libcst's codegen state is internal API; if it moves, fall back to the public (slower) provider
+    from libcst._nodes.internal import CodegenState as _CodegenState
+except ImportError:  # pragma: no cover - depends on the installed libcst
+    _CodegenState = None  # type: ignore[assignment, misc]
+
+_NEWLINE = re.compile(r"\r\n?|\n")
+Position = tuple[int, int]  # (line, column): one-based line, zero-based column, as libcst's PositionProvider
+
+
+def start_positions(module: cst.Module) -> dict[cst.CSTNode, Position]:
+    """Where every node starts, with PositionProvider's semantics (leading whitespace excluded).
+
+    One codegen pass that only counts lines and columns: about 4x faster than resolving
+    PositionProvider through a MetadataWrapper, which dominated analysis time on real repositories.
+    """
+    if _CodegenState is not None:
+        try:
+            state = _LineState(default_indent=module.default_indent, default_newline=module.default_newline)
+            module._codegen(state)
+            return state.starts
+        except (TypeError, AttributeError):  # pragma: no cover - an incompatible libcst
+            pass
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    resolved = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return {node: (r.start.line, r.start.column) for node, r in resolved.items()}
+
+
+if _CodegenState is not None:
+
+    @dataclasses.dataclass
+    class _LineState(_CodegenState):  # type: ignore[misc, valid-type]
+        line: int = 1
+        column: int = 0
+        starts: dict[cst.CSTNode, Position] = dataclasses.field(default_factory=dict)
+        _stack: list[Position] = dataclasses.field(default_factory=list)
+
+        def add_indent_tokens(self) -> None:
+            for token in self.indent_tokens:
+                self.column += len(token)
+
+        def add_token(self, value: str) -> None:
+            if "\n" in value or "\r" in value:
+                parts = _NEWLINE.split(value)
+                self.line += len(parts) - 1
+                self.column = len(parts[-1])
+            else:
+                self.column += len(value)
+
+        def before_codegen(self, node: cst.CSTNode) -> None:
+            self._stack.append((self.line, self.column))
+
+        def after_codegen(self, node: cst.CSTNode) -> None:
+            start = self._stack.pop()
+            self.starts.setdefault(node, start)  # a syntactic position recorded inside wins
+
+        @contextmanager
+        def record_syntactic_position(
+            self, node: cst.CSTNode, *, start_node: cst.CSTNode | None = None, end_node: cst.CSTNode | None = None
+        ) -> Iterator[None]:
+            start = (self.line, self.column)
+            try:
+                yield
+            finally:
+                self.starts[node] = self.starts[start_node] if start_node is not None else start
