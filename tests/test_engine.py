@@ -270,3 +270,21 @@ def test_fast_positions_agree_with_libcst_position_provider() -> None:
             assert got.get(node) == (where.start.line, where.start.column), (path, type(node).__name__)
         checked += len(expected)
     assert checked > 10_000
+
+
+def test_reports_do_not_depend_on_hash_seeds(tmp_path: Path) -> None:
+    """Which of two equal effects' locations is reported once depended on set order (PYTHONHASHSEED)."""
+    import os
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_etl"
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "analyzer", "audit", str(example), "--format", "json"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}, check=False,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1

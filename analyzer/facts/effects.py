@@ -57,13 +57,23 @@ _SIMPLE_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedStrin
 
 
 class Site:
-    """Where something happened; the line is looked up only if a report needs it."""
+    """Where something happened; the line is looked up only if a report needs it.
+
+    Part of an access's identity: if equal accesses at two sites collapsed into one, which site
+    survived would depend on hash-seeded set order, and so would the report.
+    """
 
     __slots__ = ("module", "node")
 
     def __init__(self, module: ModuleIndex, node: cst.CSTNode) -> None:
         self.module = module
         self.node = node
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Site) and other.node is self.node and other.module is self.module
+
+    def __hash__(self) -> int:
+        return id(self.node)
 
     @property
     def file(self) -> str:
@@ -76,13 +86,13 @@ class Site:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """One raw read or write, before it is mapped onto a stage. Equal accesses at two sites are one."""
+    """One raw read or write, before it is mapped onto a stage."""
 
     write: bool
     kind: str  # attribute | container | global | file | table | key | xcom | queue | unknown
     place: Place | None
     target: str
-    site: Site = field(compare=False, hash=False, repr=False)
+    site: Site = field(repr=False)
     of: str = ""
     assumed: bool = False
 
@@ -107,7 +117,7 @@ class ResourceUse:
     call: str
     thread_safe: bool
     capacity_limited: bool
-    site: Site = field(compare=False, hash=False, repr=False)
+    site: Site = field(repr=False)
 
     def resource(self) -> Resource:
         return Resource(self.kind, self.name, self.call, self.site.file, self.site.line,  # type: ignore[arg-type]
@@ -356,7 +366,10 @@ class _Function:
         self.globals_declared: set[str] = set()
         single: dict[str, cst.BaseExpression] = {}
         counts: dict[str, int] = {}
-        for node in _walk(fn.node.body):
+        # every pass walks the same body: flatten it once (libcst isinstance checks go through ABCMeta,
+        # so the passes below dispatch on the concrete type)
+        self.nodes = list(_walk(fn.node.body))
+        for node in self.nodes:
             if isinstance(node, cst.Global):
                 self.globals_declared.update(n.name.value for n in node.names)
             if isinstance(node, cst.Assign):
@@ -446,8 +459,10 @@ class _Function:
 
     def alias_pass(self) -> None:
         for _ in range(2):
-            for node in _walk(self.fn.node.body):
-                if isinstance(node, cst.Assign):
+            for node in self.nodes:
+                kind = type(node)
+                if kind is cst.Assign:
+                    assert isinstance(node, cst.Assign)
                     value = self.places(node.value)
                     for t in node.targets:
                         self.bind(t.target, value)
@@ -457,13 +472,13 @@ class _Function:
                                 klass = self.project.klass(self.module.qualify(node.value.func))
                                 if klass is not None:
                                     self.instances[t.target.value] = klass
-                elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                elif kind is cst.AnnAssign and isinstance(node, cst.AnnAssign) and node.value is not None:
                     self.bind(node.target, self.places(node.value))
-                elif isinstance(node, cst.For | cst.CompFor):
+                elif (kind is cst.For or kind is cst.CompFor) and isinstance(node, cst.For | cst.CompFor):
                     self.bind(node.target, self.places(node.iter))
-                elif isinstance(node, cst.NamedExpr):
+                elif kind is cst.NamedExpr and isinstance(node, cst.NamedExpr):
                     self.bind(node.target, self.places(node.value))
-                elif isinstance(node, cst.WithItem) and node.asname is not None:
+                elif kind is cst.WithItem and isinstance(node, cst.WithItem) and node.asname is not None:
                     target = node.asname.name
                     self.bind(target, self.places(node.item))
                     if isinstance(target, cst.Name):
@@ -539,24 +554,29 @@ class _Function:
     def run(self) -> Summary:
         self.alias_pass()
         self.summary.returns_params = _returned_params(self.fn)
-        for node in _walk(self.fn.node.body):
-            if isinstance(node, cst.Assign):
-                for t in node.targets:
-                    self.assign_target(t.target, node)
-            elif isinstance(node, cst.AnnAssign) and node.value is not None:
-                self.assign_target(node.target, node)
-            elif isinstance(node, cst.AugAssign | cst.Del):
-                self.assign_target(node.target, node, augmented=True)
-            elif isinstance(node, cst.Call):
-                self.call(node)
-            elif isinstance(node, cst.Attribute):
-                attr = _self_attr(node)
-                if attr is not None and not (self.klass and self.project.method(self.klass, attr)):
-                    self.read_places({("self", attr)}, node)
-            elif isinstance(node, cst.Name):
+        for node in self.nodes:
+            kind = type(node)
+            if kind is cst.Name:
+                assert isinstance(node, cst.Name)
                 g = self.global_place(node.value) if node.value not in self.points else None
                 if g is not None:
                     self.read_places({g}, node)
+            elif kind is cst.Attribute:
+                assert isinstance(node, cst.Attribute)
+                attr = _self_attr(node)
+                if attr is not None and not (self.klass and self.project.method(self.klass, attr)):
+                    self.read_places({("self", attr)}, node)
+            elif kind is cst.Call:
+                assert isinstance(node, cst.Call)
+                self.call(node)
+            elif kind is cst.Assign:
+                assert isinstance(node, cst.Assign)
+                for t in node.targets:
+                    self.assign_target(t.target, node)
+            elif kind is cst.AnnAssign and isinstance(node, cst.AnnAssign) and node.value is not None:
+                self.assign_target(node.target, node)
+            elif (kind is cst.AugAssign or kind is cst.Del) and isinstance(node, cst.AugAssign | cst.Del):
+                self.assign_target(node.target, node, augmented=True)
         return self.summary
 
     def assign_target(self, target: cst.BaseExpression, node: cst.CSTNode, augmented: bool = False) -> None:
