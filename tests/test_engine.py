@@ -288,3 +288,24 @@ def test_reports_do_not_depend_on_hash_seeds(tmp_path: Path) -> None:
         assert proc.returncode in (0, 1), proc.stderr
         outputs.add(proc.stdout)
     assert len(outputs) == 1
+
+
+def test_elements_reached_through_sorted_or_list_are_the_callers(tmp_path: Path) -> None:
+    """Was UNSAFE: `for o in sorted(orders): o["x"] = ...` mutates the caller's rows, not a fresh copy."""
+    report = run(tmp_path, {"job.py": """
+        def stamp(orders):
+            for order in sorted(orders, key=lambda o: o["ts"]):
+                order["seq"] = 1
+        def flag(orders):
+            for order in list(orders):
+                order["flag"] = True
+        def export(orders):
+            return [o["seq"] for o in orders]
+        def main(orders):
+            stamp(orders)
+            flag(orders)
+            export(orders)
+    """})
+    kinds = edge_kinds(pipeline(report, "main"))
+    assert kinds[("stamp", "export")] == "data"
+    assert kinds[("flag", "export")] == "data"

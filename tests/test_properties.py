@@ -34,6 +34,7 @@ class StageSpec:
     args: list[int] = field(default_factory=list)  # indexes of earlier stages whose result it takes
     mutates: set[int] = field(default_factory=set)  # which of those results it mutates
     file_style: int = 0
+    mutate_style: int = 0
 
 
 @st.composite
@@ -46,6 +47,7 @@ def pipelines(draw: st.DrawFn) -> list[StageSpec]:
             reads=set(draw(st.lists(st.sampled_from(symbols), max_size=2))),
             writes=set(draw(st.lists(st.sampled_from(symbols), max_size=2))),
             file_style=draw(st.integers(min_value=0, max_value=3)),
+            mutate_style=draw(st.integers(min_value=0, max_value=3)),
         )
         if i:
             spec.args = sorted(set(draw(st.lists(st.integers(min_value=0, max_value=i - 1), max_size=2))))
@@ -60,6 +62,16 @@ def _path_expr(name: str, style: int) -> str:
         f"PATH_{name.split('.')[0].upper()}",
         f'os.path.join(DATA_DIR, "{name}")',
         f'f"{{DATA_DIR}}/{name}"',
+    ][style]
+
+
+def _mutation(name: str, i: int, style: int) -> str:
+    """Equivalent ways to change an argument in place: a method, an alias, an item, an element via sorted()."""
+    return [
+        f"{name}.append({i})",
+        f"alias_{i} = {name}\n    alias_{i}.extend([{i}])",
+        f"{name}[0] = {i}",
+        f"for item in sorted({name}):\n        item['seen'] = {i}",
     ][style]
 
 
@@ -90,7 +102,7 @@ def render(specs: list[StageSpec], prefix: str = "") -> str:
             else:
                 body.append(f'db_run("INSERT INTO {name} SELECT 1")')
         for a in sorted(spec.mutates):
-            body.append(f"{p}arg{a}.append({i})")
+            body.append(_mutation(f"{p}arg{a}", i, spec.mutate_style))
         for a in spec.args:
             body.append(f"n = len({p}arg{a})")
         body.append(f"return [{i}]")

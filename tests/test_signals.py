@@ -380,3 +380,23 @@ def test_labelled_examples_produce_the_expected_signals() -> None:
         },
         "invoice_run": {("send", sig.BROAD_EXCEPT_SWALLOW)},
     }
+
+
+@pytest.mark.parametrize(
+    ("code", "fires"),
+    [
+        # a per-customer running balance written into each record: order matters
+        ("def func(rows):\n    bal = {}\n    for r in rows:\n        bal[r['c']] = bal.get(r['c'], 0) + r['x']\n"
+         "        r['balance'] = bal[r['c']]\n    return rows\n", True),
+        # per-key sequence numbers: order matters
+        ("def func(rows):\n    n = {}\n    for r in rows:\n        n[r['c']] = n[r['c']] + 1 if r['c'] in n else 1\n"
+         "        r['seq'] = n[r['c']]\n    return rows\n", True),
+        # a per-key aggregate that is never written back into the records: a sum, order-free
+        ("def func(rows):\n    tot = {}\n    for r in rows:\n        tot[r['c']] = tot.get(r['c'], 0) + r['x']\n"
+         "    return tot\n", False),
+        # a field of the record computed from another field of the same record
+        ("def func(rows):\n    for r in rows:\n        r['net'] = r['gross'] - r['tax']\n    return rows\n", False),
+    ],
+)
+def test_keyed_running_values(code: str, fires: bool) -> None:
+    assert bool(only(code, sig.ORDER_DEPENDENT_STATE)) is fires

@@ -53,6 +53,12 @@ PURE = frozenset(
     }
 )
 _BUILTIN_NAMES = frozenset(dir(builtins))
+#: calls whose result holds (or yields) the very elements of their arguments (field-insensitive aliasing)
+_SAME_ELEMENTS = frozenset({
+    "enumerate", "reversed", "iter", "zip", "sorted", "list", "tuple", "filter", "set", "frozenset",
+    "copy.copy", "itertools.chain", "itertools.islice", "itertools.chain.from_iterable", "itertools.compress",
+    "itertools.dropwhile", "itertools.takewhile", "next",
+})
 _SIMPLE_LITERALS = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString, cst.Integer, cst.Float)
 
 
@@ -412,7 +418,8 @@ class _Function:
                 return self.places(expr.func.value)
         if isinstance(expr, cst.Call):
             q = self.module.qualify(expr.func) or ""
-            if q in {"enumerate", "reversed", "iter", "zip"}:
+            if q in _SAME_ELEMENTS:
+                # a new container holding the same elements: mutating an element mutates the original
                 out: set[Place] = set()
                 for a in expr.args:
                     out |= self.places(a.value)

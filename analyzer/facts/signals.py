@@ -794,6 +794,31 @@ def _order_state(loop: cst.For, ctx: _Context) -> None:
             return
 
 
+def _keyed_update(target: cst.BaseExpression, value: cst.BaseExpression) -> str | None:
+    """`name` when the statement is `name[key] = f(name[key] or name.get(key, ...))`: a per-key running value.
+
+    The same key on both sides is what makes it an accumulator; `r["gap"] = r["ts"] - prev["ts"]`
+    writes a field of the record itself.
+    """
+    if not isinstance(target, cst.Subscript) or len(target.slice) != 1:
+        return None
+    name = _state_name(target.value)
+    key = target.slice[0].slice
+    if name is None or not isinstance(key, cst.Index):
+        return None
+    wanted = _code(key.value, limit=10_000)
+    for node in _walk(value):
+        if isinstance(node, cst.Subscript) and _state_name(node.value) == name and len(node.slice) == 1:
+            other = node.slice[0].slice
+            if isinstance(other, cst.Index) and _code(other.value, limit=10_000) == wanted:
+                return name
+        if (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "get"
+                and _state_name(node.func.value) == name and node.args
+                and _code(node.args[0].value, limit=10_000) == wanted):
+            return name
+    return None
+
+
 def _target_names(target: cst.BaseExpression) -> Iterator[str]:
     if isinstance(target, cst.Name):
         yield target.value
@@ -891,6 +916,9 @@ def _small_events(small: cst.BaseSmallStatement, events: list[_Event], sinks: li
                 events.append(_Event("store", state, value))
             elif isinstance(target, cst.Tuple | cst.List):
                 events.extend(_Event("store", n, value) for n in _target_names(target))
+            elif value is not None and (keyed := _keyed_update(target, value)) is not None:
+                # balance[customer] = balance.get(customer, 0) + x: a running value kept per key
+                events.append(_Event("aug", keyed, value))
             else:  # row["total"] = total, rec.seq = seq: a write into a record
                 events.extend(_Event("load", n) for n in _loads(target))
                 sinks.append(_Sink(value_loads))
