@@ -369,3 +369,14 @@ def test_sklearn_unreadable_steps_are_unknown(tmp_path: Path) -> None:
     p = _pipeline(report, "build")
     assert any(e.kind == "unknown" for e in p.edges)
     assert any(d.kind == "unresolved" for d in report.diagnostics)
+
+
+def test_functions_that_only_assemble_framework_pipelines_are_not_plain_pipelines() -> None:
+    """`register_pipelines()` calling Kedro `create_pipeline()`s is wiring: report only the Kedro pipelines."""
+    from analyzer.engine import analyze
+
+    case = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks" / "kedro_churn"
+    report = analyze([case])
+    ids = [p.id for p in report.pipelines]
+    assert len(ids) == len(set(ids))  # no function reported twice (plain and kedro)
+    assert {p.style for p in report.pipelines} == {"kedro"}

@@ -123,7 +123,7 @@ def _extract(
         except Exception as exc:  # isolation point: one adapter
             diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter failed: {exc!r}"))
     diagnostics.extend(builder.diagnostics)
-    pipelines = _link_nested(pipelines)
+    pipelines = _link_nested(_without_assembly(pipelines))
     suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
     return pipelines, diagnostics, suppressions
 
@@ -152,6 +152,28 @@ def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tupl
             for q in bad:
                 functions.pop(q, None)
     return {}, {}
+
+
+def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
+    """Drop plain/class 'pipelines' that only assemble framework pipelines, or that an adapter reports.
+
+    `register_pipelines()` calling two Kedro `create_pipeline()`s, or a DAG factory seen as a plain
+    driver, is wiring, not a data pipeline: its stages have no data effects of their own and the
+    framework pipeline is already reported with the framework's semantics.
+    """
+    framework = {p.id for p in pipelines if p.style not in ("plain", "class")}
+    if not framework:
+        return pipelines
+    kept = []
+    for p in pipelines:
+        if p.style in ("plain", "class"):
+            if p.id in framework:
+                continue
+            entries = {f"{s.definition.file}::{s.name}" for s in p.stages if s.definition is not None}
+            if entries and len(entries) == len(p.stages) and entries <= framework:
+                continue
+        kept.append(p)
+    return kept
 
 
 def _link_nested(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
