@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analyzer.model import Pipeline, Report
+
 DEPENDENCY_KINDS = frozenset({"data", "control", "unknown"})
 
 Json = dict[str, Any]
@@ -136,3 +138,38 @@ def judge(report: Json, label: Json) -> Iterator[Verdict]:
         else:
             said = "independent"
         yield Verdict(pair["a"], pair["b"], truth_of(pair), said, pair.get("via", ""))
+
+
+# ---------------------------------------------------------------- the same questions on model objects
+
+
+def pick_model(report: Report, name: str, style: str | None = None) -> Pipeline:
+    """The largest pipeline of that name (and style), as the scorer picks it."""
+    hits = [p for p in report.pipelines if p.name == name and (style is None or p.style == style)]
+    assert hits, f"pipeline {name!r} not in {[(p.name, p.style) for p in report.pipelines]}"
+    return max(hits, key=lambda p: len(p.stages))
+
+
+def model_depends(pipeline: Pipeline, a: str, b: str) -> bool:
+    """A chain of data/control/unknown edges leads from one stage to the other (stage names or ids)."""
+    ids: dict[str, str] = {}
+    for s in pipeline.stages:
+        ids.setdefault(s.name, s.id)
+    ids.update({s.id: s.id for s in pipeline.stages})
+    succ: dict[str, set[str]] = {}
+    for e in pipeline.edges:
+        if e.kind in DEPENDENCY_KINDS:
+            succ.setdefault(e.source, set()).add(e.target)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in succ.get(todo.pop(), set()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    return reaches(ids[a], ids[b]) or reaches(ids[b], ids[a])

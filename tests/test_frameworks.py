@@ -12,44 +12,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from labels import model_depends, pick_model
 
 from analyzer.engine import Options, analyze
-from analyzer.model import DEPENDENCY_KINDS, Pipeline, Report
+from analyzer.model import Pipeline, Report
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "frameworks"
 SHARED = Path(__file__).parents[2] / "shared" / "examples"
 MY_PREFIXES = ("airflow_", "luigi_", "kedro_")
 CASES = sorted(p.name[: -len(".expect.json")] for p in FIXTURES.glob("*.expect.json") if p.name.startswith(MY_PREFIXES))
 
-
-def pick(report: Report, name: str, style: str | None = None) -> Pipeline:
-    hits = [p for p in report.pipelines if p.name == name and (style is None or p.style == style)]
-    assert hits, f"pipeline {name!r} not in {[(p.name, p.style) for p in report.pipelines]}"
-    return max(hits, key=lambda p: len(p.stages))
-
-
-def reach(pipeline: Pipeline) -> dict[str, set[str]]:
-    succ: dict[str, set[str]] = {}
-    for e in pipeline.edges:
-        if e.kind in DEPENDENCY_KINDS:
-            succ.setdefault(e.source, set()).add(e.target)
-    closure: dict[str, set[str]] = {}
-    for start in succ:
-        seen: set[str] = set()
-        todo = [start]
-        while todo:
-            for nxt in succ.get(todo.pop(), set()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        closure[start] = seen
-    return closure
-
-
-def depends(pipeline: Pipeline, a: str, b: str) -> bool:
-    ids = {s.name: s.id for s in pipeline.stages}
-    closure = reach(pipeline)
-    return ids[b] in closure.get(ids[a], set()) or ids[a] in closure.get(ids[b], set())
+pick = pick_model
+depends = model_depends
 
 
 def edge(pipeline: Pipeline, a: str, b: str):  # type: ignore[no-untyped-def]

@@ -10,9 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from labels import model_depends, pick_model
 
 from analyzer.engine import Options, analyze
-from analyzer.model import DEPENDENCY_KINDS, Pipeline, Report
+from analyzer.model import Pipeline, Report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "frameworks"
@@ -20,39 +21,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "examples"
 PREFIXES = ("prefect_", "dagster_", "celery_", "sklearn_")
 CASES = sorted(p.name[: -len(".expect.json")] for p in FIXTURES.glob("*.expect.json") if p.name.startswith(PREFIXES))
 
-
-def _pipeline(report: Report, name: str) -> Pipeline:
-    hits = [p for p in report.pipelines if p.name == name]
-    assert hits, f"pipeline {name!r} not found in {[p.name for p in report.pipelines]}"
-    return max(hits, key=lambda p: len(p.stages))
-
-
-def _reach(pipeline: Pipeline) -> dict[str, set[str]]:
-    succ: dict[str, set[str]] = {}
-    for e in pipeline.edges:
-        if e.kind in DEPENDENCY_KINDS:
-            succ.setdefault(e.source, set()).add(e.target)
-    closure: dict[str, set[str]] = {}
-    for start in succ:
-        seen: set[str] = set()
-        todo = [start]
-        while todo:
-            for nxt in succ.get(todo.pop(), set()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        closure[start] = seen
-    return closure
-
-
-def _depends(pipeline: Pipeline, a: str, b: str) -> bool:
-    ids = {}
-    for s in pipeline.stages:
-        ids.setdefault(s.name, s.id)
-    ids.update({s.id: s.id for s in pipeline.stages})
-    closure = _reach(pipeline)
-    x, y = ids[a], ids[b]
-    return y in closure.get(x, set()) or x in closure.get(y, set())
+_pipeline = pick_model
+_depends = model_depends
 
 
 def _check_labels(report: Report, label: dict[str, object]) -> None:

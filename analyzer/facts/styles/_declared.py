@@ -6,7 +6,7 @@ call order; these helpers keep that reading uniform. Nothing here imports a fram
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 
 import libcst as cst
 
@@ -14,7 +14,7 @@ from analyzer.facts.effects import Context, summarize
 from analyzer.facts.index import FunctionRef, ModuleIndex
 from analyzer.facts.stagefx import StageBuilder
 from analyzer.facts.summaries import Total, map_access
-from analyzer.facts.tree import children as _children
+from analyzer.facts.tree import walk as walk  # re-exported for the adapters
 from analyzer.facts.values import Scope, evaluate
 from analyzer.model import Diagnostic, Effect
 
@@ -25,18 +25,6 @@ def code(node: cst.CSTNode, limit: int = 80) -> str:
     """Source text of a node, shortened for messages."""
     text = " ".join(_CODE_MODULE.code_for_node(node).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def walk(node: cst.CSTNode | Sequence[cst.CSTNode], skip_defs: bool = False) -> Iterator[cst.CSTNode]:
-    """Every node below `node` in source order; `skip_defs` does not enter nested defs, classes and lambdas."""
-    stack: list[cst.CSTNode] = list(reversed(node)) if isinstance(node, Sequence) else [node]
-    roots = {id(n) for n in stack}
-    while stack:
-        current = stack.pop()
-        yield current
-        if skip_defs and id(current) not in roots and isinstance(current, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-            continue
-        stack.extend(reversed(_children(current)))
 
 
 def body_of(node: cst.FunctionDef | cst.ClassDef | cst.With | cst.For | cst.If) -> list[cst.BaseStatement]:

@@ -18,7 +18,7 @@ import libcst as cst
 from analyzer.facts.effects import _walk
 from analyzer.facts.index import FunctionRef, ModuleIndex
 from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles.plain import Driver, Obj
+from analyzer.facts.styles.plain import Driver, Obj, bind_arguments
 from analyzer.model import Diagnostic, Effect, FanOut, Link, Stage
 
 PREFECT_FLOWS = frozenset({"prefect.flow", "prefect.flows.flow"})
@@ -129,25 +129,10 @@ class FrameworkDriver(Driver):
                     skip: int = 0, first: set[str] | None = None) -> dict[str, set[str]]:
         """Map call arguments onto the callee's parameters; `first` fills the first free one (Celery's `.s`)."""
         params = list(callee.params)[skip:]
-        bound: dict[str, set[str]] = {}
-        positional = 0
-        if first is not None:
-            if params:
-                bound[params[0]] = set(first)
-            else:
-                bound["*0"] = set(first)
-            positional = 1
-        for arg, objs in zip(args, arg_objs, strict=False):
-            if arg.star:
-                for p in params:
-                    bound.setdefault(p, set()).update(objs)
-                continue
-            if arg.keyword is not None:
-                pname = arg.keyword.value
-            else:
-                pname = params[positional] if positional < len(params) else f"*{positional}"
-                positional += 1
-            bound.setdefault(pname, set()).update(objs)
+        if first is None:
+            return bind_arguments(params, args, arg_objs)
+        bound = bind_arguments(params, args, arg_objs, positional=1)
+        bound.setdefault(params[0] if params else "*0", set()).update(first)
         return bound
 
     def add_stage(self, callee: FunctionRef, line: int, bound: dict[str, set[str]], *, fanout: FanOut | None,

@@ -487,21 +487,8 @@ class Driver:
         stage_id = name if count == 1 else f"{name}#{count}"
         line = self.module.line(call)
         params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else list(callee.params)
-        bound: dict[str, set[str]] = {}
-        values: dict[str, str | None] = {}
-        positional = 0
-        for arg, objs in zip(args, arg_objs, strict=False):
-            if arg.star:
-                for p in params:
-                    bound.setdefault(p, set()).update(objs)
-                continue
-            if arg.keyword is not None:
-                pname = arg.keyword.value
-            else:
-                pname = params[positional] if positional < len(params) else f"*{positional}"
-                positional += 1
-            bound.setdefault(pname, set()).update(objs)
-            values[pname] = evaluate(arg.value, self.scope)
+        bound = bind_arguments(params, args, arg_objs)
+        values = {name: evaluate(arg.value, self.scope) for name, arg in named_arguments(params, args)}
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
@@ -641,6 +628,34 @@ class Driver:
         if not names:
             names = [m for m in klass.methods if not m.startswith("_") and m != driver]
         return [klass.methods[n] for n in names if n != driver]
+
+
+def named_arguments(params: Sequence[str], args: Sequence[cst.Arg], positional: int = 0) -> list[tuple[str, cst.Arg]]:
+    """Which parameter each (non-star) argument binds: keywords by name, the rest by position."""
+    out: list[tuple[str, cst.Arg]] = []
+    for arg in args:
+        if arg.star:
+            continue
+        if arg.keyword is not None:
+            out.append((arg.keyword.value, arg))
+        else:
+            out.append((params[positional] if positional < len(params) else f"*{positional}", arg))
+            positional += 1
+    return out
+
+
+def bind_arguments(params: Sequence[str], args: Sequence[cst.Arg], arg_objs: Sequence[set[str]],
+                   positional: int = 0) -> dict[str, set[str]]:
+    """The objects each parameter receives; a `*args`/`**kw` argument may reach any parameter."""
+    bound: dict[str, set[str]] = {}
+    for arg, objs in zip(args, arg_objs, strict=False):
+        if arg.star:
+            for p in params:
+                bound.setdefault(p, set()).update(objs)
+    objs_of = {id(arg): objs for arg, objs in zip(args, arg_objs, strict=False)}
+    for name, arg in named_arguments(params, args, positional):
+        bound.setdefault(name, set()).update(objs_of.get(id(arg), set()))
+    return bound
 
 
 def _is_self_ref(expr: cst.BaseExpression | None) -> bool:
