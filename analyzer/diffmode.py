@@ -9,11 +9,8 @@ since stage ids and lines move with unrelated edits.
 
 from __future__ import annotations
 
-import fnmatch
-import io
 import os
 import subprocess
-import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -125,25 +122,10 @@ def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------ analysing a ref
 
-def _decode(relpath: str, data: bytes) -> str | Diagnostic:
-    if b"\0" in data[:8192]:
-        return Diagnostic(relpath, "encoding-error", "file looks binary (it contains NUL bytes)")
-    try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding).removeprefix("\ufeff")
-    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        return Diagnostic(relpath, "encoding-error", f"cannot decode: {exc}")
-
-
-def _excluded(rel: str, patterns: Sequence[str]) -> bool:
-    parts = PurePosixPath(rel).parts
-    return any(fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns)
-
-
 def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Report:
     """The report `analyze(targets)` would give if the work tree were at `commit`."""
-    from analyzer.engine import analyze_modules
-    from analyzer.source import SKIP_DIRS, common_root, parse_text
+    from analyzer.engine import analyze_modules, parse_sources
+    from analyzer.source import SKIP_DIRS, common_root, decode, excluded, too_large
 
     root = common_root(targets)
     repo = toplevel(root)
@@ -161,27 +143,18 @@ def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Repor
     for path, sha in blobs:
         rel = PurePosixPath(path).relative_to(root_rel.as_posix()).as_posix() if str(root_rel) != "." else path
         dirs = PurePosixPath(rel).parts[:-1]
-        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or _excluded(rel, options.exclude):
+        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or excluded(rel, options.exclude):
             continue
         chosen.append((rel, sha))
     contents = read_blobs(repo, (sha for _, sha in chosen))
-    parsed: list[object] = []
-    diagnostics: list[Diagnostic] = []
-    for rel, sha in sorted(chosen):
-        data = contents[sha]
+    def text_of(data: bytes, rel: str) -> str | Diagnostic:
         if len(data) > options.max_file_bytes:
-            diagnostics.append(Diagnostic(
-                rel, "too-large",
-                f"file is {len(data):,} bytes, over the {options.max_file_bytes:,}-byte limit "
-                "(raise max-file-bytes to analyse it)",
-            ))
-            continue
-        text = _decode(rel, data)
-        result = text if isinstance(text, Diagnostic) else parse_text(rel, text)
-        if isinstance(result, Diagnostic):
-            diagnostics.append(result)
-        else:
-            parsed.append(result)
+            return too_large(rel, len(data), options.max_file_bytes)
+        return decode(rel, data)
+
+    parsed, diagnostics = parse_sources(
+        (rel, lambda rel=rel, sha=sha: text_of(contents[sha], rel)) for rel, sha in sorted(chosen)  # type: ignore[misc]
+    )
     return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
 
 

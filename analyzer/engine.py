@@ -7,12 +7,16 @@ isolated to the file (or check) it came from and reported as a diagnostic.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzer import __version__
 from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
+
+if TYPE_CHECKING:
+    from analyzer.source import ParsedModule
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +40,48 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
     from analyzer import source
 
     found = source.discover(paths, options.exclude)
-    diagnostics: list[Diagnostic] = list(found.diagnostics)
-    parsed: list[source.ParsedModule] = []
-    total = len(found.files)
-    for i, src in enumerate(found.files):
+    def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
+        return lambda: source.read_source(src, options.max_file_bytes)
+
+    parsed, diagnostics = parse_sources(
+        ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
+        paths={src.relpath: src.path for src in found.files},
+    )
+    return analyze_modules(parsed, [*found.diagnostics, *diagnostics], options, files_analysed=len(parsed))
+
+
+def parse_sources(
+    texts: Iterable[tuple[str, Callable[[], str | Diagnostic]]],
+    total: int = 0,
+    progress: Progress | None = None,
+    paths: dict[str, Path] | None = None,
+) -> tuple[list[ParsedModule], list[Diagnostic]]:
+    """Read (lazily, one at a time) and parse each file once; every failure is one diagnostic.
+
+    The one loop from text to module for every source of text: the work tree, git objects (diff
+    mode), or texts the pre-commit hook already read for its import scan. `paths` gives files on
+    disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files).
+    """
+    from analyzer import source
+
+    parsed: list[ParsedModule] = []
+    diagnostics: list[Diagnostic] = []
+    for done, (relpath, read) in enumerate(texts):
         if progress:
-            progress(i, total, src.relpath)
+            progress(done, total, relpath)
         try:
-            result = source.load(src, options.max_file_bytes)
+            text = read()
+            result = text if isinstance(text, Diagnostic) else source.parse_text(relpath, text)
         except Exception as exc:  # isolation point: one file never stops the run
-            result = Diagnostic(src.relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
+            result = Diagnostic(relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
         if isinstance(result, Diagnostic):
             diagnostics.append(result)
         else:
+            result.path = (paths or {}).get(relpath)
             parsed.append(result)
     if progress:
         progress(total, total, "")
-    return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
+    return parsed, diagnostics
 
 
 def analyze_modules(

@@ -111,30 +111,31 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     from dataclasses import replace
 
     from analyzer import source
-    from analyzer.engine import analyze_modules, make_report
+    from analyzer.engine import analyze_modules, make_report, parse_sources
 
     root = source.common_root(targets)
     changed = changed_relpaths(root, files)
     if not changed:
         return make_report((), (), (), 0), changed
     found = source.discover(targets, options.exclude)
-    chosen = found.files
+    texts: dict[str, str | Diagnostic] = {}
+    chosen = [src.relpath for src in found.files]
     if not full:
-        texts: dict[str, str] = {}
         for src in found.files:
-            text = source.read_source(src, options.max_file_bytes)
-            texts[src.relpath] = text if isinstance(text, str) else ""
-        context = import_context(texts, changed)
-        chosen = [src for src in found.files if src.relpath in context]
-    diagnostics: list[Diagnostic] = [d for d in found.diagnostics if d.file in changed]
-    parsed: list[object] = []
-    for src in chosen:
-        result = source.load(src, options.max_file_bytes)
-        if isinstance(result, Diagnostic):
-            if result.file in changed:
-                diagnostics.append(result)
-        else:
-            parsed.append(result)
+            texts[src.relpath] = source.read_source(src, options.max_file_bytes)
+        context = import_context({rel: t for rel, t in texts.items() if isinstance(t, str)}, changed)
+        chosen = [rel for rel in chosen if rel in context]
+    paths = {src.relpath: src for src in found.files}
+
+    def text_of(rel: str) -> str | Diagnostic:
+        # the import scan already read the file: parse that text rather than reading it again
+        return texts[rel] if rel in texts else source.read_source(paths[rel], options.max_file_bytes)
+
+    parsed, problems = parse_sources(
+        ((rel, lambda rel=rel: text_of(rel)) for rel in chosen),  # type: ignore[misc]
+        paths={rel: src.path for rel, src in paths.items()},
+    )
+    diagnostics = [d for d in [*found.diagnostics, *problems] if d.file in changed]
     report = analyze_modules(parsed, diagnostics, replace(options, only_files=changed), files_analysed=len(parsed))
     return report, changed
 

@@ -147,11 +147,16 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
                 except (OSError, RuntimeError):
                     diagnostics.append(Diagnostic(rel, "unreadable", "symlink loop: the path cannot be resolved"))
                     continue
-            parts = PurePosixPath(rel).parts
-            if any(fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns):
+            if excluded(rel, patterns):
                 continue
             chosen.setdefault(rel, SourceFile(absolute, rel))
     return Discovery(root, [chosen[k] for k in sorted(chosen)], diagnostics)
+
+
+def excluded(relpath: str, patterns: Iterable[str]) -> bool:
+    """`--exclude` semantics: a glob matches the whole relative path or any one of its parts."""
+    parts = PurePosixPath(relpath).parts
+    return any(fnmatch.fnmatch(relpath, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns)
 
 
 def module_name(relpath: str) -> str:
@@ -188,22 +193,30 @@ def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str |
     except (OSError, RuntimeError) as exc:
         return Diagnostic(source.relpath, "unreadable", f"cannot read file: {_why(exc)}")
     if size > max_bytes:
-        return Diagnostic(
-            source.relpath,
-            "too-large",
-            f"file is {size:,} bytes, over the {max_bytes:,}-byte limit (raise max-file-bytes to analyse it)",
-        )
+        return too_large(source.relpath, size, max_bytes)
     try:
         data = source.path.read_bytes()
     except (OSError, RuntimeError) as exc:
         return Diagnostic(source.relpath, "unreadable", f"cannot read file: {_why(exc)}")
+    return decode(source.relpath, data)
+
+
+def too_large(relpath: str, size: int, max_bytes: int) -> Diagnostic:
+    return Diagnostic(
+        relpath, "too-large",
+        f"file is {size:,} bytes, over the {max_bytes:,}-byte limit (raise max-file-bytes to analyse it)",
+    )
+
+
+def decode(relpath: str, data: bytes) -> str | Diagnostic:
+    """Source bytes as text, honouring PEP 263 coding cookies (from disk or from a git object alike)."""
     if b"\0" in data[:8192]:
-        return Diagnostic(source.relpath, "encoding-error", "file looks binary (it contains NUL bytes)")
+        return Diagnostic(relpath, "encoding-error", "file looks binary (it contains NUL bytes)")
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
         if _COOKIE.search(b"\n".join(data.splitlines()[:2])):
-            return Diagnostic(source.relpath, "encoding-error", f"bad coding declaration: {exc.msg}")
+            return Diagnostic(relpath, "encoding-error", f"bad coding declaration: {exc.msg}")
         encoding = "utf-8"  # no cookie: Python reads UTF-8, and the decode below says where it fails
     try:
         text = data.decode(encoding)
@@ -213,7 +226,7 @@ def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str |
             line = data[: exc.start].count(b"\n") + 1
             where = f" at line {line}"
         return Diagnostic(
-            source.relpath, "encoding-error",
+            relpath, "encoding-error",
             f"cannot decode as {encoding}{where}; add a coding declaration or re-save as UTF-8",
         )
     return text.removeprefix("\ufeff")
@@ -274,13 +287,3 @@ def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
     except (MemoryError, ValueError) as exc:
         return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
     return ParsedModule(relpath, module_name(relpath), text, tree, text.splitlines())
-
-
-def load(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedModule | Diagnostic:
-    text = read_source(source, max_bytes)
-    if isinstance(text, Diagnostic):
-        return text
-    parsed = parse_text(source.relpath, text)
-    if isinstance(parsed, ParsedModule):
-        parsed.path = source.path
-    return parsed
