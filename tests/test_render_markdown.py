@@ -37,11 +37,15 @@ def test_marker_verdict_table_and_details() -> None:
     assert lines[1] == "### stagegraph: ❌ 1 error, 2 warnings, 1 note · 2 files not analysed"
     rows = [line for line in lines if line.startswith("| ❌") or line.startswith("| ⚠️") or line.startswith("| ℹ️")]
     assert len(rows) == 4 and rows[0].startswith("| ❌ error | `dedup-before-validation` | `etl/orders_etl.py:83` |")
-    assert text.count("<details>") == 3  # two pipelines + diagnostics
+    assert text.count("<details>") == 4  # notes (collapsed), two pipelines, diagnostics
     assert text.count("```mermaid") == 2
     assert "`load`, `refresh_customer_dim` — shared: `engine`" in text
     tables = [t for t in _parse(text) if t.type == "table_open"]
-    assert len(tables) == 4  # findings, two stage tables, diagnostics
+    assert len(tables) == 5  # hazards, notes, two stage tables, diagnostics
+    # hazards stay in view; fan-out notes are folded so they never bury them in a PR
+    notes_at = text.index("<summary>1 note: orderings that could fan out</summary>")
+    assert all(text.index(row) < notes_at for row in rows if not row.startswith("| ℹ️"))
+    assert all(text.index(row) > notes_at for row in rows if row.startswith("| ℹ️"))
 
 
 def test_verdicts() -> None:
@@ -65,7 +69,7 @@ def test_hostile_text_is_inert() -> None:
     assert "](javascript" not in outside_code
     # findings rows are still one row each with four cells
     md_rows = [t for t in _parse(text) if t.type == "tr_open"]
-    assert len(md_rows) == 1 + 4 + 2 * 1 + 8 + 5 + 1 + 2
+    assert len(md_rows) == 1 + 1 + 4 + 2 * 1 + 8 + 5 + 1 + 2  # a header for hazards and one for notes
 
 
 def test_code_span_and_inline_helpers() -> None:

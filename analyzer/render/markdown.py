@@ -159,10 +159,19 @@ def render(report: Report, budget: int = BUDGET) -> str:
     parts: list[tuple[str, str]] = [("head", "\n".join(head) + "\n")]
     names = {(p.id, st.id): st.name for p in report.pipelines for st in p.stages}
     findings = _sorted_findings(report)
-    if findings:
-        parts.append(("table", "| Severity | Rule | Location | Message |\n|---|---|---|---|\n"))
-        parts.extend(("finding", _finding_row(f, names) + "\n") for f in findings)
+    hazards = [f for f in findings if f.severity != "note"]
+    notes = [f for f in findings if f.severity == "note"]
+    table = "| Severity | Rule | Location | Message |\n|---|---|---|---|\n"
+    if hazards:
+        parts.append(("table", table))
+        parts.extend(("finding", _finding_row(f, names) + "\n") for f in hazards)
         parts.append(("gap", "\n"))
+    if notes:
+        # fan-out opportunities are worth reading, but must not bury the hazards in a PR comment
+        parts.append(("table", f"<details>\n<summary>{plural(len(notes), 'note')}: orderings that could fan out"
+                               f"</summary>\n\n{table}"))
+        parts.extend(("finding", _finding_row(f, names) + "\n") for f in notes)
+        parts.append(("gap", "\n</details>\n\n"))
     for p in report.pipelines:
         parts.append(("pipeline", pipeline_details(report, p)))
     if report.diagnostics:
