@@ -90,3 +90,9 @@ def test_mermaid_and_text_render_the_same_pipelines(out_dir: Path) -> None:
     for pipeline in report["pipelines"]:
         assert f"pipeline {pipeline['name']} ({pipeline['style']}) {pipeline['file']}" in text
     assert mermaid.count("subgraph") >= len(report["pipelines"])
+
+
+def test_html_findings_show_the_code_line_they_point_at(out_dir: Path) -> None:
+    html = (out_dir / "report.html").read_text()
+    # dedup-before-validation points at the driver's call of the validation that comes too late
+    assert 'class="snippet"' in html and "orders = validate_orders(orders)" in html
