@@ -341,3 +341,35 @@ def test_kedro_plus_and_namespace(tmp_path: Path) -> None:
     p = pick(report, "create_pipeline", "kedro")
     assert {s.name for s in p.stages} == {"one.f", "two.f"}
     assert depends(p, "one.f", "two.f")
+
+
+def test_custom_operators_with_a_task_id_are_tasks_and_sql_is_found_under_the_root(tmp_path: Path) -> None:
+    """Real DAGs use in-house operators and `template_searchpath=Variable.get(...)`: neither may hide a task."""
+    (tmp_path / "sql" / "marts").mkdir(parents=True)
+    (tmp_path / "sql" / "marts" / "dim_store.sql").write_text("INSERT INTO marts.dim_store SELECT * FROM raw.stores")
+    (tmp_path / "sql" / "marts" / "fact_sales.sql").write_text(
+        "INSERT INTO marts.fact_sales SELECT s.* FROM raw.sales s LEFT JOIN marts.dim_store d USING (store_id)")
+    report = run(tmp_path, {
+        "dags/ops.py": """
+            from airflow.models import BaseOperator
+            class WarehouseSqlOperator(BaseOperator):
+                def __init__(self, sql, **kwargs):
+                    super().__init__(**kwargs)
+                    self.sql = sql
+        """,
+        "dags/marts.py": """
+            import airflow
+            from airflow.models import Variable
+            from ops import WarehouseSqlOperator
+            dag = airflow.DAG("marts", template_searchpath=Variable.get("sql_path"))
+            dim_store = WarehouseSqlOperator(task_id="dim_store", sql="marts/dim_store.sql", dag=dag)
+            fact_sales = WarehouseSqlOperator(task_id="fact_sales", sql="marts/fact_sales.sql", dag=dag)
+            audit = WarehouseSqlOperator(task_id="audit", sql="SELECT 1", dag=dag)
+            audit >> dim_store
+            audit >> fact_sales
+        """,
+    })
+    marts = pick(report, "marts")
+    assert {s.name for s in marts.stages} == {"dim_store", "fact_sales", "audit"}
+    undeclared = [f for f in report.findings if f.rule == "undeclared-dependency"]
+    assert [(f.stages, "marts.dim_store" in f.message) for f in undeclared] == [(("dim_store", "fact_sales"), True)]

@@ -28,7 +28,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import libcst as cst
 
@@ -67,6 +67,9 @@ CHAIN = frozenset({"airflow.models.baseoperator.chain", "airflow.sdk.chain", "ai
 CHAIN_LINEAR = frozenset({"airflow.models.baseoperator.chain_linear", "airflow.sdk.chain_linear"})
 CROSS = frozenset({"airflow.models.baseoperator.cross_downstream", "airflow.sdk.cross_downstream",
                    "airflow.utils.helpers.cross_downstream"})
+#: .sql files per analysed root, listed once per run when a template_searchpath can't be evaluated
+_SQL_FILES: dict[str, list[Path]] = {}
+
 PYTHON_OPERATORS = frozenset({
     "PythonOperator", "PythonVirtualenvOperator", "BranchPythonOperator", "ShortCircuitOperator",
     "ExternalPythonOperator", "BranchExternalPythonOperator", "BranchPythonVirtualenvOperator",
@@ -372,7 +375,8 @@ class DagWalker:
             self.w.env = saved_env
             self.w.env.update({k: v for k, v in self.w.env.items()})
             return [ref]
-        if self.is_operator(qualified):
+        if self.is_operator(qualified) or kwarg(call, "task_id") is not None:
+            # a call given a task_id in a DAG body is a task, whatever its class (custom operators included)
             return [self.operator(call, qualified, None, call)]
         # any other call: tasks created inside its arguments still count
         out: list[Ref] = []
@@ -593,7 +597,26 @@ class DagWalker:
                     return candidate.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-        return None
+        found = self.sql_under_root(name)
+        return found.read_text(encoding="utf-8", errors="replace") if found is not None else None
+
+    def sql_under_root(self, name: str) -> Path | None:
+        """The one file under the analysed root whose path ends with `name`, for a `template_searchpath`
+        that can't be evaluated (`Variable.get("sql_path")`); None when absent or ambiguous."""
+        path = self.module.parsed.path
+        if path is None or Path(name).is_absolute():
+            return None
+        depth = len(PurePosixPath(self.module.relpath).parts)
+        root = path.parents[depth - 1] if depth >= 1 else path.parent
+        key = str(root)
+        if key not in _SQL_FILES:
+            try:
+                _SQL_FILES[key] = sorted(p for p in root.rglob("*.sql") if p.is_file())[:20_000]
+            except OSError:
+                _SQL_FILES[key] = []
+        suffix = "/" + name.lstrip("./")
+        matches = [p for p in _SQL_FILES[key] if p.as_posix().endswith(suffix)]
+        return matches[0] if len(matches) == 1 else None
 
     def ref_tasks(self, ref: Ref) -> list[str]:
         kind, name = ref
