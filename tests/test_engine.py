@@ -309,3 +309,31 @@ def test_elements_reached_through_sorted_or_list_are_the_callers(tmp_path: Path)
     kinds = edge_kinds(pipeline(report, "main"))
     assert kinds[("stamp", "export")] == "data"
     assert kinds[("flag", "export")] == "data"
+
+
+def test_asyncio_gather_is_an_existing_fan_out_and_unpacks_per_result(tmp_path: Path) -> None:
+    """`a, b = await gather(x(), y())`: x and y already run together; a holds only x's result."""
+    report = run(tmp_path, {"job.py": """
+        import asyncio
+        async def fetch_users():
+            return []
+        async def fetch_orders():
+            return []
+        async def enrich(user):
+            return user
+        async def join(users, orders):
+            return users + orders
+        async def main():
+            users, orders = await asyncio.gather(fetch_users(), fetch_orders())
+            enriched = await asyncio.gather(*(enrich(u) for u in users))
+            return await join(enriched, orders)
+    """})
+    p = pipeline(report, "main")
+    kinds = edge_kinds(p)
+    assert ("fetch_users", "fetch_orders") not in kinds  # not even "coincidental": they already run together
+    assert kinds[("fetch_users", "enrich")] == "data"
+    assert not depends(p, "fetch_orders", "enrich")  # enrich may start before fetch_orders ends
+    assert {s.id: s.fanout.mechanism for s in p.stages if s.fanout} == {
+        "fetch_users": "gather", "fetch_orders": "gather", "enrich": "gather"}
+    fanout = [f for f in report.findings if f.rule == "unbounded-fanout"]
+    assert [f.stages for f in fanout] == [("enrich",)]

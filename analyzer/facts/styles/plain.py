@@ -35,6 +35,11 @@ _EXECUTORS = {
     "joblib.Parallel": ("pool", ("n_jobs",), 0),
 }
 _SUBMIT_ONE = {"submit", "apply_async", "apply", "run_in_executor"}
+#: calls whose awaitable arguments run concurrently (their stages are an existing fan-out)
+_CONCURRENT = {
+    "asyncio.gather": "gather", "asyncio.wait": "gather", "asyncio.as_completed": "gather",
+    "asyncio.create_task": "task", "asyncio.ensure_future": "task", "trio.lowlevel.spawn_system_task": "task",
+}
 _SUBMIT_MANY = {"map", "imap", "imap_unordered", "starmap", "map_async", "starmap_async"}
 _EXITS = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
@@ -74,6 +79,8 @@ class _Walk:
     instances: dict[str, tuple[ClassRef, str]] = field(default_factory=dict)  # local -> (class, object key)
     discarded: set[int] = field(default_factory=set)  # calls whose result is thrown away
     self_calls: int = 0
+    gathers: list[FanOut] = field(default_factory=list)  # enclosing concurrent calls (asyncio.gather, ...)
+    concurrent: list[set[str]] = field(default_factory=list)  # stages started together: no order among them
 
 
 class Driver:
@@ -262,6 +269,15 @@ class Driver:
                     self.w.result_labels[id(value)] = only.value
                 elif isinstance(only, cst.Tuple | cst.List):
                     self.w.result_labels[id(value)] = ", ".join(_code(e.value) for e in only.elements)
+            pairs = _elementwise(small)
+            if pairs is not None:
+                gather = _unpacked_gather(small)
+                if gather is not None:  # a, b = await gather(x(), y()): one result each, started together
+                    self.concurrently(gather, "gather", bind=pairs)
+                else:
+                    for element_target, element_value in pairs:
+                        self.bind(element_target, self.expr(element_value), value=element_value)
+                return
             objs = self.expr(small.value)
             for target in small.targets:
                 self.bind(target.target, objs, value=small.value)
@@ -375,8 +391,12 @@ class Driver:
                     arg_objs = [self.expr(a.value) for a in args[1:]]
                     return receiver | self.stage(target, call, arg_objs, args[1:], fanout=fan,
                                                  via_self=_is_self_ref(args[0].value))
-        # threading.Thread(target=f, args=(...))
         qualified = self.module.qualify(func) or ""
+        mechanism = _CONCURRENT.get(qualified) or (
+            "task" if isinstance(func, cst.Attribute) and func.attr.value in {"create_task", "start_soon"} else None)
+        if mechanism is not None:
+            return self.concurrently(call, mechanism)
+        # threading.Thread(target=f, args=(...))
         if qualified in {"threading.Thread", "multiprocessing.Process"}:
             target_arg = next((a.value for a in call.args if a.keyword and a.keyword.value == "target"), None)
             ref = self.resolve_ref(target_arg) if target_arg is not None else None
@@ -408,9 +428,10 @@ class Driver:
             via_self = _is_self_ref(func)
             instance = self.instance_of(func.value) if isinstance(func, cst.Attribute) and not via_self else None
             fanout = None
-            if self.w.loops:
-                gathered = self.in_gather(call)
-                fanout = FanOut("gather" if gathered else "loop", self.w.loops[-1], self.module.line(call), None)
+            if self.w.gathers:
+                fanout = self.w.gathers[-1]
+            elif self.w.loops:
+                fanout = FanOut("loop", self.w.loops[-1], self.module.line(call), None)
             return self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self,
                               instance=instance[1] if instance else None)
         out = set(receiver_objs)
@@ -418,8 +439,31 @@ class Driver:
             out |= objs
         return out
 
-    def in_gather(self, call: cst.Call) -> bool:
-        return False
+    def concurrently(self, call: cst.Call, mechanism: str,
+                     bind: list[tuple[cst.BaseExpression, cst.BaseExpression]] | None = None) -> set[str]:
+        """`asyncio.gather(a(), b())`, `tg.create_task(c())`: the stages inside already run together.
+
+        With `bind` (`x, y = await gather(a(), b())`) each target gets only its own argument's result.
+        """
+        self.w.gathers.append(FanOut(mechanism, _code(call), self.module.line(call), None))
+        first = len(self.w.stages)
+        out: set[str] = set()
+        try:
+            if bind is not None:
+                for target, value in bind:
+                    objs = self.expr(value)
+                    self.bind(target, objs, value=value)
+                    out |= objs
+            for arg in call.args if bind is None else ():
+                out |= self.expr(arg.value)
+            if isinstance(call.func, cst.Attribute):
+                out |= self.expr(call.func.value)
+        finally:
+            self.w.gathers.pop()
+        started = {s.id for s in self.w.stages[first:]}
+        if len(started) >= 2:
+            self.w.concurrent.append(started)
+        return out
 
     def instance_of(self, expr: cst.BaseExpression) -> tuple[ClassRef, tuple[str, str] | None] | None:
         """The analysed class a method receiver is an instance of, with its (key, label) when it can be shared."""
@@ -658,6 +702,55 @@ def bind_arguments(params: Sequence[str], args: Sequence[cst.Arg], arg_objs: Seq
     return bound
 
 
+def _call_order(stages: Sequence[Stage], concurrent: list[set[str]]) -> list[Link]:
+    """Each stage follows the one before it, except inside a concurrent call (`gather`), whose members all
+    follow what came before it and all precede what comes after it."""
+    group_of = {sid: i for i, group in enumerate(concurrent) for sid in group}
+    links: list[Link] = []
+    previous: list[str] = []  # the stage(s) the next stage follows
+    i = 0
+    while i < len(stages):
+        group = group_of.get(stages[i].id)
+        if group is None:
+            members = [stages[i].id]
+            i += 1
+        else:
+            members = []
+            while i < len(stages) and group_of.get(stages[i].id) == group:
+                members.append(stages[i].id)
+                i += 1
+        links.extend(Link(a, b, "order", ("call order",)) for a in previous for b in members)
+        previous = members
+    return links
+
+
+def _elementwise(assign: cst.Assign) -> list[tuple[cst.BaseExpression, cst.BaseExpression]] | None:
+    """Targets paired with values for `a, b = x(), y()` and `a, b = await asyncio.gather(x(), y())`."""
+    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Tuple | cst.List):
+        return None
+    targets = assign.targets[0].target.elements
+    value = assign.value.expression if isinstance(assign.value, cst.Await) else assign.value
+    if isinstance(value, cst.Tuple | cst.List):
+        values = [el.value for el in value.elements if not isinstance(el, cst.StarredElement)]
+        if len(values) != len(value.elements):
+            return None
+    elif isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "gather" \
+            and all(a.keyword is None and not a.star for a in value.args):
+        values = [a.value for a in value.args]
+    else:
+        return None
+    if len(values) != len(targets) or any(isinstance(t, cst.StarredElement) for t in targets):
+        return None
+    return [(t.value, v) for t, v in zip(targets, values, strict=True)]
+
+
+def _unpacked_gather(assign: cst.Assign) -> cst.Call | None:
+    value = assign.value.expression if isinstance(assign.value, cst.Await) else assign.value
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "gather":
+        return value
+    return None
+
+
 def _is_self_ref(expr: cst.BaseExpression | None) -> bool:
     return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
 
@@ -716,7 +809,7 @@ def _pipeline(builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None
     if len(walk.stages) < 2:
         return None
     style = "class" if fn is not None and fn.class_name and walk.self_calls * 2 >= len(walk.stages) else "plain"
-    declared = tuple(Link(a.id, b.id, "order", ("call order",)) for a, b in itertools.pairwise(walk.stages))
+    declared = tuple(_call_order(walk.stages, walk.concurrent))
     signals = builder.driver_signals(fn, body, module)
     return PipelineFacts(
         id=f"{module.relpath}::{name}",
