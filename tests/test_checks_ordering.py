@@ -166,3 +166,14 @@ def test_overlapping_groups_do_not_repeat_the_same_ordering() -> None:
     p = pipeline(stages, [edge("x", "y", "order"), edge("p", "q")])
     assert [g.stages for g in p.parallel_groups] == [("x", "y", "p"), ("x", "y", "q")]
     assert stage_sets("coincidental-order", p) == [("x", "y", "p")]
+
+
+def test_hidden_state_is_a_hand_off_between_different_stages() -> None:
+    """A method reading what its own previous call set (`run_cli` twice) is not a hidden hand-off."""
+    from dataclasses import replace
+
+    state = attr("self.sp")
+    first = replace(stage("run_cli", 1, writes=[state]), qualname="hooks.Hook.run_cli")
+    second = replace(stage("run_cli#2", 2, reads=[state]), name="run_cli", qualname="hooks.Hook.run_cli")
+    p = pipeline([first, second], [edge("run_cli", "run_cli#2", via=["self.sp"])], style="class")
+    assert stage_sets("hidden-state-dependency", p) == []

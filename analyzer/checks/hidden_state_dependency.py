@@ -23,6 +23,8 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         if edge.kind != "data" or edge.source == edge.target:
             continue
         writer, reader = pipeline.stage(edge.source), pipeline.stage(edge.target)
+        if writer.qualname and writer.qualname == reader.qualname:
+            continue  # two calls of one function: state it keeps for itself, not a hand-off between stages
         written = {e.identity: e for e in writer.writes if e.kind in STATE_KINDS and not e.assumed}
         targets = sorted(
             {written[e.identity].target for e in reader.reads if e.kind in STATE_KINDS and e.identity in written}
