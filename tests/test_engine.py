@@ -337,3 +337,41 @@ def test_asyncio_gather_is_an_existing_fan_out_and_unpacks_per_result(tmp_path: 
         "fetch_users": "gather", "fetch_orders": "gather", "enrich": "gather"}
     fanout = [f for f in report.findings if f.rule == "unbounded-fanout"]
     assert [f.stages for f in fanout] == [("enrich",)]
+
+
+def test_steps_listed_in_a_loop_are_stages_linked_by_unknown_edges(tmp_path: Path) -> None:
+    """`for step in STEPS: data = step(data)` runs each listed function: stages, never called independent."""
+    report = run(tmp_path, {"job.py": """
+        def clean(rows):
+            return rows
+        def enrich(rows):
+            return rows
+        def load(rows):
+            print(rows)
+        STEPS = (clean, enrich)
+        def main(data):
+            for step in STEPS:
+                data = step(data)
+            for step in [load]:
+                step(data)
+    """})
+    p = pipeline(report, "main")
+    assert [s.id for s in p.stages] == ["clean", "enrich", "load"]
+    assert edge_kinds(p)[("clean", "enrich")] == "unknown"
+    assert depends(p, "clean", "load") and depends(p, "enrich", "load")
+
+
+def test_values_carried_out_of_a_loop_keep_their_producer(tmp_path: Path) -> None:
+    """Was UNSAFE: the loop body's second walk bound `acc` to objects no recorded stage writes."""
+    report = run(tmp_path, {"job.py": """
+        def step(acc, x):
+            return acc + [x]
+        def final(acc):
+            print(acc)
+        def main(items):
+            acc = []
+            for x in items:
+                acc = step(acc, x)
+            final(acc)
+    """})
+    assert edge_kinds(pipeline(report, "main"))[("step", "final")] == "data"

@@ -35,6 +35,7 @@ class StageSpec:
     mutates: set[int] = field(default_factory=set)  # which of those results it mutates
     file_style: int = 0
     mutate_style: int = 0
+    in_loop: bool = False  # the driver calls it inside a loop: its result is carried out of the loop
 
 
 @st.composite
@@ -48,6 +49,7 @@ def pipelines(draw: st.DrawFn) -> list[StageSpec]:
             writes=set(draw(st.lists(st.sampled_from(symbols), max_size=2))),
             file_style=draw(st.integers(min_value=0, max_value=3)),
             mutate_style=draw(st.integers(min_value=0, max_value=3)),
+            in_loop=draw(st.booleans()),
         )
         if i:
             spec.args = sorted(set(draw(st.lists(st.integers(min_value=0, max_value=i - 1), max_size=2))))
@@ -113,7 +115,11 @@ def render(specs: list[StageSpec], prefix: str = "") -> str:
     lines.append(f"def {p}main():")
     for i, spec in enumerate(specs):
         args = ", ".join(f"{p}out{a}" for a in spec.args)
-        lines.append(f"    {p}out{i} = {p}stage{i}({args})")
+        if spec.in_loop:
+            lines.append(f"    for {p}item in range(3):")
+            lines.append(f"        {p}out{i} = {p}stage{i}({args})")
+        else:
+            lines.append(f"    {p}out{i} = {p}stage{i}({args})")
     return "\n".join(lines) + "\n"
 
 

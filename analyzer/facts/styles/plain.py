@@ -70,6 +70,8 @@ class _Walk:
     links: list[Link] = field(default_factory=list)
     guards: list[frozenset[str]] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
+    #: loop variable -> the expression it iterates (innermost last), to resolve `for step in STEPS: step(x)`
+    loop_sources: list[tuple[frozenset[str], cst.BaseExpression]] = field(default_factory=list)
     executors: dict[str, Executor] = field(default_factory=dict)
     counter: itertools.count[int] = field(default_factory=itertools.count)
     dynamic: list[str] = field(default_factory=list)
@@ -79,6 +81,8 @@ class _Walk:
     instances: dict[str, tuple[ClassRef, str]] = field(default_factory=dict)  # local -> (class, object key)
     discarded: set[int] = field(default_factory=set)  # calls whose result is thrown away
     self_calls: int = 0
+    #: a call site's result object, reused when a loop body is walked again (see `loop_body`)
+    results: dict[tuple[int, str], str] = field(default_factory=dict)
     gathers: list[FanOut] = field(default_factory=list)  # enclosing concurrent calls (asyncio.gather, ...)
     concurrent: list[set[str]] = field(default_factory=list)  # stages started together: no order among them
 
@@ -179,7 +183,9 @@ class Driver:
             self.bind(stmt.target, iter_objs)
             detail = f"for {_code(stmt.target)} in {_code(stmt.iter)}"
             self.w.loops.append(detail)
+            self.w.loop_sources.append((frozenset(_names(stmt.target)), stmt.iter))
             self.loop_body(stmt.body)
+            self.w.loop_sources.pop()
             self.w.loops.pop()
             if stmt.orelse is not None:
                 self.block(stmt.orelse.body.body if isinstance(stmt.orelse.body, cst.IndentedBlock) else [])
@@ -557,8 +563,15 @@ class Driver:
         for obj in list(self.w.objects.values()):
             if obj.key in written:
                 self.w.objects[obj.key] = Obj(obj.key, obj.label, obj.keys, obj.producers | {stage_id})
-        result = self.new_obj(self.w.result_labels.get(id(call), f"{name}()"), None, set(),
-                              producers=frozenset({stage_id}))
+        site = (id(call), callee.qualname)  # one call node may dispatch to several candidates
+        if site in self.w.results and self.w.results[site] in self.w.objects:
+            # the second walk of a loop body: the same call site yields the same result object, so values
+            # carried out of the loop still point at what the (first-walk) stage writes
+            result = self.w.objects[self.w.results[site]]
+        else:
+            result = self.new_obj(self.w.result_labels.get(id(call), f"{name}()"), None, set(),
+                                  producers=frozenset({stage_id}))
+            self.w.results[site] = result.key
         if id(call) not in self.w.discarded:
             # a stage's result is the object it writes; later stages that use it read it
             self.w.stages[-1] = self.builder.with_result(self.w.stages[-1], result.key, result.label, line)
@@ -617,8 +630,42 @@ class Driver:
         return out
 
     def dynamic_registry(self, call: cst.Call, name: str) -> set[str] | None:
-        """`for step in STEPS: step(data)` over a list of analysed functions."""
-        return None
+        """`for step in (clean, validate, load): data = step(data)` over a list of analysed functions.
+
+        The list's order is known, but the data threading through the loop variable is not traced
+        precisely, so the steps are linked by `unknown` edges in list order (sound, never 'independent').
+        """
+        source = next((expr for names, expr in reversed(self.w.loop_sources) if name in names), None)
+        if source is None:
+            return None
+        candidates = self.function_list(source)
+        if len(candidates) < 1:
+            return None
+        reason = (f"each step of `{_code(source)}` is called in turn through `{name}`: the data the steps hand "
+                  "each other through the loop is not traced")
+        arg_objs = [self.expr(a.value) for a in call.args]
+        out: set[str] = set()
+        for ref in candidates:
+            out |= self.stage(ref, call, arg_objs, list(call.args), fanout=None, via_self=_is_self_ref_name(ref),
+                              dynamic=reason)
+        self.chain_dynamic(reason)
+        return out
+
+    def function_list(self, expr: cst.BaseExpression, depth: int = 0) -> list[FunctionRef]:
+        """Analysed functions listed by a literal, a module constant, or a dict constant's `.values()`."""
+        if depth > 3:
+            return []
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "values":
+            expr = expr.func.value
+        if isinstance(expr, cst.Name) and expr.value in self.module.constants:
+            return self.function_list(self.module.constants[expr.value], depth + 1)
+        elements: list[cst.BaseExpression] = []
+        if isinstance(expr, cst.List | cst.Tuple):
+            elements = [el.value for el in expr.elements]
+        elif isinstance(expr, cst.Dict):
+            elements = [el.value for el in expr.elements if isinstance(el, cst.DictElement)]
+        refs = [self.resolve_ref(el) for el in elements]
+        return [r for r in refs if r is not None] if refs and all(refs) else []
 
     def dynamic_subscript(self, call: cst.Call, func: cst.Subscript) -> set[str] | None:
         """`REGISTRY[name](...)` over a dict of analysed functions."""
@@ -751,6 +798,18 @@ def _unpacked_gather(assign: cst.Assign) -> cst.Call | None:
     return None
 
 
+def _names(target: cst.BaseExpression) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Tuple | cst.List):
+        return [n for el in target.elements for n in _names(el.value)]
+    return []
+
+
+def _is_self_ref_name(ref: FunctionRef) -> bool:
+    return ref.is_method
+
+
 def _is_self_ref(expr: cst.BaseExpression | None) -> bool:
     return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
 
@@ -851,6 +910,13 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
         elif isinstance(node, cst.Name | cst.Attribute):
             q = module.qualify(node)
             ref = project.function(q) if q and "." in q else None
+            listed = module.constants.get(node.value) if isinstance(node, cst.Name) else None
+            if isinstance(listed, cst.List | cst.Tuple | cst.Dict):  # STEPS = (clean, validate, load)
+                for leaf in _walk(listed):
+                    q = module.qualify(leaf) if isinstance(leaf, cst.Name | cst.Attribute) else None
+                    found = project.function(q) if q and "." in q else None
+                    if found is not None:
+                        seen.add(found.qualname)
         elif isinstance(node, cst.Call) and _dispatches(node, module):
             return True
         if ref is not None and (fn is None or ref.qualname != fn.qualname):
