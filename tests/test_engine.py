@@ -375,3 +375,38 @@ def test_values_carried_out_of_a_loop_keep_their_producer(tmp_path: Path) -> Non
             final(acc)
     """})
     assert edge_kinds(pipeline(report, "main"))[("step", "final")] == "data"
+
+
+def test_values_stored_in_driver_containers_and_self_attributes_keep_their_producer(tmp_path: Path) -> None:
+    """Was UNSAFE: `results["a"] = extract(); load(results["a"])` and `self.rows = self.fetch()` lost the edge."""
+    report = run(tmp_path, {"job.py": """
+        def extract():
+            return [1]
+        def other():
+            return [2]
+        def load(rows):
+            print(rows)
+        def main():
+            results = {}
+            results["a"] = extract()
+            batch = []
+            batch.append(other())
+            load(results["a"])
+            load(batch)
+        class Job:
+            def fetch(self):
+                return [1]
+            def clean(self):
+                return [x for x in self.rows if x]
+            def store(self, rows):
+                print(rows)
+            def run(self):
+                self.rows = self.fetch()
+                self.clean()
+                self.store(self.rows)
+    """})
+    plain = edge_kinds(pipeline(report, "main"))
+    assert plain[("extract", "load")] == "data" and plain[("other", "load#2")] == "data"
+    job = edge_kinds(pipeline(report, "Job.run"))
+    assert job[("fetch", "clean")] == "data" and job[("fetch", "store")] == "data"
+    assert not [f for f in report.findings if f.rule == "hidden-state-dependency"]  # the driver hands it over

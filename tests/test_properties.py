@@ -40,6 +40,7 @@ class StageSpec:
 
 @st.composite
 def pipelines(draw: st.DrawFn) -> list[StageSpec]:
+    """Random stages; `render` also varies how the driver holds results (variables or one dict)."""
     n = draw(st.integers(min_value=2, max_value=6))
     symbols = [f"g:{g}" for g in GLOBALS] + [f"f:{f}" for f in FILES] + [f"t:{t}" for t in TABLES]
     specs = []
@@ -77,8 +78,9 @@ def _mutation(name: str, i: int, style: int) -> str:
     ][style]
 
 
-def render(specs: list[StageSpec], prefix: str = "") -> str:
-    """Python source for the pipeline; `prefix` renames every identifier we control."""
+def render(specs: list[StageSpec], prefix: str = "", boxed: bool = False) -> str:
+    """Python source for the pipeline; `prefix` renames every identifier we control; `boxed` keeps every
+    result in one dict (`out["0"] = stage0()`, `stage1(out["0"])`) instead of one variable each."""
     p = prefix
     lines = ["import os", "", 'DATA_DIR = "/data"']
     lines += [f'PATH_{f.split(".")[0].upper()} = "/data/{f}"' for f in FILES]
@@ -113,13 +115,19 @@ def render(specs: list[StageSpec], prefix: str = "") -> str:
         lines.append("")
     lines.append("def db_run(sql):\n    return sql\n")
     lines.append(f"def {p}main():")
+    if boxed:
+        lines.append(f"    {p}out = {{}}")
+
+    def slot(k: int) -> str:
+        return f'{p}out["{k}"]' if boxed else f"{p}out{k}"
+
     for i, spec in enumerate(specs):
-        args = ", ".join(f"{p}out{a}" for a in spec.args)
+        args = ", ".join(slot(a) for a in spec.args)
         if spec.in_loop:
             lines.append(f"    for {p}item in range(3):")
-            lines.append(f"        {p}out{i} = {p}stage{i}({args})")
+            lines.append(f"        {slot(i)} = {p}stage{i}({args})")
         else:
-            lines.append(f"    {p}out{i} = {p}stage{i}({args})")
+            lines.append(f"    {slot(i)} = {p}stage{i}({args})")
     return "\n".join(lines) + "\n"
 
 
@@ -182,8 +190,12 @@ def test_sound_and_precise(tmp_path_factory: object, specs: list[StageSpec]) -> 
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = analysed(Path(tmp), render(specs))
+        pipeline = analysed(Path(tmp) / "vars", render(specs))
+        boxed = analysed(Path(tmp) / "dict", render(specs, boxed=True))
     expected = truth(specs)
+    boxed_closure = reachable(boxed)
+    for i, j in expected:  # results kept in one dict: at least as conservative, never less
+        assert (f"stage{i}", f"stage{j}") in boxed_closure, f"UNSAFE (dict)\n{render(specs, boxed=True)}"
     ids = {stage_index(s.id): s.id for s in pipeline.stages}
     assert sorted(ids) == list(range(len(specs)))
     closure = reachable(pipeline)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.facts.effects import Context, _self_attr, _walk, function_scope
+from analyzer.facts.effects import MUTATORS, Context, _self_attr, _walk, function_scope
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
+from analyzer.facts.stagefx import StageBuilder, dedupe
 from analyzer.facts.tree import children as _children
 from analyzer.facts.values import evaluate
-from analyzer.model import FanOut, Link, PipelineFacts, Stage
+from analyzer.model import Effect, FanOut, Link, PipelineFacts, Stage
 
 _EXECUTORS = {
     "concurrent.futures.ThreadPoolExecutor": ("executor", ("max_workers",), 0),
@@ -83,6 +83,8 @@ class _Walk:
     self_calls: int = 0
     #: a call site's result object, reused when a loop body is walked again (see `loop_body`)
     results: dict[tuple[int, str], str] = field(default_factory=dict)
+    #: what the driver itself stored in self attributes (`self.rows = self.fetch()`)
+    attr_objs: dict[str, set[str]] = field(default_factory=dict)
     gathers: list[FanOut] = field(default_factory=list)  # enclosing concurrent calls (asyncio.gather, ...)
     concurrent: list[set[str]] = field(default_factory=list)  # stages started together: no order among them
 
@@ -322,7 +324,33 @@ class Driver:
                 self.bind(el.value, objs)
         elif isinstance(target, cst.StarredElement):
             self.bind(target.value, objs)
-        # attribute and subscript targets mutate existing objects; stages see that through their own effects
+        elif isinstance(target, cst.Attribute | cst.Subscript):
+            attr = _self_attr(target)
+            if attr is not None:
+                # self.rows = self.fetch(): stages that read self.rows read what the driver put there
+                self.w.attr_objs[f"self.{attr}"] = set(objs)
+            else:
+                # results["a"] = extract(): the container now holds that value
+                self.absorb(self.expr_names(target.value), objs)
+
+    def expr_names(self, expr: cst.BaseExpression) -> set[str]:
+        """The driver objects a container expression (`results`, `results["a"]`, `cfg.rows`) stands for."""
+        while isinstance(expr, cst.Subscript | cst.Attribute) and _self_attr(expr) is None:
+            expr = expr.value
+        if isinstance(expr, cst.Name):
+            return set(self.w.env.get(expr.value, set()))
+        attr = _self_attr(expr)
+        return set(self.w.attr_objs.get(f"self.{attr}", set())) if attr else set()
+
+    def absorb(self, containers: set[str], objs: set[str]) -> None:
+        """Containers that now hold `objs`: reading them reads those values (and depends on their producers)."""
+        for key in containers:
+            box = self.w.objects[key]
+            keys, producers = set(box.keys), set(box.producers)
+            for o in objs:
+                keys |= self.w.objects[o].keys
+                producers |= self.w.objects[o].producers
+            self.w.objects[key] = Obj(box.key, box.label, frozenset(keys), frozenset(producers))
 
     # -- expressions --------------------------------------------------------------------
 
@@ -443,6 +471,9 @@ class Driver:
         out = set(receiver_objs)
         for objs in arg_objs:
             out |= objs
+        if isinstance(func, cst.Attribute) and func.attr.value in MUTATORS:
+            # batch.append(other()): the container now holds the argument's value
+            self.absorb(self.expr_names(func.value), set().union(*arg_objs) if arg_objs else set())
         return out
 
     def concurrently(self, call: cst.Call, mechanism: str,
@@ -550,6 +581,9 @@ class Driver:
         )
         if via_self:
             self.w.self_calls += 1
+        carried = self.attribute_values(stage)
+        if carried:
+            stage = replace(stage, reads=dedupe([*stage.reads, *carried]))
         self.w.stages.append(stage)
         for guard in self.w.guards:
             for producer in sorted(guard):
@@ -576,6 +610,15 @@ class Driver:
             # a stage's result is the object it writes; later stages that use it read it
             self.w.stages[-1] = self.builder.with_result(self.w.stages[-1], result.key, result.label, line)
         return {result.key}
+
+    def attribute_values(self, stage: Stage) -> list[Effect]:
+        """Reads of the values the driver stored in the self attributes this stage reads."""
+        out: list[Effect] = []
+        for effect in stage.reads:
+            for obj in self.w.attr_objs.get(effect.identity, set()):
+                for key in self.w.objects[obj].keys:
+                    out.append(Effect("variable", self.label_of(key), stage.file, stage.line, key=key))
+        return out
 
     def label_of(self, key: str) -> str:
         obj = self.w.objects.get(key)
