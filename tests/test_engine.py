@@ -410,3 +410,25 @@ def test_values_stored_in_driver_containers_and_self_attributes_keep_their_produ
     job = edge_kinds(pipeline(report, "Job.run"))
     assert job[("fetch", "clean")] == "data" and job[("fetch", "store")] == "data"
     assert not [f for f in report.findings if f.rule == "hidden-state-dependency"]  # the driver hands it over
+
+
+def test_driver_io_on_a_stage_result_orders_that_stage_before_readers(tmp_path: Path) -> None:
+    """Was UNSAFE: `df = fetch(); df.to_csv(OUT); load_from(OUT)` - the driver's own write hands fetch's data over."""
+    report = run(tmp_path, {"job.py": """
+        import pandas as pd
+        OUT = "/data/orders.csv"
+        def fetch():
+            return pd.DataFrame()
+        def load_from(path):
+            return pd.read_csv(path)
+        def unrelated():
+            return pd.read_csv("/data/other.csv")
+        def main():
+            df = fetch()
+            df.to_csv(OUT)
+            load_from(OUT)
+            unrelated()
+    """})
+    kinds = edge_kinds(pipeline(report, "main"))
+    assert kinds[("fetch", "load_from")] == "data"
+    assert kinds.get(("load_from", "unrelated")) == "order"

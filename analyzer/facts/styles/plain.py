@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.facts.effects import MUTATORS, Context, _self_attr, _walk, function_scope
+from analyzer.facts.effects import MUTATORS, Access, Context, _self_attr, _walk, function_scope
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder, dedupe
+from analyzer.facts.stagefx import StageBuilder, dedupe, effect_of
 from analyzer.facts.tree import children as _children
 from analyzer.facts.values import evaluate
 from analyzer.model import Effect, FanOut, Link, PipelineFacts, Stage
@@ -105,6 +105,12 @@ class Driver:
         )
         self.w = _Walk()
         self.scope = function_scope(fn, module, self.project)
+        #: the driver's own writes (files, tables, keys) by the call node that makes them
+        self.own_writes: dict[int, list[Access]] = {}
+        summary = builder.direct.get(fn.qualname) if fn is not None else None
+        for access in summary.accesses if summary is not None else ():
+            if access.write and access.place is None:
+                self.own_writes.setdefault(id(access.site.node), []).append(access)
         if fn is not None:
             for p in fn.params:
                 if p not in {"self", "cls"}:
@@ -474,7 +480,20 @@ class Driver:
         if isinstance(func, cst.Attribute) and func.attr.value in MUTATORS:
             # batch.append(other()): the container now holds the argument's value
             self.absorb(self.expr_names(func.value), set().union(*arg_objs) if arg_objs else set())
+        if id(call) in self.own_writes:
+            self.driver_write(call, out)
         return out
+
+    def driver_write(self, call: cst.Call, objs: set[str]) -> None:
+        """`df = fetch(); df.to_csv(OUT)`: the driver writes what a stage produced, so for ordering that
+        stage writes OUT (a later `load_from(OUT)` depends on it)."""
+        producers = self.producers(objs)
+        if not producers:
+            return
+        writes = [effect_of(a) for a in self.own_writes[id(call)]]
+        for i, stage in enumerate(self.w.stages):
+            if stage.id in producers:
+                self.w.stages[i] = replace(stage, writes=dedupe([*stage.writes, *writes]))
 
     def concurrently(self, call: cst.Call, mechanism: str,
                      bind: list[tuple[cst.BaseExpression, cst.BaseExpression]] | None = None) -> set[str]:
