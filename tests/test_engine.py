@@ -432,3 +432,27 @@ def test_driver_io_on_a_stage_result_orders_that_stage_before_readers(tmp_path: 
     kinds = edge_kinds(pipeline(report, "main"))
     assert kinds[("fetch", "load_from")] == "data"
     assert kinds.get(("load_from", "unrelated")) == "order"
+
+
+def test_driver_writes_through_an_opened_handle_order_the_producer_first(tmp_path: Path) -> None:
+    """`with open(OUT, "w") as fh: json.dump(rows, fh)` in a driver hands the producing stage's rows over."""
+    report = run(tmp_path, {"job.py": """
+        import json
+        OUT = "/data/rows.json"
+        def fetch():
+            return [1]
+        def other():
+            return [2]
+        def read_back():
+            with open(OUT) as fh:
+                return json.load(fh)
+        def main():
+            rows = fetch()
+            extra = other()
+            with open(OUT, "w") as fh:
+                json.dump(rows, fh)
+            read_back()
+    """})
+    kinds = edge_kinds(pipeline(report, "main"))
+    assert kinds[("fetch", "read_back")] == "data"
+    assert kinds.get(("other", "read_back")) == "order"  # other's data is not what was written

@@ -85,6 +85,8 @@ class _Walk:
     results: dict[tuple[int, str], str] = field(default_factory=dict)
     #: what the driver itself stored in self attributes (`self.rows = self.fetch()`)
     attr_objs: dict[str, set[str]] = field(default_factory=dict)
+    #: names of file handles the driver opened for writing -> the opening call
+    handles: dict[str, int] = field(default_factory=dict)
     gathers: list[FanOut] = field(default_factory=list)  # enclosing concurrent calls (asyncio.gather, ...)
     concurrent: list[set[str]] = field(default_factory=list)  # stages started together: no order among them
 
@@ -210,6 +212,9 @@ class Driver:
                     self.bind(item.asname.name, objs)
                     if executor is not None and isinstance(item.asname.name, cst.Name):
                         self.w.executors[item.asname.name.value] = executor
+                    if isinstance(item.asname.name, cst.Name) and id(item.item) in self.own_writes:
+                        # with open(OUT, "w") as fh: what is written through fh lands in OUT
+                        self.w.handles[item.asname.name.value] = id(item.item)
             self.suite(stmt.body)
         elif isinstance(stmt, cst.Try):
             before = len(self.w.stages)
@@ -481,16 +486,22 @@ class Driver:
             # batch.append(other()): the container now holds the argument's value
             self.absorb(self.expr_names(func.value), set().union(*arg_objs) if arg_objs else set())
         if id(call) in self.own_writes:
-            self.driver_write(call, out)
+            self.driver_write(id(call), out)
+        elif self.w.handles:
+            # fh.write(rows), json.dump(rows, fh), csv.writer(fh).writerows(rows)
+            used = {n.value for n in _walk(call) if isinstance(n, cst.Name) and n.value in self.w.handles}
+            for name in used:
+                data = out - set(self.w.env.get(name, set()))
+                self.driver_write(self.w.handles[name], data)
         return out
 
-    def driver_write(self, call: cst.Call, objs: set[str]) -> None:
+    def driver_write(self, call: int, objs: set[str]) -> None:
         """`df = fetch(); df.to_csv(OUT)`: the driver writes what a stage produced, so for ordering that
         stage writes OUT (a later `load_from(OUT)` depends on it)."""
         producers = self.producers(objs)
         if not producers:
             return
-        writes = [effect_of(a) for a in self.own_writes[id(call)]]
+        writes = [effect_of(a) for a in self.own_writes[call]]
         for i, stage in enumerate(self.w.stages):
             if stage.id in producers:
                 self.w.stages[i] = replace(stage, writes=dedupe([*stage.writes, *writes]))
