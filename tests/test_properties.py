@@ -150,10 +150,24 @@ def truth(specs: list[StageSpec]) -> set[tuple[int, int]]:
     return pairs
 
 
-def analysed(tmp: Path, source: str) -> Pipeline:
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "job.py").write_text(source)
-    report = analyze([tmp / "job.py"])
+def split(source: str, prefix: str = "") -> dict[str, str]:
+    """The same program as a package: stages and state in `etl/steps.py`, the driver in `etl/job.py`
+    calling them through `from . import steps as st` (cross-module names, aliases, relative imports)."""
+    head, _, driver = source.partition(f"def {prefix}main():")
+    calls = driver.replace(f"{prefix}stage", f"st.{prefix}stage")
+    return {
+        "etl/__init__.py": "",
+        "etl/steps.py": head,
+        "etl/job.py": f"from . import steps as st\n\n\ndef {prefix}main():{calls}",
+    }
+
+
+def analysed(tmp: Path, source: str | dict[str, str]) -> Pipeline:
+    files = {"job.py": source} if isinstance(source, str) else source
+    for name, text in files.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
+    report = analyze([tmp])
     assert not report.diagnostics, report.diagnostics
     [pipeline] = [p for p in report.pipelines if p.name.endswith("main")]
     return pipeline
@@ -192,7 +206,10 @@ def test_sound_and_precise(tmp_path_factory: object, specs: list[StageSpec]) -> 
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = analysed(Path(tmp) / "vars", render(specs))
         boxed = analysed(Path(tmp) / "dict", render(specs, boxed=True))
+        package = analysed(Path(tmp) / "pkg", split(render(specs)))
     expected = truth(specs)
+    assert {(e.source, e.target, e.kind) for e in package.edges} == {
+        (e.source, e.target, e.kind) for e in pipeline.edges}, f"cross-module differs\n{render(specs)}"
     boxed_closure = reachable(boxed)
     for i, j in expected:  # results kept in one dict: at least as conservative, never less
         assert (f"stage{i}", f"stage{j}") in boxed_closure, f"UNSAFE (dict)\n{render(specs, boxed=True)}"
