@@ -161,8 +161,6 @@ class Summary:
     accesses: set[Access] = field(default_factory=set)
     calls: list[CallSite] = field(default_factory=list)
     resources: set[ResourceUse] = field(default_factory=set)
-    #: parameters whose object the function returns (so the result aliases the argument)
-    returns_params: set[str] = field(default_factory=set)
 
 
 # ---------------------------------------------------------------- shared context
@@ -560,7 +558,6 @@ class _Function:
 
     def run(self) -> Summary:
         self.alias_pass()
-        self.summary.returns_params = _returned_params(self.fn)
         for node in self.nodes:
             kind = type(node)
             if kind is cst.Name:

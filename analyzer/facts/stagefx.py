@@ -186,9 +186,6 @@ class StageBuilder:
             qualname=callee.qualname,
         )
 
-    def add_result(self, stage_id: str, key: str, label: str) -> None:
-        """Hook for styles that track results; the plain driver records them on the stage itself."""
-
     def with_result(self, stage: Stage, key: str, label: str, line: int) -> Stage:
         """The stage writes its return value (a fresh object later stages may read)."""
         result = Effect("variable", label, stage.file, line, key=key)
