@@ -17,6 +17,7 @@ import libcst as cst
 from analyzer.catalog import RoleModel
 from analyzer.facts.index import FunctionRef, Project, dotted
 from analyzer.facts.tree import children as _children
+from analyzer.facts.tree import strings as _strings
 
 _PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel", "pydantic.RootModel"})
 
@@ -71,15 +72,6 @@ def _call_names(fn: FunctionRef) -> Iterator[str]:
             yield name
         elif isinstance(node.func, cst.Attribute):
             yield f"?.{node.func.attr.value}"
-
-
-def _strings(node: cst.CSTNode) -> Iterator[str]:
-    for sub in _walk(node):
-        if isinstance(sub, cst.SimpleString):
-            value = sub.evaluated_value
-            yield value if isinstance(value, str) else value.decode("utf-8", "replace")
-        elif isinstance(sub, cst.FormattedString):
-            yield "".join(p.value for p in sub.parts if isinstance(p, cst.FormattedStringText))
 
 
 def _loop_targets(node: cst.CSTNode) -> set[str]:

@@ -43,6 +43,7 @@ import libcst as cst
 
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project, dotted
 from analyzer.facts.tree import children as _children
+from analyzer.facts.tree import strings as _strings
 from analyzer.model import Signal
 
 BROAD_EXCEPT_SWALLOW = "broad-except-swallow"
@@ -218,16 +219,6 @@ def _is_none(expr: cst.BaseExpression) -> bool:
 
 def _short(qualified: str) -> str:
     return qualified.rsplit(".", 1)[-1]
-
-
-def _strings(node: cst.CSTNode) -> Iterator[str]:
-    """The literal text of every string under `node` (f-string placeholders dropped)."""
-    for sub in _walk(node):
-        if isinstance(sub, cst.SimpleString):
-            value = sub.evaluated_value
-            yield value if isinstance(value, str) else value.decode("utf-8", "replace")
-        elif isinstance(sub, cst.FormattedString):
-            yield "".join(p.value for p in sub.parts if isinstance(p, cst.FormattedStringText))
 
 
 def _has_limiter(nodes: Sequence[cst.CSTNode], ctx: _Context) -> bool:

@@ -85,6 +85,16 @@ def walk(node: cst.CSTNode | Sequence[cst.CSTNode], skip_defs: bool = False) -> 
         stack.extend(reversed(children(current)))
 
 
+def strings(node: cst.CSTNode) -> Iterator[str]:
+    """The literal text of every string under `node` (f-string placeholders dropped)."""
+    for sub in walk(node):
+        if isinstance(sub, cst.SimpleString):
+            value = sub.evaluated_value
+            yield value if isinstance(value, str) else value.decode("utf-8", "replace")
+        elif isinstance(sub, cst.FormattedString):
+            yield "".join(p.value for p in sub.parts if isinstance(p, cst.FormattedStringText))
+
+
 # ---------------------------------------------------------------- positions
 
 try:  # libcst's codegen state is internal API; if it moves, fall back to the public (slower) provider
