@@ -11,7 +11,7 @@ fan-out; dispatch by name (`getattr(self, name)()`) becomes a chain of `unknown`
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import libcst as cst
@@ -668,11 +668,19 @@ class Driver:
             return set()
         candidates = self.dispatch_candidates()
         reason = (f"dispatch by name through {_code(getattr_call)}: the steps and their order are chosen at run time")
+        return self.dispatch(call, candidates, reason, via_self=lambda _: True, note=True)
+
+    def dispatch(self, call: cst.Call, candidates: Sequence[FunctionRef], reason: str,
+                 via_self: Callable[[FunctionRef], bool] = lambda _: False, note: bool = False) -> set[str]:
+        """Every function a dispatch may call becomes a stage with assumed effects, chained in order by
+        `unknown` links: which ones run, and in what order, is decided at run time."""
         arg_objs = [self.expr(a.value) for a in call.args]
         out: set[str] = set()
-        for method in candidates:
-            out |= self.stage(method, call, arg_objs, list(call.args), fanout=None, via_self=True, dynamic=reason)
-        self.w.notes.append(f"{reason}; candidate stages: {', '.join(m.name for m in candidates) or 'none found'}")
+        for ref in candidates:
+            out |= self.stage(ref, call, arg_objs, list(call.args), fanout=None, via_self=via_self(ref),
+                              dynamic=reason)
+        if note:
+            self.w.notes.append(f"{reason}; candidate stages: {', '.join(r.name for r in candidates) or 'none found'}")
         self.chain_dynamic(reason)
         return out
 
@@ -693,14 +701,7 @@ class Driver:
         if not names:
             names = [n for n in target.functions if not n.startswith("_")]
         reason = f"dispatch by name through {_code(getattr_call)}: the steps and their order are chosen at run time"
-        arg_objs = [self.expr(a.value) for a in call.args]
-        out: set[str] = set()
-        for fname in names:
-            out |= self.stage(target.functions[fname], call, arg_objs, list(call.args), fanout=None, via_self=False,
-                              dynamic=reason)
-        self.w.notes.append(f"{reason}; candidate stages: {', '.join(names)}")
-        self.chain_dynamic(reason)
-        return out
+        return self.dispatch(call, [target.functions[n] for n in names], reason, note=True)
 
     def dynamic_registry(self, call: cst.Call, name: str) -> set[str] | None:
         """`for step in (clean, validate, load): data = step(data)` over a list of analysed functions.
@@ -716,13 +717,7 @@ class Driver:
             return None
         reason = (f"each step of `{_code(source)}` is called in turn through `{name}`: the data the steps hand "
                   "each other through the loop is not traced")
-        arg_objs = [self.expr(a.value) for a in call.args]
-        out: set[str] = set()
-        for ref in candidates:
-            out |= self.stage(ref, call, arg_objs, list(call.args), fanout=None, via_self=_is_self_ref_name(ref),
-                              dynamic=reason)
-        self.chain_dynamic(reason)
-        return out
+        return self.dispatch(call, candidates, reason, via_self=lambda ref: ref.is_method)
 
     def function_list(self, expr: cst.BaseExpression, depth: int = 0) -> list[FunctionRef]:
         """Analysed functions listed by a literal, a module constant, or a dict constant's `.values()`."""
@@ -754,12 +749,7 @@ class Driver:
             return None
         reason = (f"dispatch through the registry {base.value}[...]: which steps run, and in what order, "
                   "is chosen at run time")
-        arg_objs = [self.expr(a.value) for a in call.args]
-        out: set[str] = set()
-        for ref in candidates:
-            out |= self.stage(ref, call, arg_objs, list(call.args), fanout=None, via_self=False, dynamic=reason)
-        self.chain_dynamic(reason)
-        return out
+        return self.dispatch(call, candidates, reason)
 
     def chain_dynamic(self, reason: str) -> None:
         ids = self.w.dynamic
@@ -877,10 +867,6 @@ def _names(target: cst.BaseExpression) -> list[str]:
     if isinstance(target, cst.Tuple | cst.List):
         return [n for el in target.elements for n in _names(el.value)]
     return []
-
-
-def _is_self_ref_name(ref: FunctionRef) -> bool:
-    return ref.is_method
 
 
 def _is_self_ref(expr: cst.BaseExpression | None) -> bool:
