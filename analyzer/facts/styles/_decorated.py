@@ -19,7 +19,7 @@ from analyzer.facts.effects import _walk
 from analyzer.facts.index import FunctionRef, ModuleIndex
 from analyzer.facts.stagefx import StageBuilder
 from analyzer.facts.styles.plain import Driver, Obj, bind_arguments
-from analyzer.model import Diagnostic, Effect, FanOut, Link, Stage
+from analyzer.model import Diagnostic, Effect, FanOut, Link, PipelineFacts, Stage, Style
 
 PREFECT_FLOWS = frozenset({"prefect.flow", "prefect.flows.flow"})
 PREFECT_TASKS = frozenset({"prefect.task", "prefect.tasks.task"})
@@ -119,6 +119,18 @@ class FrameworkDriver(Driver):
                  body: Sequence[cst.BaseStatement]) -> None:
         super().__init__(builder, module, fn, body)
         self.declared: list[Link] = []
+
+    def facts(self, style: Style, extra_links: Sequence[Link] = ()) -> PipelineFacts | None:
+        """The walked function as a pipeline of `style` (None when it started no stage)."""
+        fn = self.fn
+        if fn is None or not self.w.stages:
+            return None
+        name = fn.qualname.removeprefix(fn.module.name + ".")
+        return PipelineFacts(
+            id=f"{fn.module.relpath}::{name}", name=name, style=style, file=fn.module.relpath, line=fn.line,
+            stages=tuple(self.w.stages), declared=tuple(self.declared), links=(*self.w.links, *extra_links),
+            signals=self.builder.driver_signals(fn, self.body, fn.module), notes=tuple(self.w.notes),
+        )
 
     def next_id(self, base: str) -> str:
         count = self.w.names.get(base, 0) + 1

@@ -472,21 +472,9 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
             continue
         body = fn.node.body.body if isinstance(fn.node.body, cst.IndentedBlock) else []
         driver = CeleryDriver(builder, fn.module, fn, body, tasks)
-        walk = driver.run()
+        driver.run()
         driver.finish()
-        if not walk.stages:
-            continue
-        name = fn.qualname.removeprefix(fn.module.name + ".")
-        found.append(PipelineFacts(
-            id=f"{fn.module.relpath}::{name}",
-            name=name,
-            style="celery",
-            file=fn.module.relpath,
-            line=fn.line,
-            stages=tuple(walk.stages),
-            declared=tuple(driver.declared),
-            links=tuple([*walk.links, *driver.unknown_links]),
-            signals=builder.driver_signals(fn, body, fn.module),
-            notes=tuple(walk.notes),
-        ))
+        facts = driver.facts("celery", driver.unknown_links)
+        if facts is not None:
+            found.append(facts)
     return found

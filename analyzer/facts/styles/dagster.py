@@ -362,15 +362,10 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
     for fn in bodies.values():
         body = fn.node.body.body if isinstance(fn.node.body, cst.IndentedBlock) else []
         driver = DagsterDriver(builder, fn.module, fn, body, ops, graphs)
-        walk = driver.run()
-        if not walk.stages:
-            continue
-        name = fn.qualname.removeprefix(fn.module.name + ".")
-        found.append(PipelineFacts(
-            id=f"{fn.module.relpath}::{name}", name=name, style="dagster", file=fn.module.relpath, line=fn.line,
-            stages=tuple(walk.stages), declared=tuple(driver.declared), links=tuple(walk.links),
-            signals=builder.driver_signals(fn, body, fn.module), notes=tuple(walk.notes),
-        ))
+        driver.run()
+        facts = driver.facts("dagster")
+        if facts is not None:
+            found.append(facts)
     assets = collect_assets(project, diagnostics)
     covered: set[str] = set()
     for name, module, line, members in _definitions(project, assets, diagnostics):

@@ -205,20 +205,8 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
             continue
         body = fn.node.body.body if isinstance(fn.node.body, cst.IndentedBlock) else []
         driver = PrefectDriver(builder, fn.module, fn, body, tasks, flows)
-        walk = driver.run()
-        if not walk.stages:
-            continue
-        name = fn.qualname.removeprefix(fn.module.name + ".")
-        found.append(PipelineFacts(
-            id=f"{fn.module.relpath}::{name}",
-            name=name,
-            style="prefect",
-            file=fn.module.relpath,
-            line=fn.line,
-            stages=tuple(walk.stages),
-            declared=tuple(driver.declared),
-            links=tuple(walk.links),
-            signals=builder.driver_signals(fn, body, fn.module),
-            notes=tuple(walk.notes),
-        ))
+        driver.run()
+        facts = driver.facts("prefect")
+        if facts is not None:
+            found.append(facts)
     return found
