@@ -368,25 +368,14 @@ class _Function:
         self.instances: dict[str, ClassRef] = {}
         self.file_modes: dict[str, str] = {}
         self.globals_declared: set[str] = set()
-        single: dict[str, cst.BaseExpression] = {}
-        counts: dict[str, int] = {}
         # every pass walks the same body: flatten it once (libcst isinstance checks go through ABCMeta,
         # so the passes below dispatch on the concrete type)
         self.nodes = list(_walk(fn.node.body))
         for node in self.nodes:
             if isinstance(node, cst.Global):
                 self.globals_declared.update(n.name.value for n in node.names)
-            if isinstance(node, cst.Assign):
-                for t in node.targets:
-                    if isinstance(t.target, cst.Name):
-                        counts[t.target.value] = counts.get(t.target.value, 0) + 1
-                        single[t.target.value] = node.value
-        shadowed = frozenset(set(self.params) | {n for n, c in counts.items() if c > 1})
-        self.scope = Scope(
-            self.module, self.project,
-            {n: v for n, v in single.items() if counts[n] == 1 and n not in self.params}, shadowed,
-            params=frozenset(p for p in self.params if p not in {"self", "cls"} and counts.get(p, 0) == 0),
-        )
+        # parameters evaluate to markers each call site fills in (summaries.map_access, stagefx)
+        self.scope = function_scope(fn, self.module, self.project, nodes=self.nodes, markers=True)
         self.mutable_globals = _mutable_globals(self.module)
 
     # -- places -------------------------------------------------------------
@@ -841,13 +830,17 @@ class _Function:
                 self.add(True, "table", None, table, node)
 
 
-def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project) -> Scope:
-    """Where a function's names evaluate: its single-assignment locals, then module constants."""
+def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project,
+                   nodes: Sequence[cst.CSTNode] | None = None, markers: bool = False) -> Scope:
+    """Where a function's names evaluate: its single-assignment locals, then module constants.
+
+    With `markers`, parameters never reassigned evaluate to a marker a caller can fill in.
+    """
     if fn is None:
         return Scope(module, project)
     single: dict[str, cst.BaseExpression] = {}
     counts: dict[str, int] = {}
-    for node in _walk(fn.node.body):
+    for node in nodes if nodes is not None else _walk(fn.node.body):
         if isinstance(node, cst.Assign):
             for t in node.targets:
                 if isinstance(t.target, cst.Name):
@@ -858,6 +851,7 @@ def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project
         module, project,
         {n: v for n, v in single.items() if counts[n] == 1 and n not in params},
         frozenset(params | {n for n, c in counts.items() if c > 1}),
+        params=frozenset(p for p in params if markers and p not in {"self", "cls"} and counts.get(p, 0) == 0),
     )
 
 
