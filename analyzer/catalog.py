@@ -7,6 +7,8 @@ typo in a user's catalog never silently disables a model.
 
 from __future__ import annotations
 
+import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -113,8 +115,9 @@ class MethodModel:
     names: tuple[str, ...]
     returns: str = ""
     effect: str = ""  # "read" | "write" | "readwrite" | ""
-    target: str = ""  # "file:ARG", "key:ARG", "table:sql", "queue:ARG", "bucket:KW/KW", "resource"
+    target: str = ""  # "file:ARG", "key:ARG", "table:ARG", "queue:ARG", "object:KW/KW", "sql", "model:N", "resource"
     inplace_kw: str = ""
+    prefix: str = ""  # prepended to the evaluated name (`global_temp.` for Spark's global temp views)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,17 @@ class CallModel:
     thread_safe: bool = True
     capacity_limited: bool = False
     returns: str = ""
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueLibrary:
+    """A library whose objects are handles on an external system we do not model call by call."""
+
+    module: str
+    kind: str = "other"
+    thread_safe: bool = True
+    capacity_limited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +154,35 @@ class ResourceCatalog:
     #: third-party modules whose functions never mutate their arguments (stdlib is assumed so too);
     #: a call into any other unanalysed module is assumed to mutate what it is given
     pure_modules: frozenset[str] = frozenset()
+    #: module prefixes whose calls reach an external system (longest prefix wins over `pure_modules`)
+    opaque: dict[str, OpaqueLibrary] = field(default_factory=dict)
+    #: calls declared to have no external effect, even inside an opaque library (`sqlalchemy.text`)
+    pure_calls: frozenset[str] = frozenset()
+    #: methods that name no data on any handle (`close`, `commit`, `cursor`): no effect of their own
+    pure_methods: frozenset[str] = frozenset()
+    #: name prefixes of unmodelled methods taken to only read (`get_`, `list_`, `fetch`): the fallback then
+    #: records an unknown read, so two stages that only look at one system stay independent
+    read_prefixes: tuple[str, ...] = ()
+
+    def reads_only(self, method: str) -> bool:
+        name = method.lower()
+        return any(name == p.rstrip("_") or name.startswith(p) for p in self.read_prefixes)
+
+    def library_of(self, qualified: str) -> OpaqueLibrary | None:
+        """How the open-world rule treats a call into `qualified`: None when it is declared pure.
+
+        The longest declared prefix decides; a module listed nowhere is opaque (sound by default).
+        """
+        parts = qualified.split(".")
+        for i in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:i])
+            if prefix in self.opaque:
+                return self.opaque[prefix]
+            if prefix in self.pure_modules:
+                return None
+        if parts[0] in sys.stdlib_module_names:
+            return None  # the standard library's effects are modelled call by call ([[call]], [[opaque]])
+        return OpaqueLibrary(parts[0])
 
     def methods_of(self, type_name: str, method: str) -> MethodModel | None:
         for model in self.methods:
@@ -152,9 +195,17 @@ class ResourceCatalog:
 
 
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
-_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw")
-_CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns")
+_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix")
+_CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
+_OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
+_PURE_KEYS = ("calls", "methods")
+_FALLBACK_KEYS = ("read_prefixes",)
+_EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", ""}
+#: what a catalog `target` may say: where the name comes from, per effect kind
+_TARGET = re.compile(
+    r"(?:sql|resource|file:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?)?"
+)
 _KINDS = {"database", "http", "filesystem", "cache", "queue", "cloud", "lock", "process", "other", ""}
 
 
@@ -175,9 +226,29 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     calls: dict[str, CallModel] = {}
     types: dict[str, tuple[str, bool, bool]] = {}
     pure: set[str] = set()
+    opaque: dict[str, OpaqueLibrary] = {}
+    pure_calls: set[str] = set()
+    pure_methods: set[str] = set()
+    read_prefixes: list[str] = []
     for path in files:
         data = _read(path)
-        _check_keys(path, "the top level", data, ("factory", "method", "call", "library"), ())
+        _check_keys(path, "the top level", data, ("factory", "method", "call", "library", "opaque", "pure", "fallback"),
+                    ())
+        for i, entry in enumerate(data.get("fallback", [])):
+            _check_keys(path, f"[[fallback]] #{i + 1}", entry, _FALLBACK_KEYS, ())
+            read_prefixes.extend(_as_list(entry.get("read_prefixes", [])))
+        for i, entry in enumerate(data.get("opaque", [])):
+            where = f"[[opaque]] #{i + 1}"
+            _check_keys(path, where, entry, _OPAQUE_KEYS, ("modules",))
+            _check_kind(path, where, entry.get("kind", "other"))
+            for module in _as_list(entry["modules"]):
+                opaque[module] = OpaqueLibrary(module, entry.get("kind", "other"), entry.get("thread_safe", True),
+                                               entry.get("capacity_limited", False))
+        for i, entry in enumerate(data.get("pure", [])):
+            where = f"[[pure]] #{i + 1}"
+            _check_keys(path, where, entry, _PURE_KEYS, ())
+            pure_calls.update(_as_list(entry.get("calls", [])))
+            pure_methods.update(_as_list(entry.get("methods", [])))
         for i, entry in enumerate(data.get("library", [])):
             where = f"[[library]] #{i + 1}"
             _check_keys(path, where, entry, _LIBRARY_KEYS, ("modules", "mutates_arguments"))
@@ -194,15 +265,31 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
         for i, entry in enumerate(data.get("method", [])):
             where = f"[[method]] #{i + 1}"
             _check_keys(path, where, entry, _METHOD_KEYS, ("type", "names"))
+            _check_effect(path, where, entry)
             for type_name in _as_list(entry["type"]):
                 methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"])}))
         for i, entry in enumerate(data.get("call", [])):
             where = f"[[call]] #{i + 1}"
             _check_keys(path, where, entry, _CALL_KEYS, ("call",))
             _check_kind(path, where, entry.get("kind", ""))
+            _check_effect(path, where, entry)
             for call in _as_list(entry["call"]):
                 calls[call] = CallModel(**{**entry, "call": call})
-    return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure))
+    return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
+                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes))
+
+
+def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:
+    """An effect or target the engine does not understand is an error, never a silently dropped model."""
+    effect, target = entry.get("effect", ""), entry.get("target", "")
+    if effect not in _EFFECTS:
+        allowed = ", ".join(sorted(_EFFECTS - {""}))
+        raise CatalogError(f"{path}: {where}: unknown effect {effect!r} (allowed: {allowed})")
+    if not _TARGET.fullmatch(target):
+        raise CatalogError(f"{path}: {where}: unknown target {target!r} (expected sql, resource, model:N, file:self, "
+                           "object:[N:]KW/[N:]KW, or file|key|queue|table|url|arg:N[:keyword])")
+    if bool(effect) != bool(target) and effect not in {"mutate"}:
+        raise CatalogError(f"{path}: {where}: effect and target go together (got effect={effect!r}, target={target!r})")
 
 
 def _as_list(value: Any) -> list[str]:

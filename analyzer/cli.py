@@ -393,6 +393,24 @@ def _plain_markdown(report: Report) -> str:
 
 # ------------------------------------------------------------------ rules
 
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("pipeline")
+@click.argument("first")
+@click.argument("second")
+@config_option
+def why(path: Path, pipeline: str, first: str, second: str, config_file: Path | None) -> None:
+    """Explain one pair of stages: every effect of each, where it came from, and the rule that decided."""
+    from analyzer.why import WhyError, explain_pair
+
+    config = _config(path, config_file)
+    report = _analyze(_targets((path,), config), config.options())
+    try:
+        click.echo(explain_pair(report, pipeline, first, second), nl=False)
+    except WhyError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
 @main.command("rules")
 def list_rules() -> None:
     """List the rules with their default severity."""

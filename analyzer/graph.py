@@ -68,9 +68,41 @@ def _tables_overlap(a: str, b: str) -> bool:
 NONE, MAYBE, EXACT = 0, 1, 2
 
 
+def _resource_path(effect: Effect) -> list[str] | None:
+    """The levels of the external object an effect is on (`res:client/db/coll`), when it names one."""
+    return effect.key[4:].split("/") if effect.key.startswith("res:") else None
+
+
+def _resources_overlap(a: list[str], b: list[str], space_name: str) -> int:
+    """Two objects of one resource hierarchy: the same, one inside the other, or provably apart.
+
+    Different roots (two clients built differently) can't be told apart for databases and object
+    stores (the same server may sit behind both), so they stay MAYBE there; for other systems
+    (an SDK client, a cache) a different client is a different system.
+    """
+    system_a, _, name_a = a[0].partition("|")
+    system_b, _, name_b = b[0].partition("|")
+    if system_a != system_b:
+        return NONE  # a MongoDB client and a PostgreSQL connection never reach the same data
+    if name_a != name_b:
+        return MAYBE if space_name in {"table", "file"} else NONE
+    short = min(len(a), len(b))
+    if a[:short] != b[:short]:
+        return NONE
+    return EXACT if len(a) == len(b) else MAYBE
+
+
 def overlap(a: Effect, b: Effect) -> int:
     """Whether two effects name the same thing: NONE, MAYBE (a wildcard or unknown could match) or EXACT."""
     sa, sb = space(a), space(b)
+    ra, rb = _resource_path(a), _resource_path(b)
+    if ra is not None and rb is not None:
+        if sa != sb and "any" not in (sa, sb):
+            return NONE
+        found = _resources_overlap(ra, rb, sa)
+        if found == EXACT and (a.kind == "unknown" or b.kind == "unknown"):
+            return MAYBE
+        return found
     if a.kind == "unknown" or b.kind == "unknown":
         return MAYBE if (sa == "any" or sb == "any" or sa == sb) else NONE
     if sa != sb:

@@ -62,6 +62,9 @@ class Effect:
     key: str = ""
     of: str = ""
     assumed: bool = False
+    #: provenance: "code" (seen in the analysed code), "model" (a catalog entry), "fallback" (the open-world
+    #: rule: something we could not model, assumed to touch the coarsest resource we could identify)
+    origin: str = "code"
 
     @property
     def identity(self) -> str:

@@ -7,7 +7,6 @@ find its pipelines and build stages with the shared StageBuilder.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,31 +16,30 @@ import libcst as cst
 from analyzer.catalog import ResourceCatalog, RoleModel
 from analyzer.facts.effects import Context
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project, index_module
+from analyzer.facts.roles import stage_roles
+from analyzer.facts.signals import body_signals, function_signals
 from analyzer.facts.stagefx import StageBuilder
+from analyzer.facts.styles import airflow, celery, dagster, kedro, luigi, plain, prefect, sklearn
 from analyzer.facts.summaries import compose
 from analyzer.model import Diagnostic, PipelineFacts, Signal
 from analyzer.source import ParsedModule
 
 Suppressions = Mapping[str, Mapping[int, frozenset[str]]]
 
-#: Style adapters, each a module with `find_pipelines(builder) -> list[PipelineFacts]`.
-STYLES = (
-    "analyzer.facts.styles.plain",
-    "analyzer.facts.styles.airflow",
-    "analyzer.facts.styles.luigi",
-    "analyzer.facts.styles.prefect",
-    "analyzer.facts.styles.dagster",
-    "analyzer.facts.styles.kedro",
-    "analyzer.facts.styles.celery",
-    "analyzer.facts.styles.sklearn",
+Finder = Callable[[StageBuilder], list[PipelineFacts]]
+
+#: Style adapters, registered statically: an adapter that fails to import fails the import of this
+#: package (a test catches it), instead of silently reporting nothing for its framework.
+STYLES: tuple[tuple[str, Finder], ...] = (
+    ("plain", plain.find_pipelines),
+    ("airflow", airflow.find_pipelines),
+    ("luigi", luigi.find_pipelines),
+    ("prefect", prefect.find_pipelines),
+    ("dagster", dagster.find_pipelines),
+    ("kedro", kedro.find_pipelines),
+    ("celery", celery.find_pipelines),
+    ("sklearn", sklearn.find_pipelines),
 )
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        return None
 
 
 def extract(
@@ -72,14 +70,8 @@ def _extract(
     project = Project.build(indexes)
     ctx = Context(project, resources)
 
-    function_signals = _optional("analyzer.facts.signals", "function_signals")
-    body_signals = _optional("analyzer.facts.signals", "body_signals")
-    stage_roles = _optional("analyzer.facts.roles", "stage_roles")
-
     def signals_fn_of(fn: FunctionRef) -> tuple[Signal, ...]:
         """Signals of one function, scanned only when a stage or driver needs them (most never do)."""
-        if function_signals is None:
-            return ()
         try:
             return tuple(function_signals(fn, project))
         except Exception as exc:  # isolation point
@@ -91,37 +83,33 @@ def _extract(
     role_memo: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def roles_fn(name: str, fn: FunctionRef | None) -> tuple[str, ...]:
-        if stage_roles is None:
-            return ()
         key = (name, fn.qualname if fn is not None else "")
         if key not in role_memo:
             try:
                 role_memo[key] = tuple(stage_roles(name, fn, project, roles))
-            except Exception:  # roles are advisory; a failure must not lose the stage
+            except Exception as exc:  # isolation point: roles are advisory, a failure must not lose the stage
                 role_memo[key] = ()
+                where = fn.module.relpath if fn is not None else "."
+                diagnostics.append(Diagnostic(where, "internal-error", f"role detection failed for {name}: {exc!r}",
+                                              fn.line if fn is not None else None))
         return role_memo[key]
 
     def signals_fn(body: Sequence[cst.BaseStatement], module: ModuleIndex) -> tuple[Signal, ...]:
-        if body_signals is None:
-            return ()
         try:
             return tuple(body_signals(body, module, project))
-        except Exception:
+        except Exception as exc:  # isolation point: one driver body's hazard scan
+            diagnostics.append(Diagnostic(module.relpath, "internal-error", f"hazard scan of a driver failed: {exc!r}"))
             return ()
 
     builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn, function_signals=signals_fn_of)
     pipelines: list[PipelineFacts] = []
-    for style in STYLES:
-        finder = _optional(style, "find_pipelines")
-        if finder is None:
-            continue
+    for style, finder in STYLES:
         try:
             pipelines.extend(finder(builder))
         except RecursionError:
-            message = f"{style.rsplit('.', 1)[-1]} adapter: code nested too deeply"
-            diagnostics.append(Diagnostic(".", "internal-error", message))
+            diagnostics.append(Diagnostic(".", "internal-error", f"{style} adapter: code nested too deeply"))
         except Exception as exc:  # isolation point: one adapter
-            diagnostics.append(Diagnostic(".", "internal-error", f"{style.rsplit('.', 1)[-1]} adapter failed: {exc!r}"))
+            diagnostics.append(Diagnostic(".", "internal-error", f"{style} adapter failed: {exc!r}"))
     diagnostics.extend(builder.diagnostics)
     pipelines = _link_nested(_without_assembly(pipelines))
     suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
@@ -134,7 +122,13 @@ def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tupl
     functions = dict(project.functions)
     for _ in range(3):
         try:
-            return compose(functions, ctx, signals_of)
+            direct, totals, unconverged = compose(functions, ctx, signals_of)
+            for q in unconverged:
+                fn = functions[q]
+                diagnostics.append(Diagnostic(fn.module.relpath, "unresolved",
+                                              f"effects of {fn.name} did not settle within the composition budget; "
+                                              "its stages' edges are unknown", fn.line))
+            return direct, totals
         except Exception as exc:  # find the culprit function, drop it, retry
             from analyzer.facts.effects import summarize
 

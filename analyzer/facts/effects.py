@@ -11,14 +11,14 @@ never a silent omission.
 from __future__ import annotations
 
 import builtins
-import sys
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import libcst as cst
 
-from analyzer.catalog import CallModel, Factory, ResourceCatalog
+from analyzer.catalog import CallModel, Factory, OpaqueLibrary, ResourceCatalog
 from analyzer.facts import sql as sqlmod
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
 from analyzer.facts.tree import children as _children
@@ -101,6 +101,10 @@ class Access:
     site: Site = field(repr=False)
     of: str = ""
     assumed: bool = False
+    #: identity of the external object the effect is on (`res:pymongo.MongoClient/shop/orders`), when known
+    key: str = ""
+    #: where the effect comes from: "code" (seen directly), "model" (a catalog entry), "fallback" (open world)
+    origin: str = "code"
 
     @property
     def file(self) -> str:
@@ -111,7 +115,8 @@ class Access:
         return self.site.line
 
     def moved(self, place: Place | None, target: str, kind: str | None = None) -> Access:
-        return Access(self.write, kind or self.kind, place, target, self.site, self.of, self.assumed)
+        return Access(self.write, kind or self.kind, place, target, self.site, self.of, self.assumed, self.key,
+                      self.origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,9 @@ class CallSite:
     receiver: frozenset[Place] | None
     line: int
     handles: tuple[Handle, ...] = ()
+    #: arguments that are handles, by the callee parameter they bind (an unmodelled call through that
+    #: parameter inside the callee is an unknown effect on the handle's resource)
+    handle_params: tuple[tuple[str, Handle], ...] = ()
     #: statically known argument values per parameter (may hold the caller's own parameter markers)
     values: tuple[tuple[str, str | None], ...] = ()
 
@@ -161,6 +169,8 @@ class Summary:
     accesses: set[Access] = field(default_factory=set)
     calls: list[CallSite] = field(default_factory=list)
     resources: set[ResourceUse] = field(default_factory=set)
+    #: the function's local names bound to handles (a driver's `conn = psycopg2.connect(...)`)
+    handles: dict[str, Handle] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- shared context
@@ -243,24 +253,117 @@ class Context:
         if isinstance(value.func, cst.Attribute):
             base = self.handle_of_expr(value.func.value, module, handles)
             if base is not None:
-                model = self.catalog.methods_of(base.type, value.func.attr.value)
-                if model is not None and model.returns:
-                    _, safe, _ = self.catalog.types.get(model.returns, (base.kind, base.thread_safe,
-                                                                         base.capacity_limited))
-                    return Handle(model.returns, base.kind, base.name, base.thread_safe and safe,
-                                  base.capacity_limited, f"{base.type}.{value.func.attr.value}")
-        return None
+                return self.method_result(base, value, scope)
+        fn = self.project.function(qualified) if qualified else None
+        if fn is not None:
+            return self.returned_handle(fn)
+        return self.opaque_handle(qualified, value.func, module, value, scope)
+
+    def method_result(self, base: Handle, call: cst.Call, scope: Scope) -> Handle:
+        """What a method called on a handle returns: a modelled type, else a sub-object of the same resource."""
+        assert isinstance(call.func, cst.Attribute)
+        method = call.func.attr.value
+        part = _selector(call, scope) if _SELECTS.match(method) else None
+        model = self.catalog.methods_of(base.type, method)
+        if model is not None and model.returns:
+            _, safe, _ = self.catalog.types.get(model.returns, (base.kind, base.thread_safe, base.capacity_limited))
+            handle = derived(base, part, model.returns)
+            return Handle(handle.type, base.kind, handle.name, base.thread_safe and safe, base.capacity_limited,
+                          f"{base.type}.{method}")
+        return derived(base, part)
+
+    def opaque_handle(self, qualified: str, func: cst.BaseExpression, module: ModuleIndex, call: cst.Call | None,
+                      scope: Scope) -> Handle | None:
+        """An object made by an imported library we don't model (open world): a handle of unknown type.
+
+        Its identity is the constructor plus whatever configuration is literal (URL, host, database),
+        so two clients built the same way are taken to reach the same system.
+        """
+        if not qualified or not self.external(func, qualified, module):
+            return None
+        library = self.catalog.library_of(qualified)
+        if library is None or qualified in self.catalog.pure_calls:
+            return None
+        config = _literal_config(call, scope) if call is not None else ""
+        name = f"{qualified}({config})" if config else qualified
+        return Handle(f"opaque:{qualified}", library.kind, name, library.thread_safe, library.capacity_limited,
+                      qualified)
+
+    def external(self, func: cst.BaseExpression, qualified: str, module: ModuleIndex) -> bool:
+        """`func` names an imported module's object that no analysed module defines."""
+        head = func
+        while isinstance(head, cst.Attribute):
+            head = head.value
+        if not isinstance(head, cst.Name) or head.value not in module.imports:
+            return False
+        if self.project.module_of(qualified.rsplit(".", 1)[0]) is not None or self.project.klass(qualified):
+            return False
+        return self.project.module_of(qualified.split(".")[0]) is None and self.project.function(qualified) is None
+
+    def returned_handle(self, fn: FunctionRef) -> Handle | None:
+        """The handle an analysed function returns (`def get_conn(): return psycopg2.connect(...)`)."""
+        memo = fn.module.memo.setdefault("returned_handles", {})
+        assert isinstance(memo, dict)
+        if fn.qualname in memo:
+            return memo[fn.qualname]  # type: ignore[no-any-return]
+        memo[fn.qualname] = None  # recursion guard
+        scope = Scope(fn.module, self.project)
+        local: dict[str, Handle] = {}
+        found: Handle | None = None
+        for node in _walk(fn.node.body):
+            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+                got = self.handle_from(node.value, fn.module, node.targets[0].target.value, local, scope)
+                if got is not None:
+                    local[node.targets[0].target.value] = got
+            elif isinstance(node, cst.Return) and node.value is not None and found is None:
+                found = self.handle_from(node.value, fn.module, f"{fn.qualname}()", local, scope)
+        if found is not None and found.name in local:
+            found = Handle(found.type, found.kind, f"{fn.qualname}()", found.thread_safe, found.capacity_limited,
+                           found.call)
+        memo[fn.qualname] = found
+        return found
 
     def handle_of_expr(self, expr: cst.BaseExpression, module: ModuleIndex, handles: dict[str, Handle],
-                       klass: ClassRef | None = None) -> Handle | None:
+                       klass: ClassRef | None = None, depth: int = 0) -> Handle | None:
+        if depth > 16:
+            return None
         if isinstance(expr, cst.Name):
             if expr.value in handles:
                 return handles[expr.value]
             return self.handles_of_module(module).get(expr.value) or self._imported_handle(expr.value, module)
         attr = _self_attr(expr)
-        if attr is not None and klass is not None:
-            return self.handles_of_class(klass).get(attr)
+        if attr is not None:
+            return self.handles_of_class(klass).get(attr) if klass is not None else None
+        scope = Scope(module, self.project)
+        if isinstance(expr, cst.Call) and not isinstance(expr.func, cst.Attribute):
+            return self.handle_from(expr, module, "", handles, scope)  # `S3Hook(conn_id).load_file(...)`
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            base = self.handle_of_expr(expr.func.value, module, handles, klass, depth + 1)
+            return self.method_result(base, expr, scope) if base is not None else None
+        if isinstance(expr, cst.Attribute | cst.Subscript):
+            base = self.handle_of_expr(expr.value, module, handles, klass, depth + 1)
+            if base is None:
+                if isinstance(expr, cst.Attribute):  # `SparkSession.builder`: an external class's attribute
+                    return self.opaque_handle(module.qualify(expr) or "", expr, module, None, scope)
+                return None
+            return self.sub_object(base, expr, scope)
         return None
+
+    def sub_object(self, base: Handle, expr: cst.Attribute | cst.Subscript, scope: Scope) -> Handle:
+        """`client.shop`, `db["orders"]`: a modelled accessor's type, else an opaque level below `base`."""
+        if isinstance(expr, cst.Attribute):
+            part: str | None = expr.attr.value
+            accessor = "__getattr__"
+        else:
+            element = expr.slice[0].slice if len(expr.slice) == 1 else None
+            part = evaluate(element.value, scope) if isinstance(element, cst.Index) else None
+            accessor = "__getitem__"
+        model = self.catalog.methods_of(base.type, accessor)
+        if model is not None and model.returns:
+            return derived(base, part, model.returns)
+        if isinstance(expr, cst.Attribute) and self.catalog.methods_of(base.type, expr.attr.value) is not None:
+            return base  # a bound method, not a sub-object
+        return derived(base, part)
 
     def _imported_handle(self, name: str, module: ModuleIndex) -> Handle | None:
         qualified = module.imports.get(name)
@@ -271,6 +374,104 @@ class Context:
         if other is None:
             return None
         return self.handles_of_module(other).get(attr)
+
+
+#: the effect namespace an unknown effect on a handle of this kind stands for
+_HANDLE_SPACE = {"database": "table", "cloud": "file", "filesystem": "file", "queue": "queue"}
+
+
+#: databases that hold documents or graphs, not SQL tables: their effects never meet a SQL table's
+_NON_SQL_SYSTEMS = frozenset({"pymongo", "motor", "mongoengine", "elasticsearch", "opensearchpy", "cassandra",
+                              "neo4j", "py2neo", "redis", "aioredis"})
+
+
+def handle_space(kind: str, handle: Handle | None = None) -> str:
+    if handle is not None and _system(handle) in _NON_SQL_SYSTEMS:
+        return "key"
+    return _HANDLE_SPACE.get(kind, "key")
+
+
+def _system(handle: Handle) -> str:
+    return (handle.call or handle.type.removeprefix("opaque:")).split(".")[0]
+
+
+def resource_key(handle: Handle) -> str:
+    """The identity effects on a handle's resource carry: `res:SYSTEM|NAME/level/level`.
+
+    SYSTEM is the library that made the handle (pymongo, psycopg2): handles of different systems never
+    share data; NAME is the handle's own identity; `/` separates levels (database, collection, key).
+    """
+    return f"res:{_system(handle)}|{handle.name}"
+
+
+def derived(base: Handle, part: str | None, type_name: str = "") -> Handle:
+    """A sub-object of a handle (`client["shop"]`, `bucket.Object(key)`): same resource, one level down."""
+    name = f"{base.name}/{part}" if part and known(part) and "/" not in part else base.name
+    return Handle(type_name or f"opaque:{base.type}", base.kind, name, base.thread_safe, base.capacity_limited,
+                  base.call)
+
+
+#: methods that pick a sub-object by name (`get_database("shop")`, `Bucket("raw")`, `collection("x")`)
+_SELECTS = re.compile(r"^(?:[A-Z]\w*|get_(?:database|collection|bucket|table|blob|queue|container|index)\w*|"
+                      r"bucket|blob|collection|database|table|container|index|queue)$")
+
+
+def _selector(call: cst.Call, scope: Scope) -> str | None:
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    expr = positional[0] if positional else next(
+        (a.value for a in call.args if a.keyword is not None and a.keyword.value in {"name", "Bucket", "bucket_name",
+                                                                                      "TableName", "table_id"}), None)
+    value = evaluate(expr, scope) if expr is not None else None
+    return value if known(value) and not templated(value) and WILD not in (value or "") else None
+
+
+def _literal_config(call: cst.Call, scope: Scope) -> str:
+    """What can be read of an opaque constructor's configuration: its first argument or a URL/host/db keyword."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value in {"url", "uri", "host", "dsn", "dbname", "database",
+                                                              "bucket", "bucket_name", "conn_id", "endpoint_url"}:
+            value = evaluate(arg.value, scope)
+            if known(value) and not templated(value):
+                return f"{arg.keyword.value}={value}"
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    if positional:
+        value = evaluate(positional[0], scope)
+        if known(value) and not templated(value) and WILD not in (value or ""):
+            return str(value)
+    return ""
+
+
+#: method names that run SQL given as their first argument, whatever object they are called on
+_SQL_METHODS = frozenset({"execute", "executemany", "executescript", "exec_driver_sql", "mogrify", "sql",
+                          "run", "get_records", "get_first", "get_pandas_df", "read_sql", "query", "execute_string"})
+
+
+#: ...and the ones that do so on any receiver (a cursor passed in, a session we could not trace)
+_CURSOR_SQL = frozenset({"execute", "executemany", "executescript", "exec_driver_sql", "mogrify"})
+
+
+def _constructor(qualified: str) -> bool:
+    """`SomeClient(...)`: making an object is not yet an effect (what is done with it is)."""
+    last = qualified.rsplit(".", 1)[-1]
+    return last[:1].isupper()
+
+
+def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project,
+              points: dict[str, set[Place]] | None = None) -> str | None:
+    """The table of an ORM model class or instance: `__tablename__`, else the class name in snake case."""
+    if isinstance(expr, cst.Call):
+        expr = expr.func
+    klass = project.klass(module.qualify(expr)) if isinstance(expr, cst.Name | cst.Attribute) else None
+    if klass is None:
+        return None
+    for candidate in [klass, *(project.klass(b) for b in klass.bases)]:
+        if candidate is None:
+            continue
+        value = candidate.attributes.get("__tablename__")
+        if value is not None:
+            name = evaluate(value, Scope(candidate.module, project))
+            return name if known(name) and WILD not in (name or "") else None
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", klass.name).lower()
 
 
 def _identity(factory: Factory, call: cst.Call, bound_name: str, scope: Scope) -> str:
@@ -329,6 +530,11 @@ def argument(call: cst.Call, spec: str) -> cst.BaseExpression | None:
     return None
 
 
+def _object_part(call: cst.Call, spec: str) -> cst.BaseExpression | None:
+    """A bucket or key argument: `Bucket` (a keyword) or `2:bucket_name` (position, then keyword)."""
+    return argument(call, f"x:{spec}") if ":" in spec else keyword(call, spec)
+
+
 def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == name:
@@ -365,6 +571,8 @@ class _Function:
         self.params = fn.params
         self.points: dict[str, set[Place]] = {p: {("param", p)} for p in self.params if p != "self"}
         self.handles: dict[str, Handle] = {}
+        #: locals reached from a parameter (`cur = conn.cursor()`, `coll = client["db"]["c"]`): (param, path)
+        self.derived_from: dict[str, tuple[str | None, list[str]]] = {}
         self.instances: dict[str, ClassRef] = {}
         self.file_modes: dict[str, str] = {}
         self.globals_declared: set[str] = set()
@@ -462,6 +670,10 @@ class _Function:
                         self.bind(t.target, value)
                         if isinstance(t.target, cst.Name):
                             self.track_handle(t.target.value, node.value)
+                            if isinstance(node.value, cst.Attribute | cst.Subscript | cst.Call):
+                                origin = self.param_root(node.value)
+                                if origin[0] is not None:
+                                    self.derived_from[t.target.value] = origin
                             if isinstance(node.value, cst.Call):
                                 klass = self.project.klass(self.module.qualify(node.value.func))
                                 if klass is not None:
@@ -481,17 +693,8 @@ class _Function:
 
     def track_handle(self, name: str, value: cst.BaseExpression) -> None:
         handle = self.ctx.handle_from(value, self.module, name, self.handles, self.scope)
-        if handle is None and isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-            base = self.handle_of(value.func.value)
-            if base is not None:
-                model = self.ctx.catalog.methods_of(base.type, value.func.attr.value)
-                if model is not None and model.returns:
-                    handle = Handle(model.returns, base.kind, base.name, base.thread_safe, base.capacity_limited,
-                                    f"{base.type}.{value.func.attr.value}")
-        if handle is None:
-            attr = _self_attr(value)
-            if attr is not None and self.klass is not None:
-                handle = self.ctx.handles_of_class(self.klass).get(attr)
+        if handle is None and not isinstance(value, cst.Call):
+            handle = self.handle_of(value)
         if handle is not None:
             if handle.call and handle.name == name and self.ctx.catalog.factories.get(handle.call):
                 # created here: every call gets its own handle, so concurrent calls don't share it
@@ -504,21 +707,24 @@ class _Function:
             self.file_modes[name] = "file"
 
     def handle_of(self, expr: cst.BaseExpression) -> Handle | None:
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
-            base = self.handle_of(expr.func.value)
-            if base is not None:
-                model = self.ctx.catalog.methods_of(base.type, expr.func.attr.value)
-                if model is not None and model.returns:
-                    return Handle(model.returns, base.kind, base.name, base.thread_safe, base.capacity_limited,
-                                  base.call)
-            return None
+        if isinstance(expr, cst.Name) and expr.value in self.points and expr.value not in self.handles:
+            return None  # a parameter or a local holding pipeline data, not a module-level handle
         return self.ctx.handle_of_expr(expr, self.module, self.handles, self.klass)
 
     # -- pass 2: accesses -----------------------------------------------------
 
     def add(self, write: bool, kind: str, place: Place | None, target: str, node: cst.CSTNode, of: str = "",
-            assumed: bool = False) -> None:
-        self.summary.accesses.add(Access(write, kind, place, target, Site(self.module, node), of, assumed))
+            assumed: bool = False, key: str = "", origin: str = "code") -> None:
+        self.summary.accesses.add(Access(write, kind, place, target, Site(self.module, node), of, assumed, key,
+                                         origin))
+
+    def unknown_on(self, handle: Handle, what: str, node: cst.CSTNode, reads: bool = True,
+                   writes: bool = True) -> None:
+        """Open world: a call we don't model on a handle reads and/or writes that handle's resource."""
+        why = f"{what} on {handle.name} is not modelled"
+        for write in ([False] if reads else []) + ([True] if writes else []):
+            self.add(write, "unknown", None, why, node, of=handle_space(handle.kind, handle), assumed=True,
+                     key=resource_key(handle), origin="fallback")
 
     def add_resource(self, handle: Handle, call: str, node: cst.CSTNode) -> None:
         self.summary.resources.add(
@@ -547,6 +753,7 @@ class _Function:
 
     def run(self) -> Summary:
         self.alias_pass()
+        self.summary.handles = self.handles
         for node in self.nodes:
             kind = type(node)
             if kind is cst.Name:
@@ -600,7 +807,7 @@ class _Function:
     def call(self, node: cst.Call) -> None:
         func = node.func
         qualified = self.module.qualify(func) or ""
-        self.scan_sql(node)
+        found_sql = self.scan_sql(node)
         # a call to an analysed function or method
         callee = self.resolve(node)
         if callee is not None:
@@ -619,33 +826,45 @@ class _Function:
             return
         model = self.ctx.catalog.calls.get(qualified)
         if model is not None:
-            self.call_model(model, node, qualified)
+            self.call_model(model, node, qualified, found_sql)
             return
-        if self.unmodelled_library(func, qualified) or (isinstance(func, cst.Name) and self.unresolved(func.value)):
+        library = self.unmodelled_library(func, qualified)
+        if library or (isinstance(func, cst.Name) and self.unresolved(func.value)):
             # code we can't see received pipeline data: assume it may change it
             for arg in node.args:
                 places = self.places(arg.value)
                 if places:
                     self.write_places(places, node, assumed=True)
+                handle = self.handle_of(arg.value) if not _constructor(qualified) else None
+                if handle is not None:  # ...and whatever handle it was given: it may read or write through it
+                    self.unknown_on(handle, f"passing it to {qualified or 'an unresolved callee'}()", node)
+            effectful = qualified not in self.ctx.catalog.pure_calls and not _constructor(qualified)
+            if library and not found_sql and effectful:
+                self.library_effect(library, qualified, node)
             return
         if isinstance(func, cst.Attribute):
-            self.method_call(func, node)
+            self.method_call(func, node, found_sql)
 
-    def unmodelled_library(self, func: cst.BaseExpression, qualified: str) -> bool:
-        """A call into an imported, unanalysed module that is neither stdlib nor known not to mutate."""
+    def unmodelled_library(self, func: cst.BaseExpression, qualified: str) -> OpaqueLibrary | None:
+        """The library an imported, unanalysed call belongs to, unless it is declared pure (open world)."""
         head = func
         while isinstance(head, cst.Attribute):
             head = head.value
         if not isinstance(head, cst.Name) or head.value not in self.module.imports:
-            return False
+            return None
         if head.value in self.points or self.handle_of(func.value if isinstance(func, cst.Attribute) else func):
-            return False
-        root = qualified.split(".")[0]
-        if not root or root in sys.stdlib_module_names or root in self.ctx.catalog.pure_modules:
-            return False
-        if self.project.module_of(qualified.rsplit(".", 1)[0]) is not None or self.project.klass(qualified):
-            return False
-        return self.project.module_of(root) is None
+            return None
+        if not qualified or not self.ctx.external(func, qualified, self.module):
+            return None
+        return self.ctx.catalog.library_of(qualified)
+
+    def library_effect(self, library: OpaqueLibrary, qualified: str, node: cst.Call) -> None:
+        """A function of a library we don't model: an unknown effect on that library's system."""
+        handle = Handle(f"opaque:{library.module}", library.kind, library.module, library.thread_safe,
+                        library.capacity_limited, qualified)
+        method = qualified.rsplit(".", 1)[-1]
+        self.unknown_on(handle, f"{qualified}()", node, reads=True, writes=not self.ctx.catalog.reads_only(method))
+        self.add_resource(handle, qualified, node)
 
     def unresolved(self, name: str) -> bool:
         m = self.module
@@ -684,6 +903,7 @@ class _Function:
         params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else callee.params
         args: list[tuple[str, frozenset[Place]]] = []
         handles: list[Handle] = []
+        handle_params: list[tuple[str, Handle]] = []
         values: list[tuple[str, str | None]] = []
         positional = 0
         for arg in node.args:
@@ -704,15 +924,18 @@ class _Function:
             handle = self.handle_of(arg.value)
             if handle is not None:
                 handles.append(handle)
+                if name:
+                    handle_params.append((name, handle))
                 self.add_resource(handle, callee.qualname, node)
         receiver: frozenset[Place] | None = None
         if isinstance(node.func, cst.Attribute):
             receiver = frozenset(self.places(node.func.value)) or None
         self.summary.calls.append(
-            CallSite(callee.qualname, tuple(args), receiver, 0, tuple(handles), tuple(values))
+            CallSite(callee.qualname, tuple(args), receiver, 0, tuple(handles), handle_params=tuple(handle_params),
+                     values=tuple(values))
         )
 
-    def call_model(self, model: CallModel, node: cst.Call, qualified: str) -> None:
+    def call_model(self, model: CallModel, node: cst.Call, qualified: str, found_sql: bool = False) -> None:
         if model.kind:
             identity = model.identity or "object"
             name = qualified
@@ -723,23 +946,34 @@ class _Function:
                 ResourceUse(model.kind, name, qualified, model.thread_safe, model.capacity_limited,
                             Site(self.module, node))
             )
-        self.effect(model.effect, model.target, node, receiver=None)
+        self.effect(model.effect, model.target, node, None, None, found_sql, model.prefix)
 
-    def method_call(self, func: cst.Attribute, node: cst.Call) -> None:
+    def method_call(self, func: cst.Attribute, node: cst.Call, found_sql: bool = False) -> None:
         method = func.attr.value
         receiver = func.value
         handle = self.handle_of(receiver)
         if handle is not None:
-            self.add_resource(handle, f"{handle.type}.{method}", node)
-            model = self.ctx.catalog.methods_of(handle.type, method)
+            model = self.ctx.catalog.methods_of(handle.type, method) or self.ctx.catalog.any_method(method)
+            if model is not None or method not in self.ctx.catalog.pure_methods:
+                self.add_resource(handle, f"{handle.type}.{method}", node)
             if model is not None:
-                self.effect(model.effect, model.target, node, receiver)
+                self.effect(model.effect, model.target, node, receiver, handle, found_sql, model.prefix)
+            elif not found_sql and method not in self.ctx.catalog.pure_methods:
+                if method in _SQL_METHODS:
+                    self.unresolved_sql(node, handle)
+                else:
+                    self.unknown_on(handle, f"{method}()", node, writes=not self.ctx.catalog.reads_only(method))
             return
         any_model = self.ctx.catalog.any_method(method)
         if any_model is not None:
-            self.effect(any_model.effect, any_model.target, node, receiver)
+            self.effect(any_model.effect, any_model.target, node, receiver, None, found_sql, any_model.prefix)
+        elif method in _CURSOR_SQL and not found_sql and node.args:
+            # `cursor.execute(query)` on a cursor we could not trace: the SQL ran somewhere we can't name
+            self.unresolved_sql(node, None)
         if isinstance(receiver, cst.Name) and receiver.value in self.file_modes:
             return
+        if any_model is None:
+            self.through_param(receiver, method, node, found_sql, read_only=method in PURE)
         places = self.places(receiver)
         if not places:
             return
@@ -752,6 +986,52 @@ class _Function:
         else:
             self.read_places(places, node)
 
+    def through_param(self, receiver: cst.BaseExpression, method: str, node: cst.Call, found_sql: bool,
+                      read_only: bool = False) -> None:
+        """`client["shop"].orders.insert_many(rows)` with `client` a parameter: if the caller passes a handle,
+        this is an unknown effect on it (summaries.map_access and stagefx decide once the argument is known)."""
+        if found_sql or method in self.ctx.catalog.pure_methods:
+            return
+        root, path = self.param_root(receiver)
+        if root is None:
+            return
+        key = "/".join(path)
+        why = f"{method}() through parameter {root} is not modelled"
+        self.add(False, "unknown", ("param", root), why, node, of="handle", assumed=True, key=key, origin="fallback")
+        if not read_only and not self.ctx.catalog.reads_only(method):
+            self.add(True, "unknown", ("param", root), why, node, of="handle", assumed=True, key=key,
+                     origin="fallback")
+
+    def param_root(self, expr: cst.BaseExpression, depth: int = 0) -> tuple[str | None, list[str]]:
+        """The parameter an expression is reached from through attributes, subscripts and method results."""
+        if depth > 12:
+            return None, []
+        if isinstance(expr, cst.Name):
+            if expr.value in self.params and expr.value not in {"self", "cls"}:
+                return expr.value, []
+            origin = self.derived_from.get(expr.value)
+            return origin if origin is not None else (None, [])
+        if isinstance(expr, cst.Attribute):
+            root, path = self.param_root(expr.value, depth + 1)
+            return root, [*path, expr.attr.value]
+        if isinstance(expr, cst.Subscript):
+            root, path = self.param_root(expr.value, depth + 1)
+            element = expr.slice[0].slice if len(expr.slice) == 1 else None
+            part = evaluate(element.value, self.scope) if isinstance(element, cst.Index) else None
+            return root, [*path, part] if part and known(part) and not templated(part) and "/" not in part else path
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            method = expr.func.attr.value
+            if method in PURE and method not in {"get"}:
+                return None, []
+            return self.param_root(expr.func.value, depth + 1)
+        return None, []
+
+    def unresolved_sql(self, node: cst.Call, handle: Handle | None) -> None:
+        """SQL whose text can't be resolved: an unknown write of the connection's database (every table)."""
+        what = "SQL text that could not be resolved"
+        where = f" on {handle.name}" if handle is not None else ""
+        self.add(True, "unknown", None, f"{what}{where}", node, of="table", assumed=True, origin="fallback")
+
     def collaborator(self, places: set[Place]) -> bool:
         if self.klass is None:
             return False
@@ -761,21 +1041,44 @@ class _Function:
 
     # -- effects on files, keys, tables -------------------------------------------
 
-    def effect(self, effect: str, target: str, node: cst.Call, receiver: cst.BaseExpression | None) -> None:
+    def effect(self, effect: str, target: str, node: cst.Call, receiver: cst.BaseExpression | None,
+               handle: Handle | None = None, found_sql: bool = False, prefix: str = "") -> None:
         if not effect or not target:
             return
         if target == "sql":
-            return  # SQL arguments are scanned for every call
+            # SQL arguments are scanned for every call; text we could not resolve is still an effect
+            if not found_sql and node.args:
+                self.unresolved_sql(node, handle)
+            return
+        if target == "resource":
+            # the handle's own resource, as precisely as the handle names it (client/db/collection); a
+            # module-level call (`helpers.bulk(client, ...)`) acts on the handle it is given
+            if handle is None:
+                handle = next((h for h in (self.handle_of(a.value) for a in node.args) if h is not None), None)
+            if handle is None:
+                qualified = self.module.qualify(node.func) or ""
+                handle = Handle(f"opaque:{qualified}", "other", qualified.split(".")[0] or "?", True, False, qualified)
+            if handle is not None:
+                reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
+                for write in ([False] if reads else []) + ([True] if writes else []):
+                    self.add(write, handle_space(handle.kind, handle), None, handle.name, node,
+                             key=resource_key(handle), origin="model")
+            return
         kind, _, spec = target.partition(":")
+        if kind == "model":
+            self.model_effect(effect, node, int(spec or 0))
+            return
         if kind == "file" and spec == "self":
             value = evaluate(receiver, self.scope) if receiver is not None else None
         elif kind == "object":
-            bucket_kw, _, key_kw = spec.partition("/")
-            bucket = evaluate(keyword(node, bucket_kw), self.scope) or WILD
-            key = evaluate(keyword(node, key_kw), self.scope) or WILD
+            bucket_spec, _, key_spec = spec.partition("/")
+            bucket = evaluate(_object_part(node, bucket_spec), self.scope) or WILD
+            key = evaluate(_object_part(node, key_spec), self.scope) or WILD
             value, kind = f"s3://{bucket}/{key}", "file"
         else:
             value = evaluate(argument(node, target), self.scope)
+        if prefix and value is not None:
+            value = prefix + value
         if kind == "url":
             kind = "key"
         if effect == "mode":
@@ -790,6 +1093,19 @@ class _Function:
             self._io(kind, dest, node, False, True)
         else:
             self._io(kind, value, node, effect in {"read", "readwrite"}, effect in {"write", "readwrite"})
+
+    def model_effect(self, effect: str, node: cst.Call, position: int) -> None:
+        """ORM calls (`session.add(Order(...))`, `session.query(Order)`): the model class's table."""
+        positional = [a.value for a in node.args if a.keyword is None and not a.star]
+        expr = positional[position] if position < len(positional) else None
+        table = orm_table(expr, self.module, self.project, self.points) if expr is not None else None
+        reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
+        for write in ([False] if reads else []) + ([True] if writes else []):
+            if table:
+                self.add(write, "table", None, table, node, origin="model")
+            else:
+                self.add(write, "unknown", None, "an ORM object whose table could not be resolved", node,
+                         of="table", assumed=True, origin="fallback")
 
     def _io(self, kind: str, value: str | None, node: cst.CSTNode, reads: bool, writes: bool) -> None:
         if kind not in {"file", "key", "table", "queue"}:
@@ -810,24 +1126,67 @@ class _Function:
         if writes:
             self.add(True, kind, None, value, node)
 
-    def scan_sql(self, node: cst.Call) -> None:
-        for arg in node.args:
+    def scan_sql(self, node: cst.Call) -> bool:
+        """Table effects of SQL in any argument; whether some SQL text (or a caller's, deferred) was seen."""
+        found_any = False
+        sql_call = isinstance(node.func, cst.Attribute) and node.func.attr.value in _CURSOR_SQL
+        for i, arg in enumerate(node.args):
             value = arg.value
-            if not isinstance(value, (*_SIMPLE_LITERALS, cst.Name, cst.BinaryOperation, cst.Attribute)):
+            if not isinstance(value, (*_SIMPLE_LITERALS, cst.Name, cst.BinaryOperation, cst.Attribute, cst.Call)):
+                continue
+            if (isinstance(value, cst.Call) and not isinstance(value.func, cst.Attribute)
+                    and (self.module.qualify(value.func) or "") not in _TEXT_CALLS):
                 continue
             text = evaluate(value, self.scope)
-            if text is None or not sqlmod.looks_like_sql(text):
+            if text is None:
                 continue
-            found = sqlmod.tables(text)
-            if found is None:
+            if templated(text) and (sqlmod.looks_like_sql(_unmarked(text)) or (sql_call and i == 0)):
+                # built from a parameter: each caller fills it in, then it is parsed (summaries.resolve_sql)
+                self.add(True, "sql", None, text, node)
+                found_any = True
                 continue
-            if not found.parsed:
-                self.add(True, "unknown", None, "SQL that could not be parsed", node, of="table")
-                continue
-            for table in found.reads:
-                self.add(False, "table", None, table, node)
-            for table in found.writes:
-                self.add(True, "table", None, table, node)
+            for access in sql_accesses(text, Site(self.module, node)):
+                self.summary.accesses.add(access)
+                found_any = True
+        return found_any
+
+
+_TEXT_CALLS = frozenset({"str", "open", "io.open", "pathlib.Path", "Path", "os.path.join"}) | {
+    f"{m}.sql.{c}" for m in ("psycopg2", "psycopg") for c in ("SQL", "Composed")
+} | {"sqlalchemy.text", "sqlalchemy.sql.text"}
+
+
+def on_handle(access: Access, handle: Handle) -> Access:
+    """An unmodelled call made through a parameter, once the caller is known to pass `handle` there."""
+    key = resource_key(handle) + (f"/{access.key}" if access.key else "")
+    return Access(access.write, "unknown", None, f"{access.target} (on {handle.name})", access.site,
+                  handle_space(handle.kind, handle), True, key, "fallback")
+
+
+def resolve_sql(access: Access, text: str) -> list[Access]:
+    """A deferred SQL access once a caller filled in its parameters: table accesses, or an unknown write."""
+    if templated(text):
+        return [access.moved(None, text)]
+    found = sql_accesses(text, access.site, access.assumed) if known(text) else []
+    if found:
+        return found
+    return [Access(True, "unknown", None, "SQL text that could not be resolved", access.site, "table", True,
+                   origin="fallback")]
+
+
+def _unmarked(text: str) -> str:
+    return re.sub("\x00[^\x00]*\x00", WILD, text)
+
+
+def sql_accesses(text: str, site: Site, assumed: bool = False) -> list[Access]:
+    """Table accesses of one SQL text (unparseable SQL: an unknown table write); [] when it is not SQL."""
+    found = sqlmod.tables(text)
+    if found is None:
+        return []
+    if not found.parsed:
+        return [Access(True, "unknown", None, "SQL that could not be parsed", site, "table", assumed)]
+    return ([Access(False, "table", None, t, site, "", assumed) for t in found.reads]
+            + [Access(True, "table", None, t, site, "", assumed) for t in found.writes])
 
 
 def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project,
@@ -846,6 +1205,11 @@ def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project
                 if isinstance(t.target, cst.Name):
                     counts[t.target.value] = counts.get(t.target.value, 0) + 1
                     single[t.target.value] = node.value
+        elif isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name):
+            # `with open(SQL_FILE) as fh: text = fh.read()`: fh evaluates to what it was opened from
+            name = node.asname.name.value
+            counts[name] = counts.get(name, 0) + 1
+            single[name] = node.item
     params = set(fn.params)
     return Scope(
         module, project,

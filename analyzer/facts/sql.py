@@ -33,8 +33,12 @@ def looks_like_sql(text: str) -> bool:
     return bool(_SQL_START.match(text)) and len(text.split()) >= 2
 
 
+_FORMAT_FIELD = re.compile(r"\{\w*\}")
+
+
 def _prepare(text: str) -> str:
     text = _JINJA.sub(_ANY, text)
+    text = _FORMAT_FIELD.sub(_ANY, text)  # str.format / psycopg2.sql placeholders: a name filled in later
     text = _PYFMT.sub("NULL", text)
     return text.replace("*", f" {_ANY} ") if "*" in text and "select *" not in text.lower() else text
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from analyzer.facts import sql as sqlmod
-from analyzer.facts.effects import Access, Context, Place, Summary, place_label
+from analyzer.facts.effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex
 from analyzer.facts.summaries import Total
 from analyzer.facts.values import MARK, finish, known, substitute
@@ -38,19 +38,23 @@ def effect_of(access: Access, key: str | None = None, target: str | None = None,
         target=target or access.target,
         file=access.file,
         line=access.line,
-        key=key or (place_key(access.place) if access.place else access.target),
+        key=key or (place_key(access.place) if access.place else (access.key or access.target)),
         of=access.of,
         assumed=access.assumed,
+        origin=access.origin,
     )
 
 
-def _resolved(access: Access, values: dict[str, str | None]) -> Effect:
-    """An effect whose target named the callee's parameters, filled in with this call's arguments."""
+def _resolved(access: Access, values: dict[str, str | None]) -> list[tuple[bool, Effect]]:
+    """(is-write, effect) for an access whose target named the callee's parameters, filled in from this call."""
     target = finish(substitute(access.target, values))
+    if access.kind == "sql":
+        return [(a.write, effect_of(a)) for a in resolve_sql(access, target)]
     if known(target):
-        return Effect(access.kind, target, access.file, access.line, key=target, assumed=access.assumed)  # type: ignore[arg-type]
-    return Effect("unknown", f"{access.kind} name built at run time", access.file, access.line, of=access.kind,
-                  assumed=access.assumed)
+        return [(access.write, Effect(access.kind, target, access.file, access.line, key=target,  # type: ignore[arg-type]
+                                      assumed=access.assumed, origin=access.origin))]
+    return [(access.write, Effect("unknown", f"{access.kind} name built at run time", access.file, access.line,
+                                  of=access.kind, assumed=access.assumed, origin="fallback"))]
 
 
 def dedupe(effects: Iterable[Effect]) -> tuple[Effect, ...]:
@@ -129,6 +133,7 @@ class StageBuilder:
         values: dict[str, str | None] | None = None,
         instance: tuple[str, str] | None = None,
         assumed: bool = False,
+        param_handles: dict[str, Handle] | None = None,
     ) -> Stage:
         """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`."""
         total = self.total(callee)
@@ -143,9 +148,14 @@ class StageBuilder:
             bucket = writes if access.write else reads
             place = access.place
             if place is None and MARK in access.target:
-                bucket.append(_resolved(access, values or {}))
+                for write, effect in _resolved(access, values or {}):
+                    (writes if write else reads).append(effect)
             elif place is None:
                 bucket.append(effect_of(access))
+            elif place[0] == "param" and access.of == "handle":
+                handle = (param_handles or {}).get(place[1])
+                if handle is not None:
+                    bucket.append(effect_of(on_handle(access, handle)))
             elif place[0] == "param":
                 keys = params.get(place[1], set())
                 for key in keys:

@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from analyzer.facts.effects import SELF, Access, CallSite, Context, Place, ResourceUse, Summary, summarize
+from analyzer.facts.effects import (
+    SELF,
+    Access,
+    CallSite,
+    Context,
+    Place,
+    ResourceUse,
+    Summary,
+    on_handle,
+    resolve_sql,
+    summarize,
+)
 from analyzer.facts.index import FunctionRef
 from analyzer.facts.values import MARK, substitute
 from analyzer.model import Signal
@@ -34,11 +45,17 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
     """Translate a callee's access into the caller's places through one call site."""
     place = access.place
     if place is None and MARK in access.target:
-        target = substitute(access.target, dict(site.values)) if MARK in access.target else access.target
+        target = substitute(access.target, dict(site.values))
+        if access.kind == "sql":
+            return resolve_sql(access, target)
         # the caller's own parameter markers survive substitution and propagate further up
         return [access.moved(None, target)]
     if place is None or place[0] == "global":
         return [access]
+    if access.of == "handle" and place[0] == "param":
+        handle = dict(site.handle_params).get(place[1])
+        if handle is not None:
+            return [on_handle(access, handle)]
     targets: Iterable[Place]
     if place[0] == "param":
         targets = next((places for name, places in site.args if name == place[1]), frozenset())
@@ -57,6 +74,10 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
             kind = "container"
         if place[0] == "param" and kind == "attribute":
             kind = "container"
+        if access.of == "handle":
+            if t[0] == "param":  # still a parameter of the caller: its own callers decide
+                out.append(access.moved(t, access.target))
+            continue  # an object that is not a handle: a method on pipeline data, already a read
         out.append(access.moved(t, _label(t), kind))
     return out
 
@@ -71,8 +92,13 @@ def compose(
     functions: dict[str, FunctionRef],
     ctx: Context,
     signals_of: dict[str, tuple[Signal, ...]] | None = None,
-) -> tuple[dict[str, Summary], dict[str, Total]]:
-    """Direct summaries and composed totals for every analysed function."""
+) -> tuple[dict[str, Summary], dict[str, Total], list[str]]:
+    """Direct summaries, composed totals, and the functions whose recursion did not reach a fixed point.
+
+    A component still changing after the round budget gets an unknown effect on everything, so its
+    stages' edges become `unknown` rather than silently missing what the last rounds would have added.
+    """
+    unconverged: list[str] = []
     direct = {q: summarize(fn, ctx) for q, fn in functions.items()}
     graph = nx.DiGraph()
     graph.add_nodes_from(direct)
@@ -109,4 +135,11 @@ def compose(
                 changed = changed or after != before
             if not changed or (len(members) == 1 and not graph.has_edge(members[0], members[0])):
                 break
-    return direct, totals
+        else:
+            for q in members:
+                anchor = min(totals[q].accesses, key=lambda a: (a.kind, a.target)).site if totals[q].accesses else None
+                if anchor is not None:
+                    why = "effects of a recursive call cycle that did not settle"
+                    totals[q].accesses.add(Access(True, "unknown", None, why, anchor, "any", True, origin="fallback"))
+                unconverged.append(q)
+    return direct, totals, unconverged

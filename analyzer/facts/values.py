@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import libcst as cst
 
@@ -98,6 +99,9 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
     if isinstance(expr, cst.Name):
         return _name(expr.value, scope, depth)
     if isinstance(expr, cst.Attribute):
+        if expr.attr.value == "parent":  # pathlib: Path(__file__).parent
+            inner = _eval(expr.value, scope, depth + 1)
+            return _dirname(inner) if inner is not None else WILD
         qualified = scope.module.qualify(expr)
         if qualified and scope.project is not None:
             owner, _, attr = qualified.rpartition(".")
@@ -121,7 +125,35 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
     return None
 
 
+def _dirname(path: str) -> str:
+    head, sep, _ = path.rstrip("/").rpartition("/")
+    return head if sep and head else ("/" if path.startswith("/") else ".")
+
+
+def _format(template: str, call: cst.Call, scope: Scope, depth: int) -> str:
+    """`"...{}...{name}".format(a, name=b)` with the arguments that evaluate filled in, `*` for the rest."""
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    named = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+    counter = iter(range(len(positional) + 1000))
+
+    def fill(m: re.Match[str]) -> str:
+        field_name = m.group(0)[1:-1].split("!")[0].split(":")[0]
+        if field_name == "":
+            index = next(counter)
+            expr = positional[index] if index < len(positional) else None
+        elif field_name.isdigit():
+            expr = positional[int(field_name)] if int(field_name) < len(positional) else None
+        else:
+            expr = named.get(field_name)
+        value = _eval(expr, scope, depth + 1) if expr is not None else None
+        return value if value is not None else WILD
+
+    return _BRACES.sub(fill, template)
+
+
 def _name(name: str, scope: Scope, depth: int) -> str | None:
+    if name == "__file__":
+        return scope.module.relpath
     if name in scope.params:
         return f"{MARK}{name}{MARK}"
     if name in scope.shadowed:
@@ -156,19 +188,122 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
         if qualified.endswith(".joinpath") and isinstance(func, cst.Attribute):
             parts.insert(0, _eval(func.value, scope, depth + 1) or WILD)
         return _join(parts) if parts else None
-    if qualified in {"str", "os.fspath", "os.path.abspath", "os.path.normpath", "os.path.expanduser"} and args:
+    if qualified in {"str", "os.fspath", "os.path.abspath", "os.path.normpath", "os.path.expanduser",
+                     "os.path.realpath"} and args:
         return _eval(args[0], scope, depth + 1)
+    if qualified == "os.path.dirname" and args:
+        inner = _eval(args[0], scope, depth + 1)
+        return _dirname(inner) if inner is not None else None
     if isinstance(func, cst.Attribute):
         method = func.attr.value
         base = _eval(func.value, scope, depth + 1)
         if method == "format" and base is not None:
-            return _BRACES.sub(WILD, base)
+            return _format(base, call, scope, depth)
         if method in {"with_suffix", "with_name"} and base is not None and args:
             suffix = _eval(args[0], scope, depth + 1) or WILD
             stem = base.rsplit(".", 1)[0] if method == "with_suffix" else base.rsplit("/", 1)[0] + "/"
             return stem + suffix
-        if method in {"strip", "lower", "upper", "resolve", "absolute", "expanduser"} and base is not None:
+        if method in {"resolve", "absolute", "expanduser"} and base is not None:
             return base
-        if method == "replace" and base is not None:
-            return WILD if WILD in base else base
+        if method in {"lower", "upper", "casefold"} and base is not None:
+            return _case(base, method)
+        if method in {"strip", "lstrip", "rstrip"} and base is not None:
+            chars = _eval(args[0], scope, depth + 1) if args else None
+            if args and (chars is None or WILD in chars):
+                return WILD if base.strip() else base
+            return getattr(base, method)(chars)  # type: ignore[no-any-return]
+        if method == "replace" and base is not None and len(args) >= 2:
+            old = _eval(args[0], scope, depth + 1)
+            new = _eval(args[1], scope, depth + 1)
+            if old is None or WILD in old or not old:
+                return WILD
+            return base.replace(old, new if new is not None else WILD)
+        if method in {"read", "read_text"}:
+            return _file_text(func.value, scope, depth)
+        if method == "format" and base is None:
+            return None
+    if qualified in _SQL_COMPOSERS and args:
+        # psycopg2.sql.SQL("... {} ...") / sql.Identifier("t"): the SQL text with its pieces filled in
+        if qualified.endswith(("Identifier", "Literal")):
+            parts = [_eval(a, scope, depth + 1) or WILD for a in args]
+            return ".".join(parts)
+        return _eval(args[0], scope, depth + 1)
+    return None
+
+
+#: psycopg2/psycopg SQL composition: `sql.SQL(text).format(sql.Identifier(name))`
+_SQL_COMPOSERS = frozenset({
+    f"{m}.sql.{c}" for m in ("psycopg2", "psycopg") for c in ("SQL", "Identifier", "Literal", "Composed")
+} | {"sqlalchemy.text", "sqlalchemy.sql.text", "sqlalchemy.sql.expression.text"})
+
+#: SQL files larger than this are not read (a dump, not a statement)
+_MAX_SQL_FILE = 512 * 1024
+
+
+def _case(text: str, method: str) -> str:
+    """Lower/upper-case the literal parts of a value; a parameter's part becomes `*` (its case is not known
+    until a caller fills it in, and the caller's value would arrive unchanged)."""
+    return str(getattr(_MARKER.sub(WILD, text), method)()).replace(WILD.lower(), WILD)
+
+
+def _opened_path(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
+    """The path behind `open(p)` / `Path(p)` / a local bound to one (`with open(p) as fh`)."""
+    if isinstance(expr, cst.Name) and expr.value in scope.locals:
+        expr = scope.locals[expr.value]
+    if isinstance(expr, cst.Call):
+        qualified = scope.module.qualify(expr.func) or ""
+        if qualified in {"open", "io.open", "codecs.open"} and expr.args:
+            return _eval(expr.args[0].value, scope, depth + 1)
+    return _eval(expr, scope, depth + 1)
+
+
+def _file_text(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
+    """The text of a `.sql` file the code reads (`open(SQL_PATH).read()`, `Path(p).read_text()`).
+
+    Only files inside the analysed root are read, and only `.sql` files: the point is to see the SQL a
+    stage runs, never to read arbitrary files the analysed code names.
+    """
+    path = _opened_path(expr, scope, depth)
+    if path is None or WILD in path or MARK in path or not path.lower().endswith(".sql"):
+        return None
+    located = locate_file(scope.module, path)
+    if located is None:
+        return None
+    try:
+        if located.stat().st_size > _MAX_SQL_FILE:
+            return None
+        return located.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def analysed_root(module: ModuleIndex) -> Path | None:
+    """The folder the analysed paths are relative to, from one module's absolute path."""
+    path = module.parsed.path
+    if path is None:
+        return None
+    root = path.resolve()
+    for _ in module.relpath.split("/"):
+        root = root.parent
+    return root
+
+
+def locate_file(module: ModuleIndex, name: str) -> Path | None:
+    """A file the code names, looked up beside the module, then under the analysed root; never outside it."""
+    root = analysed_root(module)
+    if root is None or module.parsed.path is None:
+        return None
+    here = module.parsed.path.resolve().parent
+    candidates = [Path(name)] if name.startswith("/") else [here / name, root / name]
+    if name.startswith("/"):
+        # an absolute path in a container (`/opt/airflow/dags/sql/x.sql`): try its tail under the root
+        parts = Path(name).parts[1:]
+        candidates = [root.joinpath(*parts[i:]) for i in range(len(parts))]
+    for candidate in candidates:
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError):
+            continue
+        if resolved.is_file() and resolved.is_relative_to(root):
+            return resolved
     return None

@@ -34,7 +34,8 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 def _effect(e: Effect) -> dict[str, Any]:
     return _drop_none({"kind": e.kind, "target": e.target, "line": e.line or None, "file": e.file or None,
-                       "assumed": True if e.assumed else None})
+                       "assumed": True if e.assumed else None, "origin": e.origin,
+                       "of": e.of if e.kind == "unknown" and e.of else None})
 
 
 def _resource(r: Resource) -> dict[str, Any]:
@@ -138,7 +139,8 @@ def render(report: Report) -> str:
 # ------------------------------------------------------------------ reading a saved report
 
 def _effect_from(d: dict[str, Any]) -> Effect:
-    return Effect(d["kind"], d["target"], d.get("file", ""), d.get("line", 0), assumed=bool(d.get("assumed")))
+    return Effect(d["kind"], d["target"], d.get("file", ""), d.get("line", 0), of=d.get("of", ""),
+                  assumed=bool(d.get("assumed")), origin=d.get("origin", "code"))
 
 
 def _stage_from(d: dict[str, Any]) -> Stage:

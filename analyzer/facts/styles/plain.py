@@ -599,7 +599,14 @@ class Driver:
         line = self.module.line(call)
         params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else list(callee.params)
         bound = bind_arguments(params, args, arg_objs)
-        values = {name: evaluate(arg.value, self.scope) for name, arg in named_arguments(params, args)}
+        named = named_arguments(params, args)
+        values = {name: evaluate(arg.value, self.scope) for name, arg in named}
+        driver = self.builder.direct.get(self.fn.qualname) if self.fn is not None else None
+        local_handles = driver.handles if driver is not None else {}
+        param_handles = {
+            name: h for name, arg in named
+            if (h := self.ctx.handle_of_expr(arg.value, self.module, local_handles, self.klass)) is not None
+        }
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
@@ -607,7 +614,7 @@ class Driver:
             stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
-            instance=instance, assumed=dynamic is not None,
+            instance=instance, assumed=dynamic is not None, param_handles=param_handles,
         )
         if via_self:
             self.w.self_calls += 1
