@@ -1,0 +1,246 @@
+"""The open-world effect model: what is not modelled is an unknown effect, never no effect.
+
+Each test states a shape seen failing on real pipelines (in our own words) and the verdict the
+open-world rule gives; near-misses pin the precision the resource hierarchy keeps.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from analyzer import catalog
+from analyzer.catalog import CatalogError
+from analyzer.engine import Options, analyze
+
+from analyzer.model import DEPENDENCY_KINDS, Pipeline
+
+CLI = [sys.executable, "-m", "analyzer"]
+
+
+def _pipeline(tmp_path: Path, code: str, extra: dict[str, str] | None = None) -> Pipeline:
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(code))
+    for name, text in (extra or {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    report = analyze([tmp_path], Options())
+    (pipeline,) = [p for p in report.pipelines if p.name == "main"]
+    return pipeline
+
+
+def _kind(pipeline: Pipeline, a: str, b: str) -> str | None:
+    for edge in pipeline.edges:
+        if {edge.source, edge.target} == {a, b}:
+            return edge.kind
+    return None
+
+
+def test_unmodelled_sdk_client_methods_are_unknown_effects_on_the_client(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        from ledger_sdk import LedgerClient
+
+        ledger = LedgerClient()
+
+        def post_entries(rows):
+            ledger.append_entries("2024", rows)
+
+        def close_books():
+            ledger.lock_period("2024")
+
+        def main(rows):
+            post_entries(rows)
+            close_books()
+    """)
+    assert _kind(pipeline, "post_entries", "close_books") == "unknown"
+
+
+def test_two_reads_of_one_client_stay_independent(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        from ledger_sdk import LedgerClient
+
+        ledger = LedgerClient()
+
+        def balance():
+            return ledger.get_balance("2024")
+
+        def history():
+            return ledger.list_entries("2024")
+
+        def main():
+            balance()
+            history()
+    """)
+    assert _kind(pipeline, "balance", "history") == "order"
+
+
+def test_a_declared_pure_library_adds_no_effect(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import pandas as pd
+
+        def a(df):
+            return df.pipe(len)
+
+        def b(df):
+            return pd.concat([df, df])
+
+        def main(df):
+            a(df)
+            b(df)
+    """)
+    assert _kind(pipeline, "a", "b") == "order"
+
+
+def test_sql_text_that_cannot_be_resolved_is_an_unknown_write_of_the_database(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import psycopg2
+
+        def load(conn):
+            conn.cursor().execute("INSERT INTO staging.events VALUES (1)")
+
+        def transform(conn, make_sql):
+            conn.cursor().execute(make_sql())
+
+        def main(make_sql):
+            conn = psycopg2.connect(dbname="events")
+            load(conn)
+            transform(conn, make_sql)
+    """)
+    assert _kind(pipeline, "load", "transform") == "unknown"
+
+
+def test_sql_read_from_a_file_and_composed_sql_resolve_to_tables(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import os
+        import psycopg2
+        from psycopg2 import sql
+
+        HERE = os.path.dirname(__file__)
+
+        def load(conn):
+            conn.cursor().execute("INSERT INTO staging.events VALUES (1)")
+
+        def build(conn):
+            with open(os.path.join(HERE, "queries", "build.sql")) as fh:
+                conn.cursor().execute(fh.read())
+
+        def wipe(conn, table):
+            conn.cursor().execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
+
+        def main():
+            conn = psycopg2.connect(dbname="events")
+            load(conn)
+            build(conn)
+            wipe(conn, "mart.other")
+    """, {"queries/build.sql": "INSERT INTO mart.daily SELECT * FROM staging.events"})
+    assert _kind(pipeline, "load", "build") == "data"
+    assert _kind(pipeline, "build", "wipe") == "order"
+
+
+def test_sql_files_outside_the_analysed_root_are_never_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.sql"
+    outside.write_text("INSERT INTO secret.table SELECT 1")
+    root = tmp_path / "repo"
+    root.mkdir()
+    pipeline = _pipeline(root, f"""
+        def leak(conn):
+            conn.cursor().execute(open({str(outside)!r}).read())
+
+        def other(conn):
+            conn.cursor().execute("SELECT 1 FROM a")
+
+        def main(conn):
+            leak(conn)
+            other(conn)
+    """)
+    targets = {e.target for s in pipeline.stages for e in s.writes}
+    assert "secret.table" not in targets
+
+
+def test_document_store_collections_are_levels_of_one_resource(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import pymongo
+
+        def write_orders(client, docs):
+            client["shop"]["orders"].insert_many(docs)
+
+        def read_orders(client):
+            return list(client["shop"]["orders"].find())
+
+        def read_users(client):
+            return list(client["shop"]["users"].find())
+
+        def main(docs):
+            client = pymongo.MongoClient("mongodb://docs")
+            write_orders(client, docs)
+            read_orders(client)
+            read_users(client)
+    """)
+    assert _kind(pipeline, "write_orders", "read_orders") in DEPENDENCY_KINDS
+    assert _kind(pipeline, "write_orders", "read_users") in (None, "order")
+
+
+def test_every_effect_carries_its_provenance(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import pandas as pd
+        from ledger_sdk import LedgerClient
+
+        ledger = LedgerClient()
+
+        def a():
+            pd.read_csv("/data/in.csv").to_csv("/data/out.csv")
+            ledger.push("x")
+
+        def b():
+            return 1
+
+        def main():
+            a()
+            b()
+    """)
+    stage = pipeline.stage("a")
+    origins = {(e.kind, e.origin) for e in stage.writes}
+    assert ("file", "code") in origins
+    assert ("unknown", "fallback") in origins
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"type": "x", "names": ["put"], "effect": "write", "target": "bucket:0"}, "unknown target 'bucket:0'"),
+    ({"type": "x", "names": ["put"], "effect": "writes", "target": "file:0"}, "unknown effect 'writes'"),
+    ({"type": "x", "names": ["put"], "effect": "write"}, "effect and target go together"),
+])
+def test_catalog_effects_and_targets_are_validated(tmp_path: Path, entry: dict[str, object], message: str) -> None:
+    path = tmp_path / "resources-extra.toml"
+    body = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in entry.items())
+    path.write_text(f"[[method]]\n{body}\n")
+    with pytest.raises(CatalogError, match=message) as info:
+        catalog._load_resources((path,))
+    assert str(path) in str(info.value) and "[[method]] #1" in str(info.value)
+
+
+def test_why_explains_a_pair_with_provenance(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent("""
+        from ledger_sdk import LedgerClient
+
+        ledger = LedgerClient()
+
+        def post_entries(rows):
+            ledger.append_entries("2024", rows)
+
+        def close_books():
+            ledger.lock_period("2024")
+
+        def main(rows):
+            post_entries(rows)
+            close_books()
+    """))
+    proc = subprocess.run([*CLI, "why", str(tmp_path), "main", "close_books", "post_entries"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "open-world fallback" in proc.stdout
+    assert "verdict: post_entries -> close_books is unknown" in proc.stdout
+    bad = subprocess.run([*CLI, "why", str(tmp_path), "main", "nope", "post_entries"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "has no stage 'nope'" in bad.stderr
