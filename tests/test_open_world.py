@@ -16,7 +16,6 @@ import pytest
 from analyzer import catalog
 from analyzer.catalog import CatalogError
 from analyzer.engine import Options, analyze
-
 from analyzer.model import DEPENDENCY_KINDS, Pipeline
 
 CLI = [sys.executable, "-m", "analyzer"]
