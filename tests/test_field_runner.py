@@ -159,9 +159,23 @@ def write_labels(labels: Path, v1: str, v2: str) -> Path:
 def _run(corpus: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(FIELD / "run.py"), "--labels", str(corpus["labels"]), "--snapshots",
-         str(corpus["snapshots"]), "--reserved", str(corpus["reserved"]), *extra],
+         str(corpus["snapshots"]), "--reserved", str(corpus["reserved"]), *(extra or ("--no-reuse",))],
         capture_output=True, text=True, timeout=120, check=False,
     )
+
+
+@pytest.mark.slow
+@needs_git
+def test_reports_of_the_same_analyzer_source_are_reused(corpus: dict[str, Any], tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    first = _run(corpus, "--reports-dir", str(reports))
+    stored = sorted(reports.glob("*.json"))
+    assert stored, first.stderr
+    for path in stored:  # a corrupt entry is rebuilt, never trusted
+        path.write_text("{not json")
+    second = _run(corpus, "--reports-dir", str(reports))
+    assert first.stdout.splitlines()[-1].split('"seconds"')[0] == second.stdout.splitlines()[-1].split('"seconds"')[0]
+    assert all(p.read_text().startswith("{\"") for p in stored)
 
 
 @pytest.mark.slow
