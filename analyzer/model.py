@@ -157,6 +157,9 @@ class PipelineFacts:
     links: tuple[Link, ...] = ()
     signals: tuple[Signal, ...] = ()
     notes: tuple[str, ...] = ()
+    #: `file::function` of the builders this pipeline was assembled from (a Kedro registry's
+    #: `create_pipeline`s): they are not reported again as pipelines of their own
+    assembled_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,7 @@ def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
     framework pipeline is already reported with the framework's semantics.
     """
     framework = {p.id for p in pipelines if p.style not in ("plain", "class")}
+    framework |= {member for p in pipelines for member in p.assembled_from}
     if not framework:
         return pipelines
     kept = []

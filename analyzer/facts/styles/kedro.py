@@ -298,26 +298,156 @@ _CATALOGS: dict[Path, dict[str, Effect]] = {}
 
 
 def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
-    """Every function (or module constant) that builds a Kedro pipeline."""
+    """The pipelines the project's registry registers, plus every builder no registry pipeline covers.
+
+    What `kedro run` runs is the registry's (`register_pipelines()`); a `create_pipeline()` alone misses
+    every dependency between it and the pipelines it is added to, so a builder whose nodes all belong
+    to a registered pipeline is reported only as part of it.
+    """
     project = builder.ctx.project
     _CATALOGS.clear()
-    found: list[PipelineFacts] = []
+    builders: list[tuple[ModuleIndex, str, int, list[KedroNode]]] = []
+    registered: list[PipelineFacts] = []
+    covered: set[int] = set()
     for module in sorted(project.modules.values(), key=lambda m: m.relpath):
         if "kedro" not in module.parsed.text:
             continue
         for fn in module.functions.values():
+            if fn.name == "register_pipelines" and not fn.class_name:
+                registry, members = _registry(builder, fn)
+                for key, nodes in registry.items():
+                    facts = _pipeline(builder, module, key, fn.line, nodes)
+                    registered.append(replace(
+                        facts, id=f"{module.relpath}::register_pipelines[{key}]",
+                        notes=(*facts.notes, f"registered as {key!r} by {module.relpath}::register_pipelines"),
+                        assembled_from=(f"{module.relpath}::{fn.name}", *members),
+                    ))
+                    covered.update(id(n.call) for n in nodes)
+                continue
             if not _builds_pipeline(fn.node, module):
                 continue
-            reader = PipelineReader(builder)
-            nodes = reader.function_nodes(fn)
+            nodes = PipelineReader(builder).function_nodes(fn) or []
             if nodes:
-                found.append(_pipeline(builder, module, fn.name, fn.line, nodes))
+                builders.append((module, fn.name, fn.line, nodes))
         for name, value in module.constants.items():
             if isinstance(value, cst.Call | cst.BinaryOperation) and _builds_pipeline(value, module):
-                nodes = PipelineReader(builder).nodes(value, module, {})
+                nodes = PipelineReader(builder).nodes(value, module, {}) or []
                 if nodes:
-                    found.append(_pipeline(builder, module, name, module.line(value), nodes))
-    return found
+                    builders.append((module, name, module.line(value), nodes))
+    found = [_pipeline(builder, module, name, line, nodes) for module, name, line, nodes in builders
+             if not covered or not {id(n.call) for n in nodes} <= covered]
+    return [*registered, *found]
+
+
+def _registry(builder: StageBuilder, fn: FunctionRef) -> tuple[dict[str, list[KedroNode]], tuple[str, ...]]:
+    """Registered name -> nodes, for the maximal pipelines `register_pipelines()` returns.
+
+    Follows the usual shapes: a dict literal, `pipelines = find_pipelines()`, `pipelines["k"] = a + b`,
+    `sum(pipelines.values())`, locals bound to `create_pipeline()` calls. A registered pipeline whose
+    nodes all belong to another registered one adds nothing and is left out (`__default__` wins ties).
+    """
+    reader = PipelineReader(builder)
+    module = fn.module
+    members: set[str] = set()
+    for call in walk(fn.node.body, skip_defs=True):  # the builders it calls, directly or by discovery
+        if isinstance(call, cst.Call):
+            callee = reader.project.function(module.qualify(call.func))
+            if callee is not None:
+                members.add(f"{callee.module.relpath}::{callee.name}")
+    locals_: dict[str, cst.BaseExpression] = {}
+    lists: dict[str, list[KedroNode]] = {}
+    dicts: dict[str, dict[str, list[KedroNode]]] = {}
+    returned: dict[str, list[KedroNode]] = {}
+
+    def value(expr: cst.BaseExpression) -> list[KedroNode]:
+        if isinstance(expr, cst.Name) and expr.value in lists:
+            return lists[expr.value]
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+            return [*value(expr.left), *value(expr.right)]
+        if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Name) and expr.value.value in dicts:
+            key = _literal_key(expr, module)
+            return dicts[expr.value.value].get(key, []) if key is not None else []
+        if isinstance(expr, cst.Call) and (module.qualify(expr.func) or "") == "sum" and expr.args:
+            inner = expr.args[0].value
+            if (isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute)
+                    and isinstance(inner.func.value, cst.Name) and inner.func.value.value in dicts):
+                return [n for nodes in dicts[inner.func.value.value].values() for n in nodes]
+        return reader.nodes(expr, module, locals_) or []
+
+    def mapping(expr: cst.BaseExpression) -> dict[str, list[KedroNode]] | None:
+        if isinstance(expr, cst.Dict):
+            out: dict[str, list[KedroNode]] = {}
+            for element in expr.elements:
+                if isinstance(element, cst.DictElement):
+                    key = evaluate(element.key, Scope(module, reader.project))
+                    if key is not None and WILD not in key:
+                        out[key] = value(element.value)
+            return out
+        if isinstance(expr, cst.Call):
+            qualified = module.qualify(expr.func) or ""
+            if qualified.endswith("find_pipelines"):
+                return _found_pipelines(reader, members)
+            if qualified == "dict" and not expr.args:
+                return {}
+        if isinstance(expr, cst.Name) and expr.value in dicts:
+            return dicts[expr.value]
+        return None
+
+    for node in walk(fn.node.body, skip_defs=True):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1:
+            target = node.targets[0].target
+            if isinstance(target, cst.Name):
+                found = mapping(node.value)
+                if found is not None:
+                    dicts[target.value] = found
+                else:
+                    locals_[target.value] = node.value
+                    lists[target.value] = value(node.value)
+            elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and \
+                    target.value.value in dicts:
+                key = _literal_key(target, module)
+                if key is not None:
+                    dicts[target.value.value][key] = value(node.value)
+        elif isinstance(node, cst.Return) and node.value is not None:
+            returned = mapping(node.value) or returned
+    return _maximal(returned), tuple(sorted(members))
+
+
+def _literal_key(expr: cst.Subscript, module: ModuleIndex) -> str | None:
+    element = expr.slice[0].slice if len(expr.slice) == 1 else None
+    key = evaluate(element.value, Scope(module)) if isinstance(element, cst.Index) else None
+    return key if key is not None and WILD not in key else None
+
+
+def _found_pipelines(reader: PipelineReader, members: set[str]) -> dict[str, list[KedroNode]]:
+    """What Kedro's `find_pipelines()` discovers: `create_pipeline` of each `<package>.pipelines.<name>`."""
+    out: dict[str, list[KedroNode]] = {}
+    for qualname, fn in sorted(reader.project.functions.items()):
+        parts = qualname.split(".")
+        if fn.name != "create_pipeline" or "pipelines" not in parts[:-1]:
+            continue
+        rest = parts[parts.index("pipelines") + 1:-1]
+        if not rest or (len(rest) == 2 and rest[1] != "pipeline") or len(rest) > 2:
+            continue
+        out.setdefault(rest[0], reader.function_nodes(fn) or [])
+        members.add(f"{fn.module.relpath}::{fn.name}")
+    return out
+
+
+def _maximal(registry: dict[str, list[KedroNode]]) -> dict[str, list[KedroNode]]:
+    unique: dict[str, list[KedroNode]] = {}
+    for key, nodes in registry.items():
+        seen: set[int] = set()
+        unique[key] = [n for n in nodes if not (id(n.call) in seen or seen.add(id(n.call)))]  # type: ignore[func-returns-value]
+    sets = {k: {id(n.call) for n in v} for k, v in unique.items() if v}
+    order = sorted(sets, key=lambda k: (k != "__default__", k))
+    kept: dict[str, list[KedroNode]] = {}
+    for key in order:
+        if any(sets[key] < sets[other] or (sets[key] == sets[other] and other in kept) for other in sets
+               if other != key):
+            continue
+        kept[key] = unique[key]
+    return kept
 
 
 def _builds_pipeline(node: cst.CSTNode, module: ModuleIndex) -> bool:
