@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import libcst as cst
+import networkx as nx
 
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder, sql_effects
@@ -105,6 +106,8 @@ class Task:
     writes: list[Effect] = field(default_factory=list)
     dynamic: bool = False
     xcom_push: bool = True
+    #: "branch" / "short-circuit": every task downstream runs only depending on this task's outcome
+    gate: str = ""
 
 
 @dataclass(slots=True)
@@ -483,6 +486,7 @@ class DagWalker:
             if source is not None and kwarg(source, "task_id") is not None:
                 raw = evaluate(kwarg(source, "task_id"), self.scope())
         task = Task(self.task_id(raw or fn.name), self.module.line(call), call, "taskflow", callee=fn, fanout=fanout)
+        task.gate = _gate(_task_decorator_names(fn))
         ref = self.add(task, call)
         for source_call in (partial, call):
             if source_call is None:
@@ -500,6 +504,7 @@ class DagWalker:
         line = self.module.line(site)
         file = self.module.relpath
         task = Task(self.task_id(raw), line, call, "opaque", fanout=fanout)
+        task.gate = _gate([last])
         push = kwarg(call, "do_xcom_push")
         task.xcom_push = not (isinstance(push, cst.Name) and push.value == "False")
         callable_expr = kwarg(call, "python_callable")
@@ -683,6 +688,17 @@ class DagWalker:
                                  roles=self.builder.roles(task.task_id, None)))
         return out
 
+    def control_links(self, declared: Sequence[Link]) -> list[Link]:
+        """A branch or short-circuit task decides whether everything downstream of it runs: control edges."""
+        graph = nx.DiGraph()
+        graph.add_edges_from((link.source, link.target) for link in declared)
+        links: list[Link] = []
+        for tid, task in self.w.tasks.items():
+            if task.gate and tid in graph:
+                why = (f"{task.gate} task {tid}: downstream tasks run only when it chooses them",)
+                links.extend(Link(tid, down, "control", why) for down in sorted(nx.descendants(graph, tid)))
+        return links
+
     def unknown_links(self) -> list[Link]:
         ids = list(self.w.tasks)
         links: list[Link] = []
@@ -756,6 +772,17 @@ def _literal_params(expr: cst.BaseExpression | None, scope: Scope) -> dict[str, 
                 if key and value is not None:
                     out[key] = value
     return out
+
+
+def _gate(names: Sequence[str]) -> str:
+    """Whether an operator class or TaskFlow decorator chooses which downstream tasks run."""
+    for name in names:
+        last = name.rsplit(".", 1)[-1]
+        if last in {"short_circuit", "ShortCircuitOperator"}:
+            return "short-circuit"
+        if last.startswith(("branch", "Branch")) or (last.endswith("Operator") and "Branch" in last):
+            return "branch"
+    return ""
 
 
 def _is_task_decorator(name: str) -> bool:
@@ -865,6 +892,7 @@ def _pipeline(builder: StageBuilder, module: ModuleIndex, site: _Site) -> Pipeli
         unresolved(builder, module, site.node, message)
         notes.append(message)
     stages = walker.stages()
+    declared = walker.declared_links()
     return PipelineFacts(
         id=f"{module.relpath}::{site.name}",
         name=site.name,
@@ -872,7 +900,7 @@ def _pipeline(builder: StageBuilder, module: ModuleIndex, site: _Site) -> Pipeli
         file=module.relpath,
         line=site.line,
         stages=tuple(stages),
-        declared=tuple(walker.declared_links()),
-        links=tuple(walker.unknown_links()),
+        declared=tuple(declared),
+        links=tuple(walker.unknown_links() + walker.control_links(declared)),
         notes=tuple(notes),
     )
