@@ -519,6 +519,15 @@ class DagWalker:
         elif last in SQL_OPERATORS or last.endswith(("SqlOperator", "SQLOperator")) or kwarg(call, "sql") is not None:
             task.kind = "sql"
             self.sql_task(task, call, last)
+            if not _known_sql_operator(last):
+                # an operator that takes sql= but is not a known SQL operator (a custom one, a transfer):
+                # SQL in its other arguments runs too (`pg_preoperator="TRUNCATE ..."`), and what else its
+                # execute() does with its arguments is not seen
+                self.sql_in_arguments(task, call)
+                reason = f"{last} runs code with its constructor arguments that stagegraph does not bind"
+                more_reads, more_writes = opaque(reason, file, line)
+                task.reads.extend(more_reads)
+                task.writes.extend(more_writes)
         elif last in EMPTY_OPERATORS:
             task.kind = "empty"
         else:
@@ -588,6 +597,16 @@ class DagWalker:
             unresolved(self.builder, self.module, call, reason)
             task.writes.append(Effect("unknown", reason, file, line, key=f"sql:{file}:{line}", of="table"))
             task.reads.append(Effect("unknown", reason, file, line, key=f"sql:{file}:{line}", of="table"))
+
+    def sql_in_arguments(self, task: Task, call: cst.Call) -> None:
+        """Tables of SQL text in any keyword argument other than `sql=` (already read)."""
+        for arg in call.args:
+            if arg.keyword is None or arg.keyword.value == "sql":
+                continue
+            for item in string_items(arg.value, self.scope()) or []:
+                reads, writes = sql_effects(item, self.module.relpath, task.line)
+                task.reads.extend(reads)
+                task.writes.extend(writes)
 
     def read_sql_file(self, name: str) -> str | None:
         path = self.module.parsed.path
@@ -772,6 +791,13 @@ def _literal_params(expr: cst.BaseExpression | None, scope: Scope) -> dict[str, 
                 if key and value is not None:
                     out[key] = value
     return out
+
+
+def _known_sql_operator(last: str) -> bool:
+    """A provider operator that only runs its `sql=` (a query, a check, a SQL branch), nothing else."""
+    if last in SQL_OPERATORS or last.endswith(("SqlOperator", "SQLOperator")):
+        return True
+    return "Check" in last and any(word in last for word in ("SQL", "Sql", "BigQuery", "Snowflake", "Presto"))
 
 
 def _gate(names: Sequence[str]) -> str:
