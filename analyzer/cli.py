@@ -1,4 +1,4 @@
-"""Command line: `stagegraph audit|baseline|hook|comment|config|rules|explain`.
+"""Command line: `stagegraph audit|baseline|hook|comment|config|rules|explain|instrument|plan|fanout`.
 
 Exit codes: 0 clean, 1 findings at or above `fail-on`, 2 usage or internal error (never a
 traceback). Heavy modules (libcst, networkx, jinja2, graphviz, sqlglot) are imported inside
@@ -413,6 +413,12 @@ def explain(rule: str) -> None:
     if rule not in rules:
         raise UsageFailure(f"unknown rule {rule!r}; `stagegraph rules` lists them")
     click.echo(rule_markdown(rules[rule]))
+
+
+from analyzer.plan_cli import fanout, instrument, plan  # noqa: E402  (measure-then-plan commands)
+
+for _command in (instrument, plan, fanout):
+    main.add_command(_command)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m analyzer`
