@@ -102,6 +102,20 @@ def _unsafe_between(pipeline: Pipeline, a: str, b: str) -> str:
     return ", ".join(sorted(left & right)) or "a resource"
 
 
+def refusal(report: Report, root: Path, spec: str) -> str:
+    """Why `apply` would refuse `spec` ("" when it would rewrite it)."""
+    from analyzer.instrument import strip
+
+    try:
+        group = resolve(report, spec)
+        apply(report, root, spec, source=strip((root / group.pipeline.file).read_text(encoding="utf-8")))
+    except FanoutRefused as exc:
+        return str(exc)
+    except (OSError, UnicodeDecodeError, cst.ParserSyntaxError) as exc:
+        return f"cannot read the driver: {exc}"
+    return ""
+
+
 def default_flag(group: Group) -> str:
     """`STAGEGRAPH_FANOUT_<module>_<function>_<group number or first stage>`."""
     module = Path(group.pipeline.file).stem
@@ -112,8 +126,11 @@ def default_flag(group: Group) -> str:
 
 
 def apply(report: Report, root: Path, spec: str, flag: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-          workers: int | None = None) -> Change:
-    """The change that rewrites the group `spec` behind `flag` (nothing is written)."""
+          workers: int | None = None, source: str | None = None) -> Change:
+    """The change that rewrites the group `spec` behind `flag` (nothing is written).
+
+    `source` is the driver's text to use instead of the file's (`refusal` passes it uninstrumented).
+    """
     group = resolve(report, spec)
     check(group)
     pipeline = group.pipeline
@@ -123,8 +140,7 @@ def apply(report: Report, root: Path, spec: str, flag: str | None = None, timeou
     others = {s.file for s in (pipeline.stage(m) for m in group.stages) if s.file != pipeline.file}
     if others:
         raise FanoutRefused(f"the members are called from {', '.join(sorted(others))}, not the driver {pipeline.file}")
-    path = root / pipeline.file
-    text = path.read_text(encoding="utf-8")
+    text = (root / pipeline.file).read_text(encoding="utf-8") if source is None else source
     if MARK in text:
         raise FanoutRefused(f"{pipeline.file} contains stagegraph code (instrumentation or a fan-out): "
                             "run `stagegraph instrument --undo` first")
@@ -139,11 +155,19 @@ def apply(report: Report, root: Path, spec: str, flag: str | None = None, timeou
     lines = [positions[s].start.line for s in statements]
     member_index = _member_statements(pipeline, group, statements, lines)
     first, last = min(member_index.values()), max(member_index.values())
-    _check_moves(pipeline, group, statements, lines, member_index, first, last)
     ordered = sorted(group.stages, key=lambda m: member_index[m])
-    block = _fanout_block(wrapper.module, statements, member_index, ordered, first, last, flag, timeout,
+    refusals = []
+    for anchor in sorted(member_index.values()):  # the earliest place the whole group can start together
+        try:
+            _check_moves(pipeline, statements, lines, member_index, anchor)
+            break
+        except FanoutRefused as exc:
+            refusals.append(str(exc))
+    else:
+        raise FanoutRefused(refusals[0])
+    block = _fanout_block(wrapper.module, statements, member_index, ordered, first, last, anchor, flag, timeout,
                           min(workers or len(ordered), len(ordered)), group.label)
-    new_body = body.with_changes(body=[*statements[:first], block, *statements[last + 1:]])
+    new_body = body.with_changes(body=[*statements[:first], *block, *statements[last + 1:]])
     new_module = wrapper.module.deep_replace(driver, driver.with_changes(body=new_body))
     assert isinstance(new_module, cst.Module)
     new_module = _ensure_imports(new_module)
@@ -202,27 +226,30 @@ def _member_statements(pipeline: Pipeline, group: Group, statements: Sequence[cs
     return found
 
 
-def _check_moves(pipeline: Pipeline, group: Group, statements: Sequence[cst.BaseStatement], lines: Sequence[int],
-                 member_index: dict[str, int], first: int, last: int) -> None:
-    """Every statement between the members must be a stage the moved members don't depend on."""
+def _check_moves(pipeline: Pipeline, statements: Sequence[cst.BaseStatement], lines: Sequence[int],
+                 member_index: dict[str, int], anchor: int) -> None:
+    """Whether every member can move to statement `anchor`: each statement it crosses must be a stage
+    call with no real or unknown edge to it."""
     stage_at = {s.line: s.id for s in pipeline.stages}
-    members = set(group.stages)
     real = {(e.source, e.target) for e in pipeline.edges if e.kind in DEPENDENCY_KINDS}
-    for i in range(first + 1, last + 1):
-        if i in member_index.values():
-            continue
-        between = stage_at.get(lines[i])
-        if between is None or _call_of(statements[i]) is None:
-            raise FanoutRefused(f"line {lines[i]} between the members is not a stage call, so moving a member "
-                                "across it can't be proven safe")
-        for member in members:
-            if member_index[member] > i and ((between, member) in real or (member, between) in real):
-                raise FanoutRefused(f"{member} would move ahead of {between}, and they depend on each other")
+    positions = set(member_index.values())
+    for member, index in member_index.items():
+        crossed = range(anchor + 1, index) if index > anchor else range(index + 1, anchor)
+        for i in crossed:
+            if i in positions:
+                continue
+            between = stage_at.get(lines[i])
+            if between is None or _call_of(statements[i]) is None:
+                raise FanoutRefused(f"line {lines[i]} between the members is not a stage call, so moving "
+                                    f"{member} across it can't be proven safe")
+            if (between, member) in real or (member, between) in real:
+                raise FanoutRefused(f"{member} would have to move across {between}, and one depends on the other")
 
 
 def _fanout_block(module: cst.Module, statements: Sequence[cst.BaseStatement], member_index: dict[str, int],
-                  ordered: Sequence[str], first: int, last: int, flag: str, timeout: float, workers: int,
-                  label: str) -> cst.If:
+                  ordered: Sequence[str], first: int, last: int, anchor: int, flag: str, timeout: float,
+                  workers: int, label: str) -> list[cst.BaseStatement]:
+    """The flagged if/else replacing statements first..last; the fan-out runs where `anchor` stood."""
     members = {member_index[m] for m in ordered}
     submits, results = [], []
     for n, member in enumerate(ordered, 1):
@@ -251,17 +278,18 @@ def _fanout_block(module: cst.Module, statements: Sequence[cst.BaseStatement], m
     )
     parsed = cst.parse_statement(source)
     assert isinstance(parsed, cst.If) and isinstance(parsed.body, cst.IndentedBlock)
-    between = [statements[i] for i in range(first + 1, last + 1) if i not in members]
+    before = [statements[i] for i in range(first, anchor) if i not in members]
+    after = [statements[i] for i in range(anchor + 1, last + 1) if i not in members]
     head = statements[first]
     assert isinstance(head, cst.SimpleStatementLine)
     original = [head.with_changes(leading_lines=[]), *statements[first + 1:last + 1]]
     orelse = cst.Else(body=cst.IndentedBlock(body=original))
     comment = cst.EmptyLine(comment=cst.Comment(f"# stagegraph fanout {label}: runs in sequence unless {flag}=1"))
-    return parsed.with_changes(
+    return [parsed.with_changes(
         leading_lines=[*head.leading_lines, comment],
-        body=parsed.body.with_changes(body=[*parsed.body.body, *between]),
+        body=parsed.body.with_changes(body=[*before, *parsed.body.body, *after]),
         orelse=orelse,
-    )
+    )]
 
 
 def _ensure_imports(module: cst.Module) -> cst.Module:

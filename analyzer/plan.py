@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 
 import networkx as nx
 
@@ -65,6 +65,9 @@ class GroupPlan:
     worker_cap: int
     capacity: tuple[CapacityCheck, ...]
     advice: tuple[str, ...]
+    p50_max: float = 0.0
+    min_samples: int = 0
+    applicable: str = "not checked"  # "" when `stagegraph fanout --apply` can rewrite it, else why not
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class PipelinePlan:
     max_speedup: float
     groups: tuple[GroupPlan, ...]
     blockers: tuple[Blocker, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +111,18 @@ class Plan:
 
     @property
     def best(self) -> GroupPlan | None:
-        groups = [g for p in self.pipelines for g in p.groups if g.saving_p50 > 0]
+        """The group `fanout --apply` can rewrite that saves most (at p50)."""
+        groups = [g for p in self.pipelines for g in p.groups if g.saving_p50 > 0 and not g.applicable]
         return max(groups, key=lambda g: (g.saving_p50, g.id), default=None)
 
 
 # ------------------------------------------------------------------ building
 
+Applicable = Callable[[str], str]  # group id -> "" when the fan-out codemod can rewrite it, else why not
+
+
 def build(report: Report, timings: Timings, pools: Sequence[Pool] = (), concurrent_runs: int = 1,
-          pipeline_id: str | None = None) -> Plan:
+          pipeline_id: str | None = None, applicable: Applicable | None = None) -> Plan:
     """The plan for every pipeline with at least one measured stage (or just `pipeline_id`)."""
     plans = []
     for pipeline in report.pipelines:
@@ -122,7 +130,11 @@ def build(report: Report, timings: Timings, pools: Sequence[Pool] = (), concurre
             continue
         times = timings.for_pipeline(pipeline.id, (s.id for s in pipeline.stages))
         if times:
-            plans.append(plan_pipeline(pipeline, times, pools, concurrent_runs))
+            plan = plan_pipeline(pipeline, times, pools, concurrent_runs)
+            if applicable is not None:
+                groups = tuple(replace(g, applicable=applicable(g.id)) for g in plan.groups)
+                plan = replace(plan, groups=groups)
+            plans.append(plan)
     return Plan(timings.source, timings.format, concurrent_runs, tuple(plans))
 
 
@@ -156,12 +168,16 @@ def plan_pipeline(pipeline: Pipeline, times: dict[str, StageTimes], pools: Seque
               if (g := _group_plan(pipeline, f"{pipeline.id}#{n}", group, times, pinned, pools,
                                    concurrent_runs)) is not None]
     groups.sort(key=lambda g: (-g.saving_p50, g.id))
+    fewest = min((len(t.walls) for t in times.values() if not t.synthetic), default=0)
+    notes = () if not 0 < fewest < 100 else (
+        f"as few as {fewest} samples per stage: a p99 is then the largest sample seen, so tail "
+        "amplification reads 1.00 until more runs are measured",)
     return PipelinePlan(
         id=pipeline.id, name=pipeline.name, style=pipeline.style, file=pipeline.file, line=pipeline.line,
         stages=stages, unmeasured=tuple(s.id for s in pipeline.stages if s.id not in times),
         today=today, today_path=today_path, fanout=fanout, fanout_path=fanout_path, work=work,
         serial_fraction=serial, max_speedup=(today / fanout if fanout > 0 else 1.0),
-        groups=tuple(groups), blockers=_blockers(pipeline, weights, fanout),
+        groups=tuple(groups), blockers=_blockers(pipeline, weights, fanout), notes=notes,
     )
 
 
@@ -250,7 +266,9 @@ def _group_plan(pipeline: Pipeline, group_id: str, group: ParallelGroup, times: 
         if check.capacity is not None and not check.ok:
             cap = min(cap, max(1, check.capacity // max(1, concurrent_runs)))
     advice: list[str] = []
-    cpu_bound = [m for m in members if m in times and (times[m].cpu_ratio or 0.0) >= CPU_BOUND]
+    significant = 0.1 * sequential  # stages below a tenth of the group's time don't change the advice
+    cpu_bound = [m for m, p in zip(members, p50s, strict=True)
+                 if m in times and (times[m].cpu_ratio or 0.0) >= CPU_BOUND and p >= significant]
     if len(cpu_bound) >= 2:
         advice.append(f"{', '.join(cpu_bound)} are CPU-bound: threads will not overlap them; use processes")
     if p99_max > slowest * 1.05:
@@ -259,11 +277,12 @@ def _group_plan(pipeline: Pipeline, group_id: str, group: ParallelGroup, times: 
     unmeasured = [m for m in members if m not in times]
     if unmeasured:
         advice.append(f"not measured (counted as 0 s): {', '.join(unmeasured)}")
+    fewest = min((len(times[m].walls) for m in members if m in times and not times[m].synthetic), default=0)
     return GroupPlan(
         id=group_id, stages=tuple(members), excluded=tuple(excluded), sequential_p50=sequential,
         parallel_p50=parallel, saving_p50=max(0.0, sequential - parallel), p99_max=p99_max, slowest_p99=slowest,
         tail_amplification=p99_max / slowest if slowest > 0 else 1.0, worker_cap=cap, capacity=tuple(checks),
-        advice=tuple(advice),
+        advice=tuple(advice), p50_max=max_quantile(walls, 0.5), min_samples=fewest,
     )
 
 
@@ -283,6 +302,8 @@ def _capacity(pipeline: Pipeline, members: Sequence[str], pools: Sequence[Pool],
     for label in sorted(users):
         k = len(users[label])
         needed = k * concurrent_runs
+        if needed < 2:
+            continue  # one user at a time: nothing to check
         pool = _pool_for(names[label], pools, files[label])
         runs = f" across {concurrent_runs} concurrent runs" if concurrent_runs > 1 else ""
         if pool is None or pool.capacity is None:
@@ -368,6 +389,7 @@ def render_text(plan: Plan) -> str:
                          f"{_s(s.p99):>9}  {ratio:>8}  {s.bound}{'  (unknown edge: pinned)' if s.pinned else ''}")
         if p.unmeasured:
             lines.append(f"  not measured (counted as 0 s): {', '.join(p.unmeasured)}")
+        lines += [f"  note: {n}" for n in p.notes]
         lines += [
             f"  makespan today (declared order, p50): {_s(p.today)}",
             f"    critical path: {' -> '.join(p.today_path)}",
@@ -403,6 +425,8 @@ def _group_lines(g: GroupPlan, indent: str) -> list[str]:
         f"(amplification {g.tail_amplification:.2f}x)",
     ]
     lines += [f"{indent}  capacity: {c.message}" for c in g.capacity]
+    if g.applicable:
+        lines.append(f"{indent}  fanout --apply: {g.applicable}")
     lines += [f"{indent}  left out: {x}" for x in g.excluded]
     lines += [f"{indent}  advice: {a}" for a in g.advice]
     return lines
@@ -417,7 +441,8 @@ def render_markdown(plan: Plan) -> str:
         out += [f"### `{p.id}` ({p.style})", "",
                 f"- makespan today: **{_s(p.today)}**; with every safe fan-out: **{_s(p.fanout)}** "
                 f"({_pct(p.today, p.fanout)}); Amdahl serial fraction {p.serial_fraction:.2f}",
-                f"- critical path: {' → '.join(f'**{n}**' for n in p.fanout_path)}", "",
+                f"- critical path: {' → '.join(f'**{n}**' for n in p.fanout_path)}",
+                *(f"- note: {n}" for n in p.notes), "",
                 "| stage | p50 | p95 | p99 | cpu/wall | bound |", "|---|---:|---:|---:|---:|---|"]
         for s in p.stages:
             mark = f"**{s.stage}**" if s.stage in p.fanout_path else s.stage
@@ -425,12 +450,13 @@ def render_markdown(plan: Plan) -> str:
             out.append(f"| {mark} | {_s(s.p50)} | {_s(s.p95)} | {_s(s.p99)} | {ratio} | {s.bound} |")
         out.append("")
         if p.groups:
-            out += ["| group | stages | saving (p50) | p99 of max | tail × | workers |",
-                    "|---|---|---:|---:|---:|---:|"]
+            out += ["| group | stages | saving (p50) | p99 of max | tail × | workers | `fanout --apply` |",
+                    "|---|---|---:|---:|---:|---:|---|"]
             for g in p.groups:
                 star = " ★" if best is not None and g.id == best.id else ""
+                apply = "yes" if not g.applicable else g.applicable.replace("|", "/")
                 out.append(f"| `{g.id}`{star} | {', '.join(g.stages)} | {_s(g.saving_p50)} | {_s(g.p99_max)} | "
-                           f"{g.tail_amplification:.2f} | {g.worker_cap} |")
+                           f"{g.tail_amplification:.2f} | {g.worker_cap} | {apply} |")
             out.append("")
         for b in p.blockers[:3]:
             out.append(f"- unknown `{b.source}` → `{b.target}` blocks {_s(b.gain)}: {'; '.join(b.via)}")

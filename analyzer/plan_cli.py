@@ -83,6 +83,7 @@ def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_run
          output: Path | None) -> None:
     """Plan the fan-out of the pipelines under PATH from measured stage timings."""
     from analyzer import capacity, timings
+    from analyzer import fanout as rewrite
     from analyzer import plan as planning
 
     try:
@@ -90,7 +91,8 @@ def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_run
     except timings.TimingsError as exc:
         raise _Usage(str(exc)) from None
     report, root = _analysis(path)
-    result = planning.build(report, measured, capacity.scan(root), concurrent_runs, pipeline_id)
+    result = planning.build(report, measured, capacity.scan(root), concurrent_runs, pipeline_id,
+                            applicable=lambda group: rewrite.refusal(report, root, group))
     render = {"text": planning.render_text, "json": planning.to_json, "markdown": planning.render_markdown}[fmt]
     text = render(result)
     if output is not None:
