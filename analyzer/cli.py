@@ -152,6 +152,8 @@ def main() -> None:
 @click.option("--diff-base", metavar="REF",
               help="Report only findings new relative to this git ref (analysed from git objects).")
 @click.option("--show-config", is_flag=True, help="Print the effective configuration and exit.")
+@click.option("--timings", "timings_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Add the fan-out plan from these measured timings to the Markdown and HTML reports.")
 @click.option("--max-stages", type=click.IntRange(min=4), default=None,
               help="With --format dot/mermaid: fold pipelines larger than this (stages with findings or real "
                    "dependencies stay visible).")
@@ -169,6 +171,7 @@ def audit(
     baseline_file: Path | None,
     diff_base: str | None,
     show_config: bool,
+    timings_file: Path | None,
     max_stages: int | None,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
@@ -202,6 +205,10 @@ def audit(
     if config.out_dir is not None:
         _write_out_dir(report, delta, config.out_dir)
     text = _render(report, fmt, delta, max_stages)
+    if timings_file is not None:
+        from analyzer.plan_cli import add_timings
+
+        text = add_timings(report, targets, timings_file, fmt, text, config.out_dir)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")

@@ -16,7 +16,7 @@ those, so instrumenting again starts from the original text and is idempotent.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,25 +157,12 @@ def strip(text: str) -> str:
 
 
 def analyze_original(paths: Sequence[Path], options: object | None = None) -> tuple[Report, Path]:
-    """The analysis of `paths` as if never instrumented (line numbers are the original ones), and its root."""
+    """The analysis of `paths` (which never sees instrumentation: the engine strips it) and its root."""
     from analyzer import source
-    from analyzer.engine import Options, analyze_modules, parse_sources
+    from analyzer.engine import Options, analyze
 
     opts = options if isinstance(options, Options) else Options()
-    found = source.discover(paths, opts.exclude)
-
-    def reader(src: source.SourceFile) -> Callable[[], str | object]:
-        def read() -> str | object:
-            text = source.read_source(src, opts.max_file_bytes)
-            return strip(text) if isinstance(text, str) else text
-        return read
-
-    parsed, diagnostics = parse_sources(
-        ((src.relpath, reader(src)) for src in found.files),  # type: ignore[misc]
-        total=len(found.files), paths={src.relpath: src.path for src in found.files},
-    )
-    report = analyze_modules(parsed, [*found.diagnostics, *diagnostics], opts, files_analysed=len(parsed))
-    return report, found.root
+    return analyze(paths, opts), source.common_root(paths)
 
 
 # ------------------------------------------------------------------ choosing what to wrap

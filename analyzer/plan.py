@@ -97,6 +97,8 @@ class PipelinePlan:
     groups: tuple[GroupPlan, ...]
     blockers: tuple[Blocker, ...]
     notes: tuple[str, ...] = ()
+    #: (stage, start, duration) of every stage at its earliest start with every safe fan-out (p50)
+    schedule: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,19 @@ def plan_pipeline(pipeline: Pipeline, times: dict[str, StageTimes], pools: Seque
         today=today, today_path=today_path, fanout=fanout, fanout_path=fanout_path, work=work,
         serial_fraction=serial, max_speedup=(today / fanout if fanout > 0 else 1.0),
         groups=tuple(groups), blockers=_blockers(pipeline, weights, fanout), notes=notes,
+        schedule=earliest_schedule(fanout_dag, weights),
     )
+
+
+def earliest_schedule(dag: nx.DiGraph, weights: dict[str, float]) -> tuple[tuple[str, float, float], ...]:
+    """Each stage's earliest start when it waits only for its dependencies (topological order)."""
+    finish: dict[str, float] = {}
+    rows = []
+    for node in nx.lexicographical_topological_sort(dag):
+        start = max((finish[p] for p in dag.predecessors(node)), default=0.0)
+        finish[node] = start + weights.get(node, 0.0)
+        rows.append((node, start, weights.get(node, 0.0)))
+    return tuple(sorted(rows, key=lambda r: (r[1], r[0])))
 
 
 def _dag(pipeline: Pipeline, edges: Iterable[Edge | tuple[str, str]]) -> nx.DiGraph:
@@ -272,7 +286,7 @@ def _group_plan(pipeline: Pipeline, group_id: str, group: ParallelGroup, times: 
     if len(cpu_bound) >= 2:
         advice.append(f"{', '.join(cpu_bound)} are CPU-bound: threads will not overlap them; use processes")
     if p99_max > slowest * 1.05:
-        advice.append(f"the group's p99 ({_s(p99_max)}) is above its slowest branch's ({_s(slowest)}): "
+        advice.append(f"the group's p99 ({seconds(p99_max)}) is above its slowest branch's ({seconds(slowest)}): "
                       "add a per-branch timeout")
     unmeasured = [m for m in members if m not in times]
     if unmeasured:
@@ -350,7 +364,7 @@ def _blockers(pipeline: Pipeline, weights: dict[str, float], base: float) -> tup
 
 # ------------------------------------------------------------------ rendering
 
-def _s(seconds: float) -> str:
+def seconds(seconds: float) -> str:
     if seconds >= 100:
         return f"{seconds:.0f} s"
     if seconds >= 1:
@@ -385,17 +399,17 @@ def render_text(plan: Plan) -> str:
         lines.append(f"    {'stage':<{width}}  {'n':>4}  {'p50':>9}  {'p95':>9}  {'p99':>9}  cpu/wall  bound")
         for s in p.stages:
             ratio = "-" if s.cpu_ratio is None else f"{s.cpu_ratio:.2f}"
-            lines.append(f"    {s.stage:<{width}}  {s.samples or '-':>4}  {_s(s.p50):>9}  {_s(s.p95):>9}  "
-                         f"{_s(s.p99):>9}  {ratio:>8}  {s.bound}{'  (unknown edge: pinned)' if s.pinned else ''}")
+            lines.append(f"    {s.stage:<{width}}  {s.samples or '-':>4}  {seconds(s.p50):>9}  {seconds(s.p95):>9}  "
+                         f"{seconds(s.p99):>9}  {ratio:>8}  {s.bound}{'  (unknown edge: pinned)' if s.pinned else ''}")
         if p.unmeasured:
             lines.append(f"  not measured (counted as 0 s): {', '.join(p.unmeasured)}")
         lines += [f"  note: {n}" for n in p.notes]
         lines += [
-            f"  makespan today (declared order, p50): {_s(p.today)}",
+            f"  makespan today (declared order, p50): {seconds(p.today)}",
             f"    critical path: {' -> '.join(p.today_path)}",
-            f"  makespan with every safe fan-out: {_s(p.fanout)} ({_pct(p.today, p.fanout)})",
+            f"  makespan with every safe fan-out: {seconds(p.fanout)} ({_pct(p.today, p.fanout)})",
             f"    critical path: {' -> '.join(p.fanout_path)}",
-            f"  Amdahl: work {_s(p.work)}, serial fraction {p.serial_fraction:.2f}; "
+            f"  Amdahl: work {seconds(p.work)}, serial fraction {p.serial_fraction:.2f}; "
             f"speedup at most {p.max_speedup:.2f}x over today",
         ]
         lines.append("  fan-out candidates (best first):" if p.groups else "  no safe fan-out group")
@@ -404,10 +418,10 @@ def render_text(plan: Plan) -> str:
         if p.blockers:
             lines.append("  unknowns blocking a gain (resolve these first):")
             for b in p.blockers[:5]:
-                lines.append(f"    - {b.source} -> {b.target}: {_s(b.gain)} ({'; '.join(b.via) or 'unknown'})")
+                lines.append(f"    - {b.source} -> {b.target}: {seconds(b.gain)} ({'; '.join(b.via) or 'unknown'})")
     best = plan.best
     if best is not None:
-        lines += ["", f"best group: {best.id} saves {_s(best.saving_p50)} at p50; "
+        lines += ["", f"best group: {best.id} saves {seconds(best.saving_p50)} at p50; "
                       f"`stagegraph fanout --apply '{best.id}'` rewrites it behind a flag"]
     return "\n".join(lines) + "\n"
 
@@ -419,9 +433,9 @@ def _pct(today: float, new: float) -> str:
 def _group_lines(g: GroupPlan, indent: str) -> list[str]:
     lines = [
         f"{indent}{g.id}: {{{', '.join(g.stages)}}}",
-        f"{indent}  p50 {_s(g.sequential_p50)} in sequence -> {_s(g.parallel_p50)} fanned out: "
-        f"saves {_s(g.saving_p50)}; workers: {g.worker_cap}",
-        f"{indent}  tail: p99 of the group's max {_s(g.p99_max)} vs slowest branch p99 {_s(g.slowest_p99)} "
+        f"{indent}  p50 {seconds(g.sequential_p50)} in sequence -> {seconds(g.parallel_p50)} fanned out: "
+        f"saves {seconds(g.saving_p50)}; workers: {g.worker_cap}",
+        f"{indent}  tail: p99 of the group's max {seconds(g.p99_max)} vs slowest branch p99 {seconds(g.slowest_p99)} "
         f"(amplification {g.tail_amplification:.2f}x)",
     ]
     lines += [f"{indent}  capacity: {c.message}" for c in g.capacity]
@@ -439,7 +453,7 @@ def render_markdown(plan: Plan) -> str:
     best = plan.best
     for p in plan.pipelines:
         out += [f"### `{p.id}` ({p.style})", "",
-                f"- makespan today: **{_s(p.today)}**; with every safe fan-out: **{_s(p.fanout)}** "
+                f"- makespan today: **{seconds(p.today)}**; with every safe fan-out: **{seconds(p.fanout)}** "
                 f"({_pct(p.today, p.fanout)}); Amdahl serial fraction {p.serial_fraction:.2f}",
                 f"- critical path: {' → '.join(f'**{n}**' for n in p.fanout_path)}",
                 *(f"- note: {n}" for n in p.notes), "",
@@ -447,7 +461,7 @@ def render_markdown(plan: Plan) -> str:
         for s in p.stages:
             mark = f"**{s.stage}**" if s.stage in p.fanout_path else s.stage
             ratio = "–" if s.cpu_ratio is None else f"{s.cpu_ratio:.2f}"
-            out.append(f"| {mark} | {_s(s.p50)} | {_s(s.p95)} | {_s(s.p99)} | {ratio} | {s.bound} |")
+            out.append(f"| {mark} | {seconds(s.p50)} | {seconds(s.p95)} | {seconds(s.p99)} | {ratio} | {s.bound} |")
         out.append("")
         if p.groups:
             out += ["| group | stages | saving (p50) | p99 of max | tail × | workers | `fanout --apply` |",
@@ -455,11 +469,11 @@ def render_markdown(plan: Plan) -> str:
             for g in p.groups:
                 star = " ★" if best is not None and g.id == best.id else ""
                 apply = "yes" if not g.applicable else g.applicable.replace("|", "/")
-                out.append(f"| `{g.id}`{star} | {', '.join(g.stages)} | {_s(g.saving_p50)} | {_s(g.p99_max)} | "
-                           f"{g.tail_amplification:.2f} | {g.worker_cap} | {apply} |")
+                out.append(f"| `{g.id}`{star} | {', '.join(g.stages)} | {seconds(g.saving_p50)} | "
+                           f"{seconds(g.p99_max)} | {g.tail_amplification:.2f} | {g.worker_cap} | {apply} |")
             out.append("")
         for b in p.blockers[:3]:
-            out.append(f"- unknown `{b.source}` → `{b.target}` blocks {_s(b.gain)}: {'; '.join(b.via)}")
+            out.append(f"- unknown `{b.source}` → `{b.target}` blocks {seconds(b.gain)}: {'; '.join(b.via)}")
         if p.blockers:
             out.append("")
     return "\n".join(out).rstrip("\n") + "\n"

@@ -126,3 +126,27 @@ def fanout(path: Path, group: str, flag: str | None, timeout: float, workers: in
     (root / change.file).write_text(change.after, encoding="utf-8")
     used = flag or codemod.default_flag(codemod.resolve(report, group))
     click.echo(f"rewrote {change.file}: {change.wrapped} stages fan out when {used}=1 (sequential otherwise)")
+
+
+def add_timings(report: Report, targets: list[Path], timings_file: Path, fmt: str, text: str,
+                out_dir: Path | None) -> str:
+    """`audit --timings`: the plan added to `text` (markdown/html) and to report.md/report.html in `out_dir`."""
+    from analyzer import capacity, timings
+    from analyzer import fanout as rewrite
+    from analyzer import plan as planning
+    from analyzer.render.timings import add_to
+    from analyzer.source import common_root
+
+    try:
+        measured = timings.load(timings_file)
+    except timings.TimingsError as exc:
+        raise _Usage(str(exc)) from None
+    root = common_root(targets)
+    result = planning.build(report, measured, capacity.scan(root),
+                            applicable=lambda group: rewrite.refusal(report, root, group))
+    if out_dir is not None:
+        for fmt_name, name in (("markdown", "report.md"), ("html", "report.html")):
+            path = out_dir / name
+            if path.exists():
+                path.write_text(add_to(fmt_name, path.read_text(encoding="utf-8"), result), encoding="utf-8")
+    return add_to(fmt, text, result)
