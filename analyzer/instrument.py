@@ -16,12 +16,13 @@ those, so instrumenting again starts from the original text and is idempotent.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from analyzer.model import Pipeline, Report
 
@@ -32,9 +33,7 @@ FRAMEWORK_STYLES = frozenset({"airflow", "airflow-taskflow", "luigi", "prefect",
 ENV_FILE, ENV_RUN = "STAGEGRAPH_TIMINGS", "STAGEGRAPH_RUN_ID"
 
 HELPERS = '''
-
-# stagegraph instrument: timing helpers (`stagegraph instrument --undo` removes them)
-def _stagegraph_emit(record):
+def _stagegraph_emit(record):  # stagegraph instrument: timing helpers (`instrument --undo` removes them)
     import json, logging, os
     line = json.dumps(record, default=str, sort_keys=True)
     path = os.environ.get("STAGEGRAPH_TIMINGS")
@@ -150,10 +149,14 @@ def strip(text: str) -> str:
     if MARK not in text:
         return text
     try:
-        module = cst.parse_module(text)
+        return _stripped_module(text).code
     except cst.ParserSyntaxError:
         return text
-    return module.visit(_Stripper()).code
+
+
+def _stripped_module(text: str) -> cst.Module:
+    module = cst.parse_module(text)
+    return module.visit(_Stripper()) if MARK in text else module
 
 
 def analyze_original(paths: Sequence[Path], options: object | None = None) -> tuple[Report, Path]:
@@ -217,7 +220,7 @@ def instrument(report: Report, root: Path, pipeline_ids: Iterable[str] | None = 
     previous = {pid for text in texts.values() for pid in _instrumented_pipelines(text)}
     chosen = None if pipeline_ids is None else set(pipeline_ids) | previous
     plans, notes = targets(report, chosen)
-    originals: dict[str, str] = {}
+    wrappers: dict[str, MetadataWrapper] = {}
     calls: dict[str, list[Target]] = {}
     definitions: dict[str, list[Target]] = {}
     unmatched: list[Target] = []
@@ -225,8 +228,8 @@ def instrument(report: Report, root: Path, pipeline_ids: Iterable[str] | None = 
         if file not in texts:
             notes.append(f"{file}: not found under {root}; its stages are not instrumented")
             continue
-        originals[file] = strip(texts[file])
-        found, missed = _match_calls(originals[file], plan.calls)
+        wrappers[file] = MetadataWrapper(_stripped_module(texts[file]), unsafe_skip_copy=True)
+        found, missed = _match_calls(wrappers[file], plan.calls)
         calls[file] = found
         unmatched += missed
         definitions.setdefault(file, []).extend(plan.definitions)
@@ -237,11 +240,12 @@ def instrument(report: Report, root: Path, pipeline_ids: Iterable[str] | None = 
                          "not instrumented")
     for file, defs in fallbacks.items():
         if file in texts:
-            originals.setdefault(file, strip(texts[file]))
+            if file not in wrappers:
+                wrappers[file] = MetadataWrapper(_stripped_module(texts[file]), unsafe_skip_copy=True)
             definitions.setdefault(file, []).extend(defs)
     changes = []
-    for file in sorted(originals):
-        code, wrapped, decorated, missed_defs = _apply(originals[file], calls.get(file, []), definitions.get(file, []))
+    for file in sorted(wrappers):
+        code, wrapped, decorated, missed_defs = _apply(wrappers[file], calls.get(file, []), definitions.get(file, []))
         notes += [f"{t.pipeline}: {t.stage}: no definition of {t.name} found at {file}:{t.line}" for t in missed_defs]
         if code != texts[file]:
             changes.append(Change(file, texts[file], code, wrapped, decorated))
@@ -279,25 +283,12 @@ def _read_all(root: Path, report: Report) -> dict[str, str]:
     return texts
 
 
+_RECORDED = re.compile(r'_stagegraph_(?:stage|stage_async|timed)\(\s*"(?:[^"\\]|\\.)*",\s*"((?:[^"\\]|\\.)*)"')
+
+
 def _instrumented_pipelines(text: str) -> set[str]:
     """Pipeline ids already recorded by wrappers in `text` (so a second run keeps them)."""
-    if MARK not in text:
-        return set()
-    found: set[str] = set()
-    try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError:
-        return found
-
-    class Finder(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            if _name(node.func) in (WRAP, WRAP_ASYNC, DECORATOR) and len(node.args) >= 2:
-                value = node.args[1].value
-                if isinstance(value, cst.SimpleString):
-                    found.add(str(value.evaluated_value))
-
-    module.visit(Finder())
-    return found
+    return {m.group(1).replace('\\"', '"').replace("\\\\", "\\") for m in _RECORDED.finditer(text)}
 
 
 def _name(node: cst.BaseExpression) -> str:
@@ -312,10 +303,12 @@ def _string(value: str) -> cst.SimpleString:
     return cst.SimpleString('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
 
 
-def _match_calls(text: str, calls: Sequence[Target]) -> tuple[list[Target], list[Target]]:
+def _match_calls(wrapper: MetadataWrapper, calls: Sequence[Target]) -> tuple[list[Target], list[Target]]:
     """Call targets with exactly one call of that name on their line, and the rest."""
+    if not calls:
+        return [], []
     counter = _CallCounter()
-    MetadataWrapper(cst.parse_module(text)).visit(counter)
+    wrapper.visit(counter)
     found: list[Target] = []
     missed: list[Target] = []
     seen: set[tuple[int, str]] = set()
@@ -329,9 +322,9 @@ def _match_calls(text: str, calls: Sequence[Target]) -> tuple[list[Target], list
     return found, missed
 
 
-def _apply(text: str, calls: Sequence[Target], definitions: Sequence[Target]) -> tuple[str, int, int, list[Target]]:
-    """Instrument one module's text; returns the code, counts, and definitions not found."""
-    wrapper = MetadataWrapper(cst.parse_module(text))
+def _apply(wrapper: MetadataWrapper, calls: Sequence[Target],
+           definitions: Sequence[Target]) -> tuple[str, int, int, list[Target]]:
+    """Instrument one parsed module; returns the code, counts, and definitions not found."""
     transformer = _Instrumenter({(t.line, t.name): t for t in calls}, {t.line: t for t in definitions})
     result = wrapper.visit(transformer)
     if transformer.wrapped or transformer.decorated:
@@ -353,7 +346,7 @@ class _CallCounter(cst.CSTVisitor):
 
 
 class _Instrumenter(cst.CSTTransformer):
-    METADATA_DEPENDENCIES = (PositionProvider, ParentNodeProvider)
+    METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, calls: dict[tuple[int, str], Target], definitions: dict[int, Target]) -> None:
         super().__init__()
@@ -368,10 +361,15 @@ class _Instrumenter(cst.CSTTransformer):
         target = self.calls.get(key)
         if target is None:
             return updated
-        parent = self.get_metadata(ParentNodeProvider, original)
-        is_awaited = isinstance(parent, cst.Await) and parent.expression is original
         self.wrapped += 1
-        return _wrap(updated, target, WRAP_ASYNC if is_awaited else WRAP)
+        return _wrap(updated, target, WRAP)
+
+    def leave_Await(self, original: cst.Await, updated: cst.Await) -> cst.Await:
+        call = updated.expression
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == WRAP \
+                and not (isinstance(original.expression, cst.Call) and _name(original.expression.func) == WRAP):
+            return updated.with_changes(expression=call.with_changes(func=cst.Name(WRAP_ASYNC)))
+        return updated
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
         target = self.definitions.get(self.get_metadata(PositionProvider, original.name).start.line)
@@ -418,11 +416,15 @@ def _unwrap(call: cst.Call) -> cst.Call:
 
 
 def _with_helpers(module: cst.Module) -> cst.Module:
-    helpers = list(cst.parse_module("pass\n" + HELPERS).body[1:])
+    helpers = list(cst.parse_module(HELPERS).body)
     body = list(module.body)
     index = 0
     while index < len(body) and _is_preamble(body[index], index):
         index += 1
+    # Blank lines above the helpers only when something precedes them: at the top of a file they would
+    # be read back as the module header, which `strip` must leave alone.
+    spacing = [cst.EmptyLine(), cst.EmptyLine()] if index else []
+    helpers[0] = helpers[0].with_changes(leading_lines=spacing)
     return module.with_changes(body=[*body[:index], *helpers, *body[index:]])
 
 

@@ -18,14 +18,19 @@ class _Usage(click.ClickException):
     exit_code = 2
 
 
-def _analysis(path: Path) -> tuple[Report, Path]:
+exclude_option = click.option("--exclude", multiple=True, metavar="GLOB",
+                              help="Skip paths matching this glob when analysing (repeatable).")
+
+
+def _analysis(path: Path, exclude: tuple[str, ...] = ()) -> tuple[Report, Path]:
     from analyzer.catalog import CatalogError
+    from analyzer.engine import Options
     from analyzer.instrument import analyze_original
 
     if not path.exists():
         raise _Usage(f"no such file or folder: {path}")
     try:
-        return analyze_original([path])
+        return analyze_original([path], Options(exclude=exclude))
     except CatalogError as exc:
         raise _Usage(str(exc)) from None
 
@@ -36,13 +41,15 @@ def _analysis(path: Path) -> tuple[Report, Path]:
 @click.option("--dry-run", is_flag=True, help="List the files and stages that would change; write nothing.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the changes as a unified diff; write nothing.")
 @click.option("--undo", is_flag=True, help="Remove everything `instrument` added.")
-def instrument(path: Path, pipeline_id: str | None, dry_run: bool, show_diff: bool, undo: bool) -> None:
+@exclude_option
+def instrument(path: Path, pipeline_id: str | None, dry_run: bool, show_diff: bool, undo: bool,
+               exclude: tuple[str, ...]) -> None:
     """Wrap each stage of the pipelines under PATH with timing records (JSON lines to $STAGEGRAPH_TIMINGS)."""
     from analyzer import instrument as codemod
 
     if dry_run and show_diff:
         raise _Usage("--dry-run and --diff are alternatives; pick one")
-    report, root = _analysis(path)
+    report, root = _analysis(path, exclude)
     if pipeline_id is not None and pipeline_id not in {p.id for p in report.pipelines}:
         raise _Usage(f"no pipeline {pipeline_id!r} under {path}; `stagegraph audit {path}` lists them")
     if undo:
@@ -79,8 +86,9 @@ def instrument(path: Path, pipeline_id: str | None, dry_run: bool, show_diff: bo
               help="How many runs of the pipeline share the pools at once (for the capacity check).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the plan here.")
+@exclude_option
 def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_runs: int, fmt: str,
-         output: Path | None) -> None:
+         output: Path | None, exclude: tuple[str, ...]) -> None:
     """Plan the fan-out of the pipelines under PATH from measured stage timings."""
     from analyzer import capacity, timings
     from analyzer import fanout as rewrite
@@ -90,7 +98,7 @@ def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_run
         measured = timings.load(timings_file)
     except timings.TimingsError as exc:
         raise _Usage(str(exc)) from None
-    report, root = _analysis(path)
+    report, root = _analysis(path, exclude)
     result = planning.build(report, measured, capacity.scan(root), concurrent_runs, pipeline_id,
                             applicable=lambda group: rewrite.refusal(report, root, group))
     render = {"text": planning.render_text, "json": planning.to_json, "markdown": planning.render_markdown}[fmt]
@@ -110,11 +118,13 @@ def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_run
               help="Seconds to wait for each branch's result.")
 @click.option("--workers", type=click.IntRange(min=1), help="Worker cap (default: the group's size).")
 @click.option("--diff", "show_diff", is_flag=True, help="Print the change as a unified diff; write nothing.")
-def fanout(path: Path, group: str, flag: str | None, timeout: float, workers: int | None, show_diff: bool) -> None:
+@exclude_option
+def fanout(path: Path, group: str, flag: str | None, timeout: float, workers: int | None, show_diff: bool,
+           exclude: tuple[str, ...]) -> None:
     """Rewrite one safe parallel group of a plain driver as a bounded ThreadPoolExecutor behind a flag."""
     from analyzer import fanout as codemod
 
-    report, root = _analysis(path)
+    report, root = _analysis(path, exclude)
     try:
         change = codemod.apply(report, root, group, flag, timeout, workers)
     except codemod.FanoutRefused as exc:
