@@ -319,15 +319,16 @@ def _capacity(pipeline: Pipeline, members: Sequence[str], pools: Sequence[Pool],
         if needed < 2:
             continue  # one user at a time: nothing to check
         pool = _pool_for(names[label], pools, files[label])
-        runs = f" across {concurrent_runs} concurrent runs" if concurrent_runs > 1 else ""
+        runs = f" x {concurrent_runs} concurrent runs" if concurrent_runs > 1 else ""
+        demand = f"{k} branch{'es' if k > 1 else ''} on {label}{runs} = {needed} at once"
         if pool is None or pool.capacity is None:
             where = f" ({pool.file}:{pool.line}: {pool.detail})" if pool else ""
-            message = (f"fan-out of {k} on {label}{runs} needs {needed} at once; no limit found in the code{where}")
-            checks.append(CapacityCheck(label, k, needed, None, _where(pool), True, message))
+            checks.append(CapacityCheck(label, k, needed, None, _where(pool), True,
+                                        f"{demand}; no limit found in the code{where}"))
             continue
         ok = needed <= pool.capacity
-        message = (f"fan-out of {k}{runs} needs {needed} {_unit(pool)}; the {pool.kind} created at "
-                   f"{pool.file}:{pool.line} allows {pool.capacity} ({pool.detail})"
+        message = (f"{demand} ({_unit(pool)}); the {pool.kind} created at {pool.file}:{pool.line} allows "
+                   f"{pool.capacity} ({pool.detail})"
                    + ("" if ok else f": cap the group at {max(1, pool.capacity // max(1, concurrent_runs))} workers"))
         checks.append(CapacityCheck(label, k, needed, pool.capacity, _where(pool), ok, message))
     return checks

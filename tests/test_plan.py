@@ -124,7 +124,8 @@ def test_capacity_check_reads_the_pool_and_caps_the_workers() -> None:
     (group,) = p.groups
     (check,) = group.capacity
     assert (check.members, check.needed, check.capacity, check.ok) == (3, 6, 4, False)
-    assert "needs 6 connections" in check.message and "db.py:12" in check.message
+    assert "3 branches on database:engine x 2 concurrent runs = 6 at once (connections)" in check.message
+    assert "db.py:12 allows 4" in check.message
     assert group.worker_cap == 2
 
 
@@ -186,3 +187,17 @@ def test_stage_times_without_a_pipeline_match_by_stage_id() -> None:
 def test_bad_timings_are_errors_naming_the_problem(text: str, message: str) -> None:
     with pytest.raises(TimingsError, match=message):
         parse(text)
+
+
+def test_report_sections_highlight_the_critical_path_and_escape_names() -> None:
+    from analyzer.render.timings import add_to
+
+    result = planning.build(report(_four()), times(a=1.0, b=4.0, c=2.5, d=3.0))
+    html = add_to("html", "<html><main><p>report</p></main></html>", result)
+    assert html.index('id="fanout-plan"') < html.index("</main>")
+    assert html.count('fill="#c0392b"') == 2  # c and d, the critical path with fan-out
+    odd = pipeline([stage("<b>", 1), stage("x", 2)], [edge("<b>", "x", "order")])
+    assert "<b>" not in add_to("html", "<main></main>", planning.build(report(odd), times(**{"<b>": 1.0, "x": 1.0})))
+    markdown = add_to("markdown", "# report\n", result)
+    assert "## Fan-out plan from measured timings" in markdown and "**c** → **d**" in markdown
+    assert add_to("sarif", "{}", result) == "{}"
