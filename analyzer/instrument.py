@@ -47,8 +47,9 @@ def _stagegraph_emit(record):  # stagegraph instrument: timing helpers (`instrum
 class _stagegraph_span:
     def __init__(self, stage, pipeline):
         import os, uuid
-        self.record = {"stage": stage, "pipeline": pipeline, "run": os.environ.setdefault(
-            "STAGEGRAPH_RUN_ID", os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or uuid.uuid4().hex)}
+        run = os.environ.get("STAGEGRAPH_RUN_ID") or os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") \\
+            or os.environ.setdefault("STAGEGRAPH_AUTO_RUN_ID", uuid.uuid4().hex)
+        self.record = {"stage": stage, "pipeline": pipeline, "run": run}
         self.span = None
 
     def __enter__(self):
