@@ -24,7 +24,7 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from analyzer.model import Pipeline, Report
+from analyzer.model import Report
 
 MARK = "_stagegraph_"
 WRAP, WRAP_ASYNC, DECORATOR = "_stagegraph_stage", "_stagegraph_stage_async", "_stagegraph_timed"
@@ -455,6 +455,3 @@ class _Stripper(cst.CSTTransformer):
                 if not (isinstance(s, cst.FunctionDef | cst.ClassDef) and s.name.value in HELPER_NAMES)]
         return updated.with_changes(body=body)
 
-
-def pipelines_of(report: Report, pipeline_id: str | None) -> list[Pipeline]:
-    return [p for p in report.pipelines if pipeline_id is None or p.id == pipeline_id]

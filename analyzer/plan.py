@@ -24,7 +24,6 @@ from analyzer.model import DEPENDENCY_KINDS, Edge, ParallelGroup, Pipeline, Repo
 from analyzer.timings import StageTimes, Timings, max_quantile, quantile
 
 CPU_BOUND, IO_BOUND = 0.7, 0.3
-_PIN = "(pinned)"
 
 
 @dataclass(frozen=True, slots=True)
