@@ -238,3 +238,19 @@ def test_instrumented_code_emits_opentelemetry_spans_when_importable(tmp_path: P
         "attributes": [{"key": k, "value": {"stringValue": str(v)}} for k, v in r.items() if k != "name"]}]}]}]})
         for r in recorded))
     assert {t.stage for t in timings.stages} == {"collect", "lock", "total"}
+
+
+def test_cli_dry_run_and_diff_write_nothing_and_usage_errors_exit_2(tmp_path: Path) -> None:
+    folder = _copy(RUNNABLE / "class_driver", tmp_path)
+    before = (folder / "main.py").read_text(encoding="utf-8")
+    dry = CliRunner().invoke(main, ["instrument", str(folder), "--dry-run"])
+    assert dry.exit_code == 0 and "would change main.py (3 calls wrapped, 0 definitions decorated)" in dry.output
+    diff = CliRunner().invoke(main, ["instrument", str(folder), "--diff", "--pipeline", "main.py::Close.run"])
+    assert diff.exit_code == 0
+    assert '+        _stagegraph_stage("collect", "main.py::Close.run", self.collect)' in diff.output
+    assert (folder / "main.py").read_text(encoding="utf-8") == before
+    assert CliRunner().invoke(main, ["instrument", str(folder), "--pipeline", "nope"]).exit_code == 2
+    assert CliRunner().invoke(main, ["instrument", str(folder), "--dry-run", "--diff"]).exit_code == 2
+    (tmp_path / "bad.csv").write_text("stage,p50\nx,1\n", encoding="utf-8")
+    bad = CliRunner().invoke(main, ["plan", str(folder), "--timings", str(tmp_path / "bad.csv")])
+    assert bad.exit_code == 2 and "stage,p50,p95,p99" in bad.output
