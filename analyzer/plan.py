@@ -204,10 +204,12 @@ def _dag(pipeline: Pipeline, edges: Iterable[Edge | tuple[str, str]]) -> nx.DiGr
     return graph
 
 
-def _fanout_dag(pipeline: Pipeline, pinned: frozenset[str], edges: Iterable[Edge]) -> nx.DiGraph:
-    """Real dependencies, plus the declared order around pinned stages and unsafe shared resources."""
+def _fanout_dag(pipeline: Pipeline, pinned: frozenset[str], edges: Iterable[Edge],
+                real: Iterable[tuple[str, str]] | None = None) -> nx.DiGraph:
+    """Real dependencies (or the given `real` pairs), plus the declared order around pinned stages and
+    stages sharing an unsafe resource."""
     edges = tuple(edges)
-    keep: list[tuple[str, str]] = [(e.source, e.target) for e in edges if e.kind in DEPENDENCY_KINDS]
+    keep = list(real) if real is not None else [(e.source, e.target) for e in edges if e.kind in DEPENDENCY_KINDS]
     keep += [(e.source, e.target) for e in edges if e.declared and (e.source in pinned or e.target in pinned)]
     order = {s.id: i for i, s in enumerate(pipeline.stages)}
     for pair in unsafe_pairs(pipeline):
@@ -350,13 +352,22 @@ def _pool_for(name: str, pools: Sequence[Pool], files: set[str]) -> Pool | None:
 
 
 def _blockers(pipeline: Pipeline, weights: dict[str, float], base: float) -> tuple[Blocker, ...]:
-    """Each unknown edge, with how much the makespan would drop were it proven absent."""
+    """Each unknown edge, with how much the makespan would drop were it proven absent.
+
+    The report leaves out unknown edges that a path of other edges implies, so proving one edge
+    absent must not also drop the orderings implied through it: the other pairs of the transitive
+    closure stay dependencies (a conservative gain, never an inflated one).
+    """
     unknown = [e for e in pipeline.edges if e.kind == "unknown"]
+    if not unknown:
+        return ()
+    closure = nx.transitive_closure_dag(_dag(pipeline, (e for e in pipeline.edges if e.kind in DEPENDENCY_KINDS)))
     found = []
     for edge in unknown:
         rest = [e for e in pipeline.edges if e is not edge]
         pinned = frozenset(s for e in rest if e.kind == "unknown" for s in (e.source, e.target))
-        makespan, _ = critical_path(_fanout_dag(pipeline, pinned, rest), weights)
+        real = [pair for pair in closure.edges if pair != (edge.source, edge.target)]
+        makespan, _ = critical_path(_fanout_dag(pipeline, pinned, rest, real), weights)
         found.append(Blocker(edge.source, edge.target, edge.via, max(0.0, base - makespan)))
     found.sort(key=lambda b: (-b.gain, b.source, b.target))
     return tuple(found)
