@@ -1,4 +1,4 @@
-"""Command line: `stagegraph audit|baseline|hook|comment|config|rules|explain`.
+"""Command line: `stagegraph audit|baseline|hook|comment|config|rules|explain|instrument|plan|fanout`.
 
 Exit codes: 0 clean, 1 findings at or above `fail-on`, 2 usage or internal error (never a
 traceback). Heavy modules (libcst, networkx, jinja2, graphviz, sqlglot) are imported inside
@@ -152,6 +152,8 @@ def main() -> None:
 @click.option("--diff-base", metavar="REF",
               help="Report only findings new relative to this git ref (analysed from git objects).")
 @click.option("--show-config", is_flag=True, help="Print the effective configuration and exit.")
+@click.option("--timings", "timings_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Add the fan-out plan from these measured timings to the Markdown and HTML reports.")
 @click.option("--max-stages", type=click.IntRange(min=4), default=None,
               help="With --format dot/mermaid: fold pipelines larger than this (stages with findings or real "
                    "dependencies stay visible).")
@@ -169,6 +171,7 @@ def audit(
     baseline_file: Path | None,
     diff_base: str | None,
     show_config: bool,
+    timings_file: Path | None,
     max_stages: int | None,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
@@ -202,6 +205,10 @@ def audit(
     if config.out_dir is not None:
         _write_out_dir(report, delta, config.out_dir)
     text = _render(report, fmt, delta, max_stages)
+    if timings_file is not None:
+        from analyzer.plan_cli import add_timings
+
+        text = add_timings(report, targets, timings_file, fmt, text, config.out_dir)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
@@ -431,6 +438,12 @@ def explain(rule: str) -> None:
     if rule not in rules:
         raise UsageFailure(f"unknown rule {rule!r}; `stagegraph rules` lists them")
     click.echo(rule_markdown(rules[rule]))
+
+
+from analyzer.plan_cli import fanout, instrument, plan  # noqa: E402  (measure-then-plan commands)
+
+for _command in (instrument, plan, fanout):
+    main.add_command(_command)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m analyzer`

@@ -41,13 +41,22 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
 
     found = source.discover(paths, options.exclude)
     def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
-        return lambda: source.read_source(src, options.max_file_bytes)
+        return lambda: _uninstrumented(source.read_source(src, options.max_file_bytes))
 
     parsed, diagnostics = parse_sources(
         ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
         paths={src.relpath: src.path for src in found.files},
     )
     return analyze_modules(parsed, [*found.diagnostics, *diagnostics], options, files_analysed=len(parsed))
+
+
+def _uninstrumented(text: str | Diagnostic) -> str | Diagnostic:
+    """The text without what `stagegraph instrument` added, so timing wrappers never become stages."""
+    if isinstance(text, str) and "_stagegraph_" in text:
+        from analyzer.instrument import strip
+
+        return strip(text)
+    return text
 
 
 def parse_sources(
