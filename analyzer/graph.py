@@ -89,7 +89,9 @@ def _resources_overlap(a: list[str], b: list[str], space_name: str) -> int:
     short = min(len(a), len(b))
     if a[:short] != b[:short]:
         return NONE
-    return EXACT if len(a) == len(b) else MAYBE
+    # the same object below the handle (a collection, a bucket) is the same data; the same whole client
+    # is only possibly the same data (two writes to one search cluster may be to different indexes)
+    return EXACT if len(a) == len(b) and len(a) > 1 else MAYBE
 
 
 def overlap(a: Effect, b: Effect) -> int:

@@ -270,6 +270,9 @@ class Context:
             handle = derived(base, part, model.returns)
             return Handle(handle.type, base.kind, handle.name, base.thread_safe and safe, base.capacity_limited,
                           f"{base.type}.{method}")
+        if method in _SQL_METHODS or (model is not None and model.target == "sql"):
+            # the rows a statement returned: reading them is not another access to the database
+            return derived(base, None, f"{RESULT}{base.type}")
         return derived(base, part)
 
     def opaque_handle(self, qualified: str, func: cst.BaseExpression, module: ModuleIndex, call: cst.Call | None,
@@ -440,6 +443,9 @@ def _literal_config(call: cst.Call, scope: Scope) -> str:
             return str(value)
     return ""
 
+
+#: type prefix of a handle that holds a statement's result rows (`conn.execute(q).fetchall()`)
+RESULT = "result:"
 
 #: method names that run SQL given as their first argument, whatever object they are called on
 _SQL_METHODS = frozenset({"execute", "executemany", "executescript", "exec_driver_sql", "mogrify", "sql",
@@ -835,7 +841,8 @@ class _Function:
                 places = self.places(arg.value)
                 if places:
                     self.write_places(places, node, assumed=True)
-                handle = self.handle_of(arg.value) if not _constructor(qualified) else None
+                handle = (self.handle_of(arg.value) if (not _constructor(qualified)
+                          and isinstance(arg.value, cst.Name | cst.Call)) or _self_attr(arg.value) else None)
                 if handle is not None:  # ...and whatever handle it was given: it may read or write through it
                     self.unknown_on(handle, f"passing it to {qualified or 'an unresolved callee'}()", node)
             effectful = qualified not in self.ctx.catalog.pure_calls and not _constructor(qualified)
@@ -958,7 +965,7 @@ class _Function:
                 self.add_resource(handle, f"{handle.type}.{method}", node)
             if model is not None:
                 self.effect(model.effect, model.target, node, receiver, handle, found_sql, model.prefix)
-            elif not found_sql and method not in self.ctx.catalog.pure_methods:
+            elif not found_sql and method not in self.ctx.catalog.pure_methods and RESULT not in handle.type:
                 if method in _SQL_METHODS:
                     self.unresolved_sql(node, handle)
                 else:

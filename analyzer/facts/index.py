@@ -106,6 +106,24 @@ class ModuleIndex:
         return None
 
 
+def _outer_packages(modules: Iterable[ModuleIndex]) -> tuple[str, ...]:
+    """`pkg.sub`, `sub`: the package names above the analysed folder, when it is inside a package."""
+    for module in modules:
+        path = module.parsed.path
+        if path is None:
+            continue
+        root = path.resolve()
+        for _ in module.relpath.split("/"):
+            root = root.parent
+        names: list[str] = []
+        folder = root
+        while (folder / "__init__.py").is_file() and len(names) < 4:
+            names.insert(0, folder.name)
+            folder = folder.parent
+        return tuple(".".join(names[i:]) for i in range(len(names)))
+    return ()
+
+
 def dotted(expr: cst.BaseExpression) -> str | None:
     """`a.b.c` as a string, without resolving imports."""
     if isinstance(expr, cst.Name):
@@ -234,6 +252,9 @@ class Project:
     functions: dict[str, FunctionRef] = field(default_factory=dict)
     classes: dict[str, ClassRef] = field(default_factory=dict)
     _suffix: dict[str, list[str]] = field(default_factory=dict)
+    #: dotted names of the packages the analysed folder sits in (`search` when `search/` itself is
+    #: audited): `from search.api import f` then names the analysed module `api`
+    _outer: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, modules: Iterable[ModuleIndex]) -> Project:
@@ -249,12 +270,18 @@ class Project:
             parts = key.split(".")
             for i in range(1, len(parts)):
                 project._suffix.setdefault(".".join(parts[i:]), []).append(key)
+        project._outer = _outer_packages(project.modules.values())
         return project
 
     def _canonical(self, qualified: str, depth: int = 0) -> str | None:
         """Map an import-qualified name onto a key of this project (suffix match, re-exports)."""
         if qualified in self.functions or qualified in self.classes or qualified in self.modules:
             return qualified
+        for outer in self._outer:
+            if qualified.startswith(outer + "."):
+                inner = qualified[len(outer) + 1:]
+                if inner in self.functions or inner in self.classes or inner in self.modules:
+                    return inner
         hits = self._suffix.get(qualified)
         if hits and len(hits) == 1:
             return hits[0]
