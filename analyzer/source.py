@@ -85,7 +85,14 @@ def _git_listed(folder: Path) -> set[Path] | None:
     return {(top / name).resolve() for name in proc.stdout.decode("utf-8", "replace").split("\0") if name}
 
 
+#: Skipped folders that are also common package names: skipped only when they are not a package
+#: (`matrixstore/build/__init__.py` is the user's code; `build/lib/...` from setuptools is not)
+_OUTPUT_DIRS = frozenset({"build", "dist", "env"})
+
+
 def _skipped_dir(name: str, path: Path) -> bool:
+    if name in _OUTPUT_DIRS and (path / "__init__.py").is_file():
+        return False
     if name in SKIP_DIRS or name.endswith(".egg-info"):
         return True
     return (path / "pyvenv.cfg").exists()
