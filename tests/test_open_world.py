@@ -243,3 +243,26 @@ def test_why_explains_a_pair_with_provenance(tmp_path: Path) -> None:
     assert "verdict: post_entries -> close_books is unknown" in proc.stdout
     bad = subprocess.run([*CLI, "why", str(tmp_path), "main", "nope", "post_entries"], capture_output=True, text=True)
     assert bad.returncode == 2 and "has no stage 'nope'" in bad.stderr
+
+
+def test_a_shell_command_may_touch_anything(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import os
+        import sqlite3
+
+        def restore(dump):
+            os.system(f"pg_restore -d shop {dump}")
+
+        def count(path):
+            conn = sqlite3.connect(path)
+            return conn.execute("SELECT count(*) FROM orders").fetchone()
+
+        def unrelated():
+            return sqlite3.connect("/tmp/other.db")
+
+        def main(dump):
+            restore(dump)
+            count("/data/shop.db")
+            unrelated()
+    """)
+    assert _kind(pipeline, "restore", "count") == "unknown"

@@ -380,7 +380,8 @@ class Context:
 
 
 #: the effect namespace an unknown effect on a handle of this kind stands for
-_HANDLE_SPACE = {"database": "table", "cloud": "file", "filesystem": "file", "queue": "queue"}
+_HANDLE_SPACE = {"database": "table", "cloud": "file", "filesystem": "file", "queue": "queue",
+                 "process": "any"}  # a shell command or a container can touch anything
 
 
 #: databases that hold documents or graphs, not SQL tables: their effects never meet a SQL table's
@@ -845,7 +846,8 @@ class _Function:
                           and isinstance(arg.value, cst.Name | cst.Call)) or _self_attr(arg.value) else None)
                 if handle is not None:  # ...and whatever handle it was given: it may read or write through it
                     self.unknown_on(handle, f"passing it to {qualified or 'an unresolved callee'}()", node)
-            effectful = qualified not in self.ctx.catalog.pure_calls and not _constructor(qualified)
+            effectful = (qualified not in self.ctx.catalog.pure_calls and not _constructor(qualified)
+                         and qualified not in self.ctx.catalog.factories)  # making a handle is not yet an effect
             if library and not found_sql and effectful:
                 self.library_effect(library, qualified, node)
             return
