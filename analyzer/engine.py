@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import __version__
+from analyzer.isolation import deep_stack
 from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class Options:
 Progress = Callable[[int, int, str], None]
 
 
+@deep_stack
 def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progress | None = None) -> Report:
     from analyzer import source
 
@@ -50,6 +52,7 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
     return analyze_modules(parsed, [*found.diagnostics, *diagnostics], options, files_analysed=len(parsed))
 
 
+@deep_stack
 def parse_sources(
     texts: Iterable[tuple[str, Callable[[], str | Diagnostic]]],
     total: int = 0,
@@ -84,6 +87,7 @@ def parse_sources(
     return parsed, diagnostics
 
 
+@deep_stack
 def analyze_modules(
     parsed: Sequence[object],
     diagnostics: list[Diagnostic],

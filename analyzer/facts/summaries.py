@@ -71,9 +71,11 @@ def compose(
     functions: dict[str, FunctionRef],
     ctx: Context,
     signals_of: dict[str, tuple[Signal, ...]] | None = None,
+    direct: dict[str, Summary] | None = None,
 ) -> tuple[dict[str, Summary], dict[str, Total]]:
-    """Direct summaries and composed totals for every analysed function."""
-    direct = {q: summarize(fn, ctx) for q, fn in functions.items()}
+    """Direct summaries (unless given) and composed totals for every analysed function."""
+    if direct is None:
+        direct = {q: summarize(fn, ctx) for q, fn in functions.items()}
     graph = nx.DiGraph()
     graph.add_nodes_from(direct)
     for q, summary in direct.items():
