@@ -199,13 +199,17 @@ def audit(
         from analyzer import baseline
 
         report = baseline.apply(report, known)
-    if config.out_dir is not None:
-        _write_out_dir(report, delta, config.out_dir)
+    from analyzer.output import OutputError, write_atomic
+
     text = _render(report, fmt, delta, max_stages)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    else:
+    try:
+        if config.out_dir is not None:
+            _write_out_dir(report, delta, config.out_dir)
+        if output is not None:
+            write_atomic(output, text)
+    except OutputError as exc:
+        raise UsageFailure(str(exc)) from None
+    if output is None:
         click.echo(text, nl=False)
     sys.exit(exit_code(report, config.fail_on))
 
@@ -236,11 +240,11 @@ def _render(report: Report, fmt: str, delta: GraphDelta | None, max_stages: int 
 def _write_out_dir(report: Report, delta: GraphDelta | None, out_dir: Path) -> None:
     from analyzer.render.outdir import write_out_dir
 
-    for note in write_out_dir(report, out_dir):
-        click.echo(note, err=True)
+    overrides = None
     if delta is not None:
-        (out_dir / "report.json").write_text(_render(report, "json", delta), encoding="utf-8")
-        (out_dir / "report.md").write_text(_render(report, "markdown", delta), encoding="utf-8")
+        overrides = {"report.json": _render(report, "json", delta), "report.md": _render(report, "markdown", delta)}
+    for note in write_out_dir(report, out_dir, overrides):
+        click.echo(note, err=True)
 
 
 # ------------------------------------------------------------------ baseline
@@ -258,7 +262,12 @@ def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: 
     targets = _targets(paths, config)
     report = _analyze(targets, config.options())
     destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
-    baseline.write(report, destination)
+    from analyzer.output import OutputError
+
+    try:
+        baseline.write(report, destination)
+    except OutputError as exc:
+        raise UsageFailure(str(exc)) from None
     click.echo(f"recorded {len(report.findings)} findings in {destination}; "
                f"use `stagegraph audit --baseline {destination}` to report only new ones", err=True)
 
@@ -415,11 +424,26 @@ def explain(rule: str) -> None:
     click.echo(rule_markdown(rules[rule]))
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised past click (which would turn KeyboardInterrupt into exit 1, the findings code)."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 def run() -> None:  # pragma: no cover - console entry for `python -m analyzer`
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         main(standalone_mode=True)
     except SystemExit:
         raise
+    except Interrupted:
+        click.echo("stagegraph: interrupted; no report was written", err=True)
+        sys.stderr.flush()
+        os._exit(130)  # the analysis thread may still be running: do not wait for it
     except Exception as exc:
         click.echo(f"stagegraph: internal error: {exc!r}", err=True)
         sys.exit(2)
