@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import libcst as cst
 
+from analyzer.confine import git_command, git_env
 from analyzer.isolation import ParseWorker, WorkerDied
 from analyzer.model import Diagnostic
 
@@ -75,8 +76,8 @@ def _git_listed(folder: Path) -> set[Path] | None:
     """Files git tracks or would track under `folder` (None when not in a work tree)."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(folder), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
-            capture_output=True,
+            git_command(folder, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."),
+            capture_output=True, env=git_env(), stdin=subprocess.DEVNULL,
             timeout=60,
             check=False,
         )
