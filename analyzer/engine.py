@@ -32,6 +32,8 @@ class Options:
     extra_resources: tuple[Path, ...] = ()
     extra_roles: tuple[Path, ...] = ()
     only_files: frozenset[str] | None = None  # report only pipelines touching these root-relative files
+    #: diagnostics found before the run (a config path outside the repository)
+    diagnostics: tuple[Diagnostic, ...] = ()
 
 
 Progress = Callable[[int, int, str], None]
@@ -49,7 +51,8 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
         ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
         paths={src.relpath: src.path for src in found.files},
     )
-    return analyze_modules(parsed, [*found.diagnostics, *diagnostics], options, files_analysed=len(parsed))
+    return analyze_modules(parsed, [*options.diagnostics, *found.diagnostics, *diagnostics], options,
+                           files_analysed=len(parsed))
 
 
 @deep_stack
