@@ -39,21 +39,28 @@ def exit_code(report: Report, fail_on: str) -> int:
     return 1 if any(SEVERITY_RANK[f.severity] >= threshold for f in report.findings) else 0
 
 
-def _progress_bar() -> Any:
-    """A rich progress callback on a TTY, None otherwise (CI logs stay clean)."""
-    if not sys.stderr.isatty():
+def _progress_bar(console: Any = None) -> Any:
+    """A rich progress callback on a TTY (or the given console), None otherwise (CI logs stay clean).
+
+    File names are shown literally: never parsed as rich markup (`x[/bold].py` used to crash the
+    refresh thread), with control and bidi characters escaped.
+    """
+    if console is None and not sys.stderr.isatty():
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from analyzer.render.safe import escape_text
+
     progress = Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.description}"), transient=True, console=_stderr_console())
+                        TextColumn("{task.description}", markup=False), transient=True,
+                        console=console or _stderr_console())
     state: dict[str, Any] = {}
 
     def update(done: int, total: int, current: str) -> None:
         if "task" not in state:
             progress.start()
             state["task"] = progress.add_task("", total=total)
-        progress.update(state["task"], completed=done, description=current[-50:])
+        progress.update(state["task"], completed=done, description=escape_text(current)[-50:])
         if done >= total:
             progress.stop()
 
@@ -133,8 +140,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True,
-              help="What to print to stdout (or --output).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default=None,
+              help="What to print to stdout (or --output); given alone, nothing else is written. [default: text]")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the report here.")
 @click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write every format (report.json/html/md/sarif, graph.dot/svg) into this folder.")
@@ -157,7 +164,7 @@ def main() -> None:
                    "dependencies stay visible).")
 def audit(
     paths: tuple[Path, ...],
-    fmt: str,
+    fmt: str | None,
     output: Path | None,
     out_dir: Path | None,
     fail_on: str | None,
@@ -184,6 +191,12 @@ def audit(
         return
     targets = _targets(paths, config)
     known = _known_fingerprints(config.baseline)
+    for refused in config.refused:
+        click.echo(f"warning: {refused.file}: {refused.message}", err=True)
+    write_dir = config.out_dir
+    if out_dir is None and (fmt is not None or output is not None):
+        write_dir = None  # an explicit --format/--output asks for that one output, not the config's folder
+    fmt = fmt or "text"
 
     options = config.options()
     report = _analyze(targets, options)
@@ -203,8 +216,8 @@ def audit(
 
     text = _render(report, fmt, delta, max_stages)
     try:
-        if config.out_dir is not None:
-            _write_out_dir(report, delta, config.out_dir)
+        if write_dir is not None:
+            _write_out_dir(report, delta, write_dir)
         if output is not None:
             write_atomic(output, text)
     except OutputError as exc:
@@ -289,9 +302,11 @@ def config_command(path: Path | None, config_file: Path | None) -> None:
 def _repo_root(start: Path) -> Path:
     import subprocess
 
+    from analyzer.confine import git_command, git_env
+
     try:
-        proc = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True,
-                              text=True, check=False, timeout=30)
+        proc = subprocess.run(git_command(start, "rev-parse", "--show-toplevel"), capture_output=True,
+                              text=True, check=False, timeout=30, env=git_env(), stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return start.resolve()
     return Path(proc.stdout.strip()).resolve() if proc.returncode == 0 and proc.stdout.strip() else start.resolve()
