@@ -306,3 +306,193 @@ def test_output_file_is_replaced_atomically(tmp_path: Path) -> None:
     assert str(target) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert json.loads(target.read_text()) == {"previous": True}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "temp files were left behind"
+
+
+# ------------------------------------------------------------------ 8-10: the analysed repository acts on the auditor
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+def _hostile_git_repo(tmp_path: Path) -> tuple[Path, Path]:
+    """A work tree whose own .git/config would run a command (creating `marker`) from any git call."""
+    repo = make_repo(tmp_path, {})
+    marker = tmp_path / "marker"
+    _git(repo, "init", "-q")
+    _git(repo, "add", "good.py")
+    _git(repo, "commit", "-q", "-m", "one")
+    command = f"touch {marker}; false"
+    for key in ("core.fsmonitor", "core.pager", "pager.ls-files", "diff.external", "core.sshCommand"):
+        _git(repo, "config", key, command)
+    _git(repo, "config", "core.hooksPath", str(tmp_path / "hooks"))
+    (tmp_path / "hooks").mkdir()
+    for hook in ("post-checkout", "post-index-change", "reference-transaction"):
+        (tmp_path / "hooks" / hook).write_text(f"#!/bin/sh\ntouch {marker}\n")
+        (tmp_path / "hooks" / hook).chmod(0o755)
+    assert not marker.exists()
+    return repo, marker
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["audit", "diff", "hook"])
+def test_git_config_of_the_analysed_repo_runs_nothing(tmp_path: Path, mode: str) -> None:
+    repo, marker = _hostile_git_repo(tmp_path)
+    (repo / "good.py").write_text(GOOD_PIPELINE + "\n# changed\n")
+    if mode == "audit":
+        proc = cli("audit", str(repo), "--format", "json")
+    elif mode == "diff":
+        proc = cli("audit", str(repo), "--format", "json", "--diff-base", "HEAD")
+    else:
+        proc = cli("hook", "good.py", cwd=repo)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert not marker.exists(), "a command from the analysed repository's .git/config was executed"
+
+
+def test_config_out_dir_outside_the_repo_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"pyproject.toml": '[tool.stagegraph]\nout-dir = "../elsewhere"\n'})
+    (repo / ".git").mkdir()
+    proc = cli("audit", str(repo), cwd=repo)
+    assert not (tmp_path / "elsewhere").exists(), "the analysed repo's config wrote outside the repo"
+    assert "out-dir" in proc.stderr and "outside" in proc.stderr, proc.stderr
+
+
+def test_format_to_stdout_writes_nothing_else(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"pyproject.toml": '[tool.stagegraph]\nout-dir = "audit"\n'})
+    proc = cli("audit", str(repo), "--format", "sarif", cwd=repo)
+    assert json.loads(proc.stdout)["version"] == "2.1.0"
+    assert not (repo / "audit").exists(), "--format to stdout also wrote the config's out-dir"
+    plain = cli("audit", str(repo), cwd=repo)  # without --format the configured out-dir is still honoured
+    assert plain.returncode == 1 and (repo / "audit" / "report.json").exists(), plain.stderr
+
+
+def test_config_catalogs_outside_the_repo_are_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.toml"
+    outside.write_text("this is not toml at all [[[\n")  # reading it would be a usage error, exit 2
+    repo = make_repo(tmp_path, {"pyproject.toml": f'[tool.stagegraph]\nrule-catalogs = ["{outside}"]\n'
+                                                  'resource-catalogs = ["../outside.toml", "/etc/passwd"]\n'})
+    (repo / ".git").mkdir()
+    code, report, _stderr = audit_json(repo)
+    assert_good_reported(code, report)
+    refused = [d for d in report["diagnostics"] if d.get("code") == "outside-repo"]
+    assert len(refused) == 3 and all(d["file"] == "pyproject.toml" for d in refused), report["diagnostics"]
+
+
+AIRFLOW_DAG = '''\
+import airflow
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+
+dag = airflow.DAG("marts", template_searchpath=["/etc", "../../outside"])
+a = SQLExecuteQueryOperator(task_id="a", sql="../../outside/secret.sql", dag=dag)
+b = SQLExecuteQueryOperator(task_id="b", sql="{absolute}", dag=dag)
+c = SQLExecuteQueryOperator(task_id="c", sql="secret2.sql", dag=dag)
+d = SQLExecuteQueryOperator(task_id="d", sql="inside.sql", dag=dag)
+a >> b >> c >> d
+'''
+
+
+def test_airflow_sql_paths_are_confined_to_the_repo(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.sql").write_text("INSERT INTO leaked_one SELECT 1")
+    (outside / "secret2.sql").write_text("INSERT INTO leaked_two SELECT 1")
+    (outside / "abs.sql").write_text("INSERT INTO leaked_three SELECT 1")
+    repo = make_repo(tmp_path, {"dags/marts.py": AIRFLOW_DAG.format(absolute=outside / "abs.sql"),
+                                "dags/inside.sql": "INSERT INTO marts.kept SELECT 1"})
+    (repo / ".git").mkdir()
+    code, report, _ = audit_json(repo)
+    assert_good_reported(code, report)
+    text = json.dumps(report)
+    assert "leaked" not in text, "a file outside the repo was read into the report"
+    assert "marts.kept" in text
+    unresolved = [d for d in report["diagnostics"] if d["file"] == "dags/marts.py" and "outside" in d["message"]]
+    assert len(unresolved) == 3, report["diagnostics"]
+
+
+# ------------------------------------------------------------------ 11-13: code-derived text reaches a person
+
+HOSTILE_STRINGS = ["\x1b[2J", "\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\", "\x9b31m", "\u202eevil"]
+
+
+def _hostile_report() -> Any:
+    """A report whose every text field carries terminal escapes, bidi overrides and forged lines."""
+    from analyzer.engine import make_report
+    from analyzer.model import Diagnostic, Finding
+
+    nasty = "".join(HOSTILE_STRINGS)
+    name = "x\nforged.py:1: error: fake-rule: forged line" + nasty
+    finding = Finding(rule="dedup-before-validation", severity="error", message=f"reads {nasty} https://evil.example/x",
+                      file=name, line=1, pipeline=None, fingerprint="f" * 16)
+    diagnostic = Diagnostic(name, "syntax-error", f"cannot parse {nasty} www.evil.example")
+    return make_report((), (finding,), (diagnostic,), 1)
+
+
+def _assert_inert(text: str) -> None:
+    for ch in text:
+        assert ch in "\n\t" or not (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F), f"control character {ch!r} in output"
+        assert ch not in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069", f"bidi control {ch!r} in output"
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "dot", "mermaid"])
+def test_human_formats_escape_control_and_bidi_characters(fmt: str) -> None:
+    from analyzer.render import render
+
+    out = render(_hostile_report(), fmt)
+    _assert_inert(out)
+    if fmt == "text":
+        assert not any(line.startswith("forged.py") for line in out.splitlines()), "a file name forged a line"
+
+
+def test_hook_output_escapes_control_characters() -> None:
+    from analyzer.hook import render_compact
+
+    _assert_inert(render_compact(_hostile_report(), frozenset()))
+
+
+def test_progress_bar_takes_file_names_literally(tmp_path: Path) -> None:
+    """`x[/bold].py` crashed rich's refresh thread with a MarkupError; escapes reached the terminal."""
+    import io
+
+    from rich.console import Console
+
+    from analyzer import cli as cli_module
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=200)
+    update = cli_module._progress_bar(console=console)
+    assert update is not None
+    for i, name in enumerate(["x[/bold].py", "y[link=http://e]z[/link].py", "\x1b[2Jq\u202e.py"]):
+        update(i, 3, name)
+    update(3, 3, "")
+    out = buffer.getvalue()
+    assert "\x1b[2J" not in out and "\u202e" not in out
+
+
+def test_markdown_has_no_autolinks() -> None:
+    import re
+
+    from analyzer.render import render
+
+    out = re.sub(r"(`+).+?\1", "", render(_hostile_report(), "markdown"))  # code spans are never autolinked
+    out = re.sub(r"```mermaid.*?```", "", out, flags=re.S)
+    for plain in ("https://evil.example", "http://evil.example", "www.evil.example"):
+        assert plain not in out, f"{plain} would become a link on GitHub"
+
+
+def test_html_forbids_scripts_and_remote_loads() -> None:
+    from analyzer.render.html import render
+
+    out = render(_hostile_report())
+    head = out[: out.index("</head>")]
+    assert 'http-equiv="Content-Security-Policy"' in head
+    policy = head.split('http-equiv="Content-Security-Policy" content="', 1)[1].split('"', 1)[0]
+    assert "default-src 'none'" in policy and "script-src 'none'" in policy
+
+
+def test_sarif_keeps_backslashes_in_file_names() -> None:
+    from analyzer.render import sarif
+
+    assert sarif.uri("src\\x.py") == "src%5Cx.py"
+    assert sarif.uri("./a b/c.py") == "a%20b/c.py"
