@@ -65,7 +65,7 @@ def stage_holding(expression: str) -> str:
 
 def make_repo(tmp_path: Path, files: dict[str, str]) -> Path:
     repo = tmp_path / "repo"
-    repo.mkdir(exist_ok=True)
+    repo.mkdir(parents=True, exist_ok=True)
     (repo / "good.py").write_text(GOOD_PIPELINE)
     for name, text in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -496,3 +496,127 @@ def test_sarif_keeps_backslashes_in_file_names() -> None:
 
     assert sarif.uri("src\\x.py") == "src%5Cx.py"
     assert sarif.uri("./a b/c.py") == "a%20b/c.py"
+
+
+# ------------------------------------------------------------------ 14: bounded cost
+
+
+def test_dot_gets_a_size_budget_not_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph Graphviz cannot lay out is refused up front (a note), instead of a 60 s timeout per run."""
+    from analyzer.render import dot
+
+    monkeypatch.setattr(dot.shutil, "which", lambda name: "/usr/bin/dot")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("dot was started on a graph over the budget")
+
+    monkeypatch.setattr(dot.subprocess, "run", never)
+    source = "digraph g {\n" + "".join(f"  s{i} -> s{i + 1};\n" for i in range(dot.DOT_MAX_EDGES + 1)) + "}\n"
+    with pytest.raises(dot.GraphvizError, match="not drawn"):
+        dot.svg_from_source(source)
+
+
+def _chain_driver(n: int) -> str:
+    stages = "".join(f"def stage_{i}(x):\n    return [v + {i} for v in x]\n\n\n" for i in range(n))
+    body = "".join(f"    x = stage_{i}(x)\n" for i in range(n))
+    return stages + f"def main():\n    x = [1]\n{body}    print(x)\n"
+
+
+def test_a_long_linear_chain_costs_linear_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairwise conflict checks and reachability sets grew n²: count the conflict checks instead of timing."""
+    from analyzer import engine, graph
+
+    calls = {"n": 0}
+    real = graph.conflicts
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(graph, "conflicts", counting)
+    (tmp_path / "chain.py").write_text(_chain_driver(400))
+    report = engine.analyze([tmp_path])
+    [pipeline] = report.pipelines
+    assert len(pipeline.stages) == 400
+    assert sum(e.kind == "data" for e in pipeline.edges) == 399
+    assert calls["n"] < 4 * 400, f"{calls['n']} conflict checks for 400 stages (all pairs would be 79,800)"
+
+
+# ------------------------------------------------------------------ fuzz and mutation: deep and random code in stages
+
+CHAINS = {
+    "sum": lambda n: " + ".join(["a"] * n),
+    "attribute": lambda n: "a" + ".b" * n,
+    "call": lambda n: "a" + "()" * n,
+    "subscript": lambda n: "a" + "[0]" * n,
+    "lambda": lambda n: "lambda: " * n + "a",
+    "ternary": lambda n: "a if c else " * n + "a",
+    "not": lambda n: "not " * n + "a",
+    "list": lambda n: "[" * n + "a" + "]" * n,
+}
+
+
+def _deep_repo(tmp_path: Path, kind: str, depth: int) -> Path:
+    return make_repo(tmp_path / f"{kind}{depth}", {"deep.py": stage_holding(CHAINS[kind](depth))})
+
+
+@pytest.mark.parametrize("kind", sorted(CHAINS))
+def test_growing_deep_chains_inside_a_stage(tmp_path: Path, kind: str) -> None:
+    """Mutation test: a chain inside a stage grows past every limit; up to the depth gate the file is
+    analysed, past it the file is one diagnostic, and the good pipeline is reported throughout."""
+    from analyzer import engine, source
+
+    for depth in (40, source.RISKY_DEPTH + 20, source.MAX_DEPTH - 20, source.MAX_DEPTH + 20, 1_500):
+        report = engine.analyze([_deep_repo(tmp_path, kind, depth)])
+        assert any(p.id == "good.py::main" for p in report.pipelines), (kind, depth, report.diagnostics)
+        assert all(d.file in ("good.py", "deep.py") for d in report.diagnostics), (kind, depth, report.diagnostics)
+        mine = [d for d in report.diagnostics if d.file == "deep.py"]
+        assert len(mine) <= 1, (kind, depth, mine)
+        analysable = source.MAX_BRACKET_DEPTH if kind == "list" else source.MAX_DEPTH - 20  # CPython's own limit
+        if depth <= analysable:  # "depth" counts chain links; the tree is a few levels deeper
+            assert any(p.id == "deep.py::main" for p in report.pipelines), (kind, depth, mine)
+        else:
+            assert [d.code for d in mine] == ["too-deep"], (kind, depth, mine)
+
+
+def _indent(program: str) -> str:
+    return "".join("        " + line if line.strip() else line for line in program.splitlines(keepends=True))
+
+
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
+def test_hypothesmith_programs_inside_stage_bodies() -> None:
+    """Random valid programs placed inside the stages of a small pipeline never crash the run or cost the
+    good pipeline; bounded (8 examples) to keep the suite fast. benchmarks/fuzz_stages.py runs more."""
+    hypothesmith = pytest.importorskip("hypothesmith")
+    from hypothesis import HealthCheck, given, settings
+
+    from analyzer import engine
+
+    @settings(max_examples=8, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    @given(hypothesmith.from_node())
+    def check(program: str) -> None:
+        text = fuzz_pipeline(program, program)
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = Path(tmp)
+            (repo / "good.py").write_text(GOOD_PIPELINE)
+            (repo / "fuzz.py").write_text(text)
+            report = engine.analyze([repo])
+        assert any(p.id == "good.py::main" for p in report.pipelines), report.diagnostics
+        assert all(d.file in ("good.py", "fuzz.py") for d in report.diagnostics), report.diagnostics
+
+    check()
+
+
+def fuzz_pipeline(first: str, second: str) -> str:
+    """A three-stage driver whose first two stages run the given programs (inside a try, so that a
+    program ending in `return` or `raise` still leaves a function body)."""
+    return (
+        "import pandas as pd\n\n\n"
+        f"def extract(a):\n    try:\n{_indent(first) or '        pass'}\n    except Exception:\n        pass\n"
+        "    return pd.read_csv('in.csv')\n\n\n"
+        f"def transform(a):\n    try:\n{_indent(second) or '        pass'}\n    finally:\n        pass\n"
+        "    return a\n\n\n"
+        "def load(a):\n    a.to_csv('out.csv')\n\n\n"
+        "def main():\n    a = extract(1)\n    b = transform(a)\n    load(b)\n"
+    )
