@@ -155,6 +155,10 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
         for path in candidates:
             absolute = Path(os.path.abspath(path))
             rel = _rel(absolute, root)
+            if listed is not None and not excluded(rel, patterns) and _special(path):
+                # git never lists a FIFO or socket; say so rather than skip it silently
+                diagnostics.append(not_a_file(rel, path))
+                continue
             if listed is not None:
                 try:
                     if path.resolve() not in listed:
@@ -199,6 +203,15 @@ def _python2_hint(text: str) -> str | None:
             if pattern.search(line):
                 return what
     return None
+
+
+def _special(path: Path) -> bool:
+    """A FIFO, socket or device (symlinks followed); False for regular files and for anything unreadable."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, RuntimeError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def not_a_file(relpath: str, path: Path) -> Diagnostic:

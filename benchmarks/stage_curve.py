@@ -2,8 +2,8 @@
 
 Generates one file with N stage functions and a driver calling them as a plain linear chain
 (each stage reads the previous stage's result), runs `stagegraph audit --format json` on it in a
-fresh process and prints CPU time (wall time too, which a busy machine inflates) and peak memory (ru_maxrss of the children). Linear cost shows as
-a ratio of about 2 per doubling. A measurement, not a test.
+fresh process and prints CPU time (wall time too, which a busy machine inflates) and peak
+memory (ru_maxrss of the children). Linear cost shows as a ratio of about 2 per doubling. A measurement, not a test.
 """
 
 from __future__ import annotations

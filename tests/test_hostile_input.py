@@ -592,7 +592,9 @@ def test_hypothesmith_programs_inside_stage_bodies() -> None:
 
     from analyzer import engine
 
-    @settings(max_examples=8, deadline=None, database=None,
+    examples = int(os.environ.get("STAGEGRAPH_FUZZ_EXAMPLES", "8"))  # benchmarks/fuzz_stages.py raises it
+
+    @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
     @given(hypothesmith.from_node())
     def check(program: str) -> None:
@@ -620,3 +622,46 @@ def fuzz_pipeline(first: str, second: str) -> str:
         "def load(a):\n    a.to_csv('out.csv')\n\n\n"
         "def main():\n    a = extract(1)\n    b = transform(a)\n    load(b)\n"
     )
+
+
+# ------------------------------------------------------------------ done when: every reproducer in one tree
+
+
+@pytest.mark.slow
+def test_every_reproducer_in_one_tree(tmp_path: Path) -> None:
+    """One repository holding every reproducer plus a good pipeline: the good pipeline's findings and exit
+    code, one diagnostic per bad file naming it, nothing executed, nothing read or written outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.sql").write_text("INSERT INTO leaked_table SELECT 1")
+    files = {f"crash_{name}.py": text for name, text in CPYTHON_REJECTS.items()}
+    files.update({
+        "attrs.py": "def helper(a):\n    zz = a" + ".b" * 1000 + "\n    return zz\n",
+        "deep.py": stage_holding(" + ".join(["a"] * 500)),
+        "dags/marts.py": AIRFLOW_DAG.format(absolute=outside / "secret.sql"),
+        "strings.py": stage_holding(repr("".join(HOSTILE_STRINGS) + " https://evil.example/")),
+        "x[/bold].py": "X = 1\n",
+        "pyproject.toml": f'[tool.stagegraph]\nout-dir = "../elsewhere"\nrule-catalogs = ["{outside}/r.toml"]\n',
+    })
+    repo = make_repo(tmp_path, files)
+    os.mkfifo(repo / "pipe.py")
+    repo_git, marker = repo, tmp_path / "marker"
+    _git(repo_git, "init", "-q")
+    _git(repo_git, "config", "core.fsmonitor", f"touch {marker}; false")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    started = time.monotonic()
+    proc = cli("audit", str(repo), "--format", "json", timeout=300)
+    elapsed = time.monotonic() - started
+    report = json.loads(proc.stdout)
+    assert_good_reported(proc.returncode, report)
+    assert_schema_valid(report)
+    bad = [*(f"crash_{n}.py" for n in CPYTHON_REJECTS), "attrs.py", "deep.py", "pipe.py"]
+    for name in bad:
+        assert len(diagnostics_of(report, name)) == 1, (name, report["diagnostics"])
+    assert all(d["file"] != "." for d in report["diagnostics"]), report["diagnostics"]
+    assert not marker.exists(), "the repo's git config ran a command"
+    assert "leaked_table" not in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "something was written outside the repo"
+    assert elapsed < 240, f"took {elapsed:.0f} s"
+    text = cli("audit", str(repo), "--format", "text", timeout=300).stdout
+    _assert_inert(text)
