@@ -37,8 +37,10 @@ def dumps(report: Report) -> str:
 
 
 def write(report: Report, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(report), encoding="utf-8")
+    """Replace the baseline atomically (raises `output.OutputError` naming the path)."""
+    from analyzer.output import write_atomic
+
+    write_atomic(path, dumps(report))
 
 
 def load(path: Path) -> Baseline:

@@ -39,21 +39,28 @@ def exit_code(report: Report, fail_on: str) -> int:
     return 1 if any(SEVERITY_RANK[f.severity] >= threshold for f in report.findings) else 0
 
 
-def _progress_bar() -> Any:
-    """A rich progress callback on a TTY, None otherwise (CI logs stay clean)."""
-    if not sys.stderr.isatty():
+def _progress_bar(console: Any = None) -> Any:
+    """A rich progress callback on a TTY (or the given console), None otherwise (CI logs stay clean).
+
+    File names are shown literally: never parsed as rich markup (`x[/bold].py` used to crash the
+    refresh thread), with control and bidi characters escaped.
+    """
+    if console is None and not sys.stderr.isatty():
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from analyzer.render.safe import escape_text
+
     progress = Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.description}"), transient=True, console=_stderr_console())
+                        TextColumn("{task.description}", markup=False), transient=True,
+                        console=console or _stderr_console())
     state: dict[str, Any] = {}
 
     def update(done: int, total: int, current: str) -> None:
         if "task" not in state:
             progress.start()
             state["task"] = progress.add_task("", total=total)
-        progress.update(state["task"], completed=done, description=current[-50:])
+        progress.update(state["task"], completed=done, description=escape_text(current)[-50:])
         if done >= total:
             progress.stop()
 
@@ -133,8 +140,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True,
-              help="What to print to stdout (or --output).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default=None,
+              help="What to print to stdout (or --output); given alone, nothing else is written. [default: text]")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write the report here.")
 @click.option("--out-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write every format (report.json/html/md/sarif, graph.dot/svg) into this folder.")
@@ -159,7 +166,7 @@ def main() -> None:
                    "dependencies stay visible).")
 def audit(
     paths: tuple[Path, ...],
-    fmt: str,
+    fmt: str | None,
     output: Path | None,
     out_dir: Path | None,
     fail_on: str | None,
@@ -187,6 +194,12 @@ def audit(
         return
     targets = _targets(paths, config)
     known = _known_fingerprints(config.baseline)
+    for refused in config.refused:
+        click.echo(f"warning: {refused.file}: {refused.message}", err=True)
+    write_dir = config.out_dir
+    if out_dir is None and (fmt is not None or output is not None):
+        write_dir = None  # an explicit --format/--output asks for that one output, not the config's folder
+    fmt = fmt or "text"
 
     options = config.options()
     report = _analyze(targets, options)
@@ -202,17 +215,21 @@ def audit(
         from analyzer import baseline
 
         report = baseline.apply(report, known)
-    if config.out_dir is not None:
-        _write_out_dir(report, delta, config.out_dir)
-    text = _render(report, fmt, delta, max_stages)
-    if timings_file is not None:
-        from analyzer.plan_cli import add_timings
+    from analyzer.output import OutputError, write_atomic
 
-        text = add_timings(report, targets, timings_file, fmt, text, config.out_dir)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    else:
+    text = _render(report, fmt, delta, max_stages)
+    try:
+        if write_dir is not None:
+            _write_out_dir(report, delta, write_dir)
+        if timings_file is not None:
+            from analyzer.plan_cli import add_timings
+
+            text = add_timings(report, targets, timings_file, fmt, text, write_dir)
+        if output is not None:
+            write_atomic(output, text)
+    except OutputError as exc:
+        raise UsageFailure(str(exc)) from None
+    if output is None:
         click.echo(text, nl=False)
     sys.exit(exit_code(report, config.fail_on))
 
@@ -243,11 +260,11 @@ def _render(report: Report, fmt: str, delta: GraphDelta | None, max_stages: int 
 def _write_out_dir(report: Report, delta: GraphDelta | None, out_dir: Path) -> None:
     from analyzer.render.outdir import write_out_dir
 
-    for note in write_out_dir(report, out_dir):
-        click.echo(note, err=True)
+    overrides = None
     if delta is not None:
-        (out_dir / "report.json").write_text(_render(report, "json", delta), encoding="utf-8")
-        (out_dir / "report.md").write_text(_render(report, "markdown", delta), encoding="utf-8")
+        overrides = {"report.json": _render(report, "json", delta), "report.md": _render(report, "markdown", delta)}
+    for note in write_out_dir(report, out_dir, overrides):
+        click.echo(note, err=True)
 
 
 # ------------------------------------------------------------------ baseline
@@ -265,7 +282,12 @@ def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: 
     targets = _targets(paths, config)
     report = _analyze(targets, config.options())
     destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
-    baseline.write(report, destination)
+    from analyzer.output import OutputError
+
+    try:
+        baseline.write(report, destination)
+    except OutputError as exc:
+        raise UsageFailure(str(exc)) from None
     click.echo(f"recorded {len(report.findings)} findings in {destination}; "
                f"use `stagegraph audit --baseline {destination}` to report only new ones", err=True)
 
@@ -287,9 +309,11 @@ def config_command(path: Path | None, config_file: Path | None) -> None:
 def _repo_root(start: Path) -> Path:
     import subprocess
 
+    from analyzer.confine import git_command, git_env
+
     try:
-        proc = subprocess.run(["git", "-C", str(start), "rev-parse", "--show-toplevel"], capture_output=True,
-                              text=True, check=False, timeout=30)
+        proc = subprocess.run(git_command(start, "rev-parse", "--show-toplevel"), capture_output=True,
+                              text=True, check=False, timeout=30, env=git_env(), stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return start.resolve()
     return Path(proc.stdout.strip()).resolve() if proc.returncode == 0 and proc.stdout.strip() else start.resolve()
@@ -440,6 +464,14 @@ def explain(rule: str) -> None:
     click.echo(rule_markdown(rules[rule]))
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised past click (which would turn KeyboardInterrupt into exit 1, the findings code)."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 from analyzer.plan_cli import fanout, instrument, plan  # noqa: E402  (measure-then-plan commands)
 
 for _command in (instrument, plan, fanout):
@@ -447,10 +479,17 @@ for _command in (instrument, plan, fanout):
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m analyzer`
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         main(standalone_mode=True)
     except SystemExit:
         raise
+    except Interrupted:
+        click.echo("stagegraph: interrupted; no report was written", err=True)
+        sys.stderr.flush()
+        os._exit(130)  # the analysis thread may still be running: do not wait for it
     except Exception as exc:
         click.echo(f"stagegraph: internal error: {exc!r}", err=True)
         sys.exit(2)

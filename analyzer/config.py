@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analyzer.model import Severity
+from analyzer.model import Diagnostic, Severity
 
 if TYPE_CHECKING:
     from analyzer.engine import Options
@@ -56,6 +56,8 @@ class Config:
     baseline: Path | None = None
     file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: paths the config file named outside its repository, refused (see `_confine`)
+    refused: tuple[Diagnostic, ...] = ()
 
     def options(self, only_files: frozenset[str] | None = None) -> Options:
         """The engine options this configuration stands for."""
@@ -70,6 +72,7 @@ class Config:
             extra_resources=self.resource_catalogs,
             extra_roles=self.role_catalogs,
             only_files=only_files,
+            diagnostics=self.refused,
         )
 
     def value(self, key: str) -> Any:
@@ -139,6 +142,38 @@ def _string_list(path: Path, key: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _confine(path: Path, values: dict[str, Any], prefix: str) -> list[Diagnostic]:
+    """Drop paths a discovered config file names outside its repository, one diagnostic each.
+
+    The config of the analysed repository is the repository's author speaking (in a PR bot, the PR
+    author): it may not make stagegraph read catalogs or code, or write reports, anywhere else.
+    Such paths are honoured only from the command line (or a `--config` file the user chose).
+    """
+    from analyzer.confine import inside, repo_root
+
+    root = repo_root(path.parent)
+    try:
+        shown = path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        shown = path.name
+    refused: list[Diagnostic] = []
+    for key in (*_PATH_LIST_KEYS, "out-dir", "baseline"):
+        if key not in values:
+            continue
+        given = values[key] if isinstance(values[key], tuple) else (values[key],)
+        kept = tuple(p for p in given if inside(p, root))
+        for p in given:
+            if p not in kept:
+                refused.append(Diagnostic(shown, "unresolved", f"{prefix}{key}: {p} is outside the repository "
+                                          f"({root}); ignored (give it on the command line instead)",
+                                          code="outside-repo"))
+        if isinstance(values[key], tuple):
+            values[key] = kept
+        elif not kept:
+            del values[key]
+    return refused
+
+
 def _parse_file(path: Path) -> dict[str, Any]:
     """Validated values from one config file, keyed by the file's key names; paths made absolute."""
     table, prefix = read_table(path)
@@ -198,8 +233,9 @@ def load_config(start: Path, explicit: Path | None = None, overrides: Overrides 
     if explicit is not None and not explicit.is_file():
         raise ConfigError(f"{explicit}: no such configuration file")
     file_values = _parse_file(path) if path is not None else {}
-    display = _display(path) if path is not None else ""
     prefix = "tool.stagegraph." if path is not None and path.name == "pyproject.toml" else ""
+    refused = _confine(path, file_values, prefix) if path is not None and explicit is None else []
+    display = _display(path) if path is not None else ""
     sources: dict[str, str] = {key: "default" for key in KEYS}
     for key in file_values:
         sources[key] = f"{display}:{prefix}{key}"
@@ -242,6 +278,7 @@ def load_config(start: Path, explicit: Path | None = None, overrides: Overrides 
         baseline=scalar("baseline", overrides.baseline, None),
         file=path,
         sources=sources,
+        refused=tuple(refused),
     )
     _check_rule_ids(config)
     return config

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from analyzer.confine import git_command, git_env
 from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Pipeline, Report
 
 if TYPE_CHECKING:
@@ -59,8 +60,8 @@ class GraphDelta:
 
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
     try:
-        proc = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, check=False,
-                              timeout=300)
+        proc = subprocess.run(git_command(repo, *args), input=stdin, capture_output=True, check=False,
+                              timeout=300, env=git_env())
     except OSError as exc:
         raise DiffError(f"cannot run git: {exc.strerror}") from exc
     except subprocess.TimeoutExpired as exc:

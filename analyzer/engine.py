@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import __version__
+from analyzer.isolation import deep_stack
 from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
 
 if TYPE_CHECKING:
@@ -31,11 +32,14 @@ class Options:
     extra_resources: tuple[Path, ...] = ()
     extra_roles: tuple[Path, ...] = ()
     only_files: frozenset[str] | None = None  # report only pipelines touching these root-relative files
+    #: diagnostics found before the run (a config path outside the repository)
+    diagnostics: tuple[Diagnostic, ...] = ()
 
 
 Progress = Callable[[int, int, str], None]
 
 
+@deep_stack
 def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progress | None = None) -> Report:
     from analyzer import source
 
@@ -47,7 +51,8 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
         ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
         paths={src.relpath: src.path for src in found.files},
     )
-    return analyze_modules(parsed, [*found.diagnostics, *diagnostics], options, files_analysed=len(parsed))
+    return analyze_modules(parsed, [*options.diagnostics, *found.diagnostics, *diagnostics], options,
+                           files_analysed=len(parsed))
 
 
 def _uninstrumented(text: str | Diagnostic) -> str | Diagnostic:
@@ -59,6 +64,7 @@ def _uninstrumented(text: str | Diagnostic) -> str | Diagnostic:
     return text
 
 
+@deep_stack
 def parse_sources(
     texts: Iterable[tuple[str, Callable[[], str | Diagnostic]]],
     total: int = 0,
@@ -93,6 +99,7 @@ def parse_sources(
     return parsed, diagnostics
 
 
+@deep_stack
 def analyze_modules(
     parsed: Sequence[object],
     diagnostics: list[Diagnostic],

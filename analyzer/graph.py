@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -175,6 +176,64 @@ def _candidates(xs: dict[str, list[Effect]], ys: dict[str, list[Effect]]) -> Ite
                 yield x, y
 
 
+def _buckets(effect: Effect) -> tuple[str, str | None]:
+    """(namespace, bucket): two effects can overlap only when they share a bucket, or one of them has
+    bucket None (a wildcard or unknown: it may overlap anything in its namespace, or anything at all
+    for namespace "any"). A sound over-approximation of `overlap(a, b) != NONE`."""
+    where = space(effect)
+    if effect.kind == "unknown":
+        return where, None
+    if where == "memory":
+        return where, effect.identity
+    if where == "table":
+        name = effect.target.lower().strip('"`[]')
+        return where, None if "*" in name else name.split(".")[-1]
+    return where, None if "*" in effect.identity else effect.identity
+
+
+def _candidate_pairs(stages: Sequence[Stage], profiles: dict[str, _Profile]) -> list[tuple[int, int]]:
+    """Index pairs (i < j) of stages whose effects could conflict, without comparing every pair.
+
+    A linear chain of n stages has O(n) such pairs where `itertools.combinations` has n²/2: the
+    cost that made a 4,000-stage driver take half a minute.
+    """
+    exact: dict[tuple[str, str], set[int]] = {}
+    touches: dict[str, set[int]] = {}
+    wild: dict[str, set[int]] = {}
+    for i, stage in enumerate(stages):
+        profile = profiles[stage.id]
+        for group in (profile.reads, profile.writes):
+            for effects in group.values():
+                for effect in effects:
+                    where, bucket = _buckets(effect)
+                    touches.setdefault(where, set()).add(i)
+                    if bucket is None:
+                        wild.setdefault(where, set()).add(i)
+                    else:
+                        exact.setdefault((where, bucket), set()).add(i)
+    pairs: set[tuple[int, int]] = set()
+
+    def join(xs: Iterable[int], ys: Iterable[int]) -> None:
+        ys = list(ys)
+        for x in xs:
+            for y in ys:
+                if x != y:
+                    pairs.add((x, y) if x < y else (y, x))
+
+    for members in exact.values():
+        if len(members) > 1:
+            ordered = sorted(members)
+            pairs.update(itertools.combinations(ordered, 2))
+    for where, members in wild.items():
+        join(members, touches[where] if where != "any" else range(len(stages)))
+        if where != "any":
+            join(members, wild.get("any", ()))
+    for where, members in touches.items():  # an unknown of namespace "any" meets every namespace
+        if where != "any" and "any" in wild:
+            join(wild["any"], members)
+    return sorted(pairs)
+
+
 def conflicts(first: Stage, second: Stage, profiles: dict[str, _Profile] | None = None) -> list[Conflict]:
     """Bernstein's conditions: second reads what first writes, writes what it reads, or both write.
 
@@ -207,7 +266,7 @@ def shared_resources(stages: Iterable[Stage]) -> tuple[str, ...]:
     return tuple(sorted(label for label, n in counts.items() if n >= 2))
 
 
-def _forward(a: Stage, b: Stage, found: list[Conflict], declared_reach: dict[str, set[str]],
+def _forward(a: Stage, b: Stage, found: list[Conflict], declared_reach: Mapping[str, Container[str]],
              rank: dict[str, int], by_data: bool) -> bool:
     """Whether the edge between a and b points a -> b: the declared order wins, else (when `by_data`)
     the direction data flows (only one reads what the other writes), else the declared order's
@@ -234,14 +293,14 @@ def build(facts: PipelineFacts) -> Pipeline:
     declared.add_edges_from(
         (link.source, link.target) for link in facts.declared if link.source in index and link.target in index
     )
-    declared_reach = {node: nx.descendants(declared, node) for node in declared.nodes}
+    declared_reach = reachability(declared)
     try:
         rank = {n: i for i, n in enumerate(nx.lexicographical_topological_sort(declared, key=index.__getitem__))}
     except nx.NetworkXUnfeasible:  # a declared cycle: fall back to source order
         rank = dict(index)
     profiles = {s.id: _Profile(s) for s in stages}
-    pair_conflicts = [(a, b, found) for a, b in itertools.combinations(stages, 2)
-                      if (found := conflicts(a, b, profiles))]
+    pair_conflicts = [(stages[i], stages[j], found) for i, j in _candidate_pairs(stages, profiles)
+                      if (found := conflicts(stages[i], stages[j], profiles))]
 
     edges: dict[tuple[str, str], Edge] = {}
 
@@ -275,7 +334,7 @@ def build(facts: PipelineFacts) -> Pipeline:
         real = relate(by_data=False)  # data direction closed a cycle: orient by the declared order alone
     for key in _implied_unknowns(real, edges):
         del edges[key]
-    real_reach = {node: nx.descendants(real, node) for node in real.nodes}
+    real_reach = reachability(real)
 
     for link in facts.declared:
         s, t = link.source, link.target
@@ -298,6 +357,44 @@ def build(facts: PipelineFacts) -> Pipeline:
         signals=facts.signals,
         notes=facts.notes,
     )
+
+
+class _Reach:
+    """The nodes reachable from one node, as one bit per node of a shared index (membership only)."""
+
+    __slots__ = ("bits", "index")
+
+    def __init__(self, bits: int, index: dict[Any, int]) -> None:
+        self.bits, self.index = bits, index
+
+    def __contains__(self, node: object) -> bool:
+        position = self.index.get(node)
+        return position is not None and bool(self.bits >> position & 1)
+
+
+def reachability(graph: nx.DiGraph) -> dict[Any, _Reach]:
+    """`nx.descendants` of every node, as bit sets built bottom-up over the condensation.
+
+    The sets themselves hold n² entries on a chain of n stages (1 GB at 4,000 stages); bits over
+    the condensation cost n²/8 bytes and one OR per edge.
+    """
+    index = {node: i for i, node in enumerate(graph.nodes)}
+    condensed = nx.condensation(graph)
+    mapping = condensed.graph["mapping"]
+    members = {c: sum(1 << index[n] for n in condensed.nodes[c]["members"]) for c in condensed.nodes}
+    below: dict[int, int] = {}
+    for component in reversed(list(nx.topological_sort(condensed))):
+        bits = 0
+        for child in condensed.successors(component):
+            bits |= members[child] | below[child]
+        below[component] = bits
+    out = {}
+    for node, component in mapping.items():
+        bits = below[component]
+        if len(condensed.nodes[component]["members"]) > 1:  # in a cycle: the rest of its component too
+            bits |= members[component] & ~(1 << index[node])
+        out[node] = _Reach(bits, index)
+    return out
 
 
 def _implied_unknowns(real: nx.DiGraph, edges: dict[tuple[str, str], Edge]) -> list[tuple[str, str]]:
@@ -335,7 +432,7 @@ def parallel_groups(stages: Sequence[Stage], real: nx.DiGraph) -> tuple[Parallel
         below[node] = 1 + max((below[c] for c in dag.successors(node)), default=-1)
     depth = max(earliest.values(), default=0)
     latest = {node: depth - below[node] for node in dag.nodes}
-    reach = {node: nx.descendants(real, node) for node in real.nodes}
+    reach = reachability(real)
 
     def ordered(a: str, b: str) -> bool:
         return b in reach[a] or a in reach[b]
@@ -343,10 +440,15 @@ def parallel_groups(stages: Sequence[Stage], real: nx.DiGraph) -> tuple[Parallel
     by_id = {s.id: s for s in stages}
     groups: list[ParallelGroup] = []
     seen: set[tuple[str, ...]] = set()
+    in_order = sorted(earliest, key=index.__getitem__)
+    at_step: dict[int, list[str]] = {}
+    for node in in_order:
+        at_step.setdefault(earliest[node], []).append(node)
+    with_slack = [n for n in in_order if earliest[n] < latest[n]]  # only these can join a later step
     for step in range(depth + 1):
-        members = [n for n in sorted(earliest, key=index.__getitem__) if earliest[n] == step]
+        members = at_step.get(step, [])
         members = [n for i, n in enumerate(members) if not any(ordered(n, m) for m in members[:i])]
-        for node in sorted(earliest, key=index.__getitem__):
+        for node in with_slack:
             if earliest[node] < step <= latest[node] and not any(ordered(node, m) for m in members):
                 members.append(node)
         key = tuple(sorted(members, key=index.__getitem__))

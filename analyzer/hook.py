@@ -142,6 +142,9 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
 
 def render_compact(report: Report, changed: frozenset[str]) -> str:
     """A few lines for a commit log: findings, unreadable changed files, one summary line."""
+    from analyzer.render.safe import sanitize
+
+    report = sanitize(report)
     lines = []
     for f in report.findings:
         stages = f" [{', '.join(f.stages)}]" if f.stages else ""

@@ -220,6 +220,8 @@ class Diagnostic:
     kind: DiagnosticKind
     message: str
     line: int | None = None
+    #: a finer, stable code within `kind` (e.g. "parser-crash", "too-deep", "not-a-file")
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

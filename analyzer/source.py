@@ -6,10 +6,12 @@ a symlink loop, an unreadable file) becomes a `Diagnostic`; nothing escapes as a
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import io
 import os
 import re
+import stat
 import subprocess
 import tokenize
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +20,8 @@ from pathlib import Path, PurePosixPath
 
 import libcst as cst
 
+from analyzer.confine import git_command, git_env
+from analyzer.isolation import ParseWorker, WorkerDied
 from analyzer.model import Diagnostic
 
 DEFAULT_MAX_BYTES = 2_000_000
@@ -72,8 +76,8 @@ def _git_listed(folder: Path) -> set[Path] | None:
     """Files git tracks or would track under `folder` (None when not in a work tree)."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(folder), "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
-            capture_output=True,
+            git_command(folder, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."),
+            capture_output=True, env=git_env(), stdin=subprocess.DEVNULL,
             timeout=60,
             check=False,
         )
@@ -95,12 +99,20 @@ def _skipped_dir(name: str, path: Path) -> bool:
         return False
     if name in SKIP_DIRS or name.endswith(".egg-info"):
         return True
-    return (path / "pyvenv.cfg").exists()
+    try:
+        return (path / "pyvenv.cfg").exists()
+    except OSError:  # an unreadable folder: os.walk reports it when it tries to list it
+        return False
 
 
 def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path) -> Iterator[Path]:
     seen_dirs: set[tuple[int, int]] = set()
-    for current, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
+
+    def unlistable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        diagnostics.append(Diagnostic(_rel(where, root), "unreadable", f"cannot read folder: {_why(exc)}"))
+
+    for current, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unlistable):
         here = Path(current)
         try:
             st = here.stat()
@@ -138,6 +150,9 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
         if not given.exists() and not given.is_symlink():
             diagnostics.append(Diagnostic(given.as_posix(), "unreadable", "no such file or folder"))
             continue
+        if not given.is_dir() and not given.is_file() and given.exists():
+            diagnostics.append(not_a_file(_rel(Path(os.path.abspath(given)), root), given))
+            continue
         if given.is_file() or (given.is_symlink() and not given.is_dir()):
             candidates: Iterable[Path] = [given]
             listed = None
@@ -147,6 +162,10 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
         for path in candidates:
             absolute = Path(os.path.abspath(path))
             rel = _rel(absolute, root)
+            if listed is not None and not excluded(rel, patterns) and _special(path):
+                # git never lists a FIFO or socket; say so rather than skip it silently
+                diagnostics.append(not_a_file(rel, path))
+                continue
             if listed is not None:
                 try:
                     if path.resolve() not in listed:
@@ -193,18 +212,52 @@ def _python2_hint(text: str) -> str | None:
     return None
 
 
+def _special(path: Path) -> bool:
+    """A FIFO, socket or device (symlinks followed); False for regular files and for anything unreadable."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, RuntimeError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def not_a_file(relpath: str, path: Path) -> Diagnostic:
+    """A FIFO, socket or device where a source file was expected: never opened (a FIFO blocks forever)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0
+    what = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+    return Diagnostic(relpath, "unreadable", f"not analysed: this is {what}, not a regular file", code="not-a-file")
+
+
 def read_source(source: SourceFile, max_bytes: int = DEFAULT_MAX_BYTES) -> str | Diagnostic:
-    """The decoded text of a file, honouring PEP 263 coding cookies."""
+    """The decoded text of a file, honouring PEP 263 coding cookies. Only regular files are read.
+
+    The file is opened non-blocking and checked with fstat, so a FIFO swapped in after discovery
+    still cannot block the run.
+    """
     try:
-        size = source.path.stat().st_size
+        if not stat.S_ISREG(source.path.stat().st_mode):
+            return not_a_file(source.relpath, source.path)
+        fd = os.open(source.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (OSError, RuntimeError) as exc:
         return Diagnostic(source.relpath, "unreadable", f"cannot read file: {_why(exc)}")
-    if size > max_bytes:
-        return too_large(source.relpath, size, max_bytes)
     try:
-        data = source.path.read_bytes()
-    except (OSError, RuntimeError) as exc:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return not_a_file(source.relpath, source.path)
+        if info.st_size > max_bytes:
+            return too_large(source.relpath, info.st_size, max_bytes)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
         return Diagnostic(source.relpath, "unreadable", f"cannot read file: {_why(exc)}")
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # grew since fstat
+        return too_large(source.relpath, len(data), max_bytes)
     return decode(source.relpath, data)
 
 
@@ -270,27 +323,104 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
-def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
-    """Parse decoded source with libcst; syntax errors (and Python 2) become one diagnostic."""
-    if text.count("(") + text.count("[") + text.count("{") > MAX_BRACKET_DEPTH:
-        deep = _too_deep(text)
-        if deep:
-            return Diagnostic(relpath, "syntax-error", f"code is nested too deeply to analyse: {deep}")
+#: CPython-accepted code nested deeper than this is parsed by libcst in a worker process first
+RISKY_DEPTH = 100
+#: deeper than this, a file is not analysed: libcst's parse time grows steeply with nesting (a
+#: 2,000-deep subscript chain takes a minute) and every walk of the tree recurses once per level
+MAX_DEPTH = 300
+
+
+def ast_depth(tree: ast.AST) -> int:
+    """How deeply CPython's tree nests (iterative: the measure itself must not recurse)."""
+    deepest = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def screen(text: str) -> int | SyntaxError | str:
+    """Run CPython's own parser first: the tree's depth, its SyntaxError, or why it is too deep.
+
+    CPython's parser checks its own stack and rejects pathological nesting cleanly, where libcst's
+    native parser can crash the process or run for minutes.
+    """
     try:
-        tree = cst.parse_module(text)
+        tree = compile(text, "<screen>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        if "too many nested" in str(exc.msg):
+            return f"code is nested too deeply to analyse ({exc.msg})"
+        return exc
+    except (RecursionError, MemoryError):
+        return "code is nested too deeply to analyse (Python's own parser refuses it)"
+    except ValueError as exc:  # e.g. NUL bytes
+        return SyntaxError(str(exc))
+    return ast_depth(tree)
+
+
+def libcst_parse(relpath: str, text: str) -> cst.Module | tuple[str, int | None]:
+    """Parse with libcst: the module, or a syntax-error message and line (also run in the parse worker)."""
+    try:
+        return cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
         hint = _python2_hint(text)
         if hint:
-            return Diagnostic(
-                relpath, "syntax-error",
-                f"looks like Python 2 code ({hint}); stagegraph analyses Python 3 only", line=max(exc.raw_line, 1),
-            )
+            return f"looks like Python 2 code ({hint}); stagegraph analyses Python 3 only", max(exc.raw_line, 1)
         message = str(exc.message).strip().splitlines()[0] if exc.message else "invalid syntax"
-        return Diagnostic(relpath, "syntax-error", f"cannot parse: {message}", line=max(exc.raw_line, 1))
+        return f"cannot parse: {message}", max(exc.raw_line, 1)
     except RecursionError:
-        return Diagnostic(relpath, "syntax-error", "cannot parse: code is nested too deeply")
+        return "cannot parse: code is nested too deeply", None
     except cst.CSTValidationError as exc:  # e.g. an identifier Python would reject
-        return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
+        return f"cannot parse: {exc}", None
     except (MemoryError, ValueError) as exc:
-        return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
-    return ParsedModule(relpath, module_name(relpath), text, tree, text.splitlines())
+        return f"cannot parse: {exc}", None
+
+
+_worker: ParseWorker | None = None
+
+
+def _parse_worker() -> ParseWorker:
+    global _worker
+    if _worker is None:
+        import atexit
+
+        _worker = ParseWorker()
+        atexit.register(_worker.close)
+    return _worker
+
+
+def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
+    """Parse decoded source with libcst; syntax errors, Python 2 and pathological nesting become one diagnostic.
+
+    CPython's parser screens the text first. Code it rejects as too deep never reaches libcst; code
+    deeper than `MAX_DEPTH` is skipped; code deeper than `RISKY_DEPTH`, and code CPython calls a
+    syntax error (libcst may still accept newer syntax), is parsed in a worker process first, so a
+    native crash there costs this file only.
+    """
+    if text.count("(") + text.count("[") + text.count("{") > MAX_BRACKET_DEPTH:
+        deep = _too_deep(text)
+        if deep:
+            return Diagnostic(relpath, "syntax-error", f"code is nested too deeply to analyse: {deep}",
+                              code="too-deep")
+    screened = screen(text)
+    if isinstance(screened, str):
+        return Diagnostic(relpath, "syntax-error", screened, code="too-deep")
+    if isinstance(screened, int) and screened > MAX_DEPTH:
+        return Diagnostic(relpath, "skipped", f"code is nested {screened} levels deep; stagegraph analyses "
+                          f"files nested up to {MAX_DEPTH} levels", code="too-deep")
+    if isinstance(screened, SyntaxError) or screened > RISKY_DEPTH:
+        try:
+            outcome = _parse_worker().parse(text)
+        except WorkerDied as exc:
+            return Diagnostic(relpath, "internal-error", f"cannot parse: {exc}; the rest was analysed",
+                              code="parser-crash")
+        if not outcome.get("ok"):
+            line = outcome.get("line")
+            return Diagnostic(relpath, "syntax-error", str(outcome.get("message", "cannot parse")),
+                              line=line if isinstance(line, int) else None)
+    result = libcst_parse(relpath, text)
+    if isinstance(result, tuple):
+        return Diagnostic(relpath, "syntax-error", result[0], line=result[1])
+    return ParsedModule(relpath, module_name(relpath), text, result, text.splitlines())

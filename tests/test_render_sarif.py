@@ -88,5 +88,6 @@ def test_unknown_rule_gets_a_descriptor_and_diagnostics_become_notifications() -
 
 
 def test_uris_are_relative() -> None:
-    assert sarif.uri("./src\\x.py") == "src/x.py"
+    assert sarif.uri("./src/x.py") == "src/x.py"
+    assert sarif.uri("src\\x.py") == "src%5Cx.py"  # a backslash is part of a POSIX file name
     assert sarif.uri("/abs/x.py") == "abs/x.py"

@@ -63,7 +63,7 @@ def _extract(
         try:
             indexes.append(index_module(parsed))
         except RecursionError:
-            diagnostics.append(Diagnostic(parsed.relpath, "syntax-error", "code is nested too deeply to analyse"))
+            diagnostics.append(too_deep(parsed.relpath, "index"))
         except Exception as exc:  # isolation point: one file
             message = f"stagegraph failed indexing this file: {exc!r}"
             diagnostics.append(Diagnostic(parsed.relpath, "internal-error", message))
@@ -76,7 +76,7 @@ def _extract(
             return tuple(function_signals(fn, project))
         except Exception as exc:  # isolation point
             diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
-                                          f"signal scan failed in {fn.name}: {exc!r}", fn.line))
+                                          f"signal scan failed in {fn.name}: {type(exc).__name__}", safe_line(fn)))
             return ()
 
     direct, totals = _compose_isolated(project, ctx, {}, diagnostics)
@@ -104,13 +104,9 @@ def _extract(
     builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn, function_signals=signals_fn_of)
     pipelines: list[PipelineFacts] = []
     for style, finder in STYLES:
-        try:
-            pipelines.extend(finder(builder))
-        except RecursionError:
-            diagnostics.append(Diagnostic(".", "internal-error", f"{style} adapter: code nested too deeply"))
-        except Exception as exc:  # isolation point: one adapter
-            diagnostics.append(Diagnostic(".", "internal-error", f"{style} adapter failed: {exc!r}"))
+        pipelines.extend(_run_style(style, finder, builder, project, indexes, diagnostics))
     diagnostics.extend(builder.diagnostics)
+    diagnostics = _one_too_deep_per_file(diagnostics)
     pipelines = _link_nested(_without_assembly(pipelines))
     suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
     return pipelines, diagnostics, suppressions
@@ -118,34 +114,85 @@ def _extract(
 
 def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tuple[Signal, ...]],
                       diagnostics: list[Diagnostic]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Compose summaries; a function whose summary fails is dropped with a diagnostic, not the run."""
-    functions = dict(project.functions)
-    for _ in range(3):
-        try:
-            direct, totals, unconverged = compose(functions, ctx, signals_of)
-            for q in unconverged:
-                fn = functions[q]
-                diagnostics.append(Diagnostic(fn.module.relpath, "unresolved",
-                                              f"effects of {fn.name} did not settle within the composition budget; "
-                                              "its stages' edges are unknown", fn.line))
-            return direct, totals
-        except Exception as exc:  # find the culprit function, drop it, retry
-            from analyzer.facts.effects import summarize
+    """Summarise each function on its own (isolation point: one function), then compose the rest."""
+    from analyzer.facts.effects import summarize
 
-            bad = []
-            for q, fn in functions.items():
-                try:
-                    summarize(fn, ctx)
-                except Exception as inner:
-                    bad.append(q)
-                    diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
-                                                  f"could not trace effects of {fn.name}: {inner!r}", fn.line))
-            if not bad:
-                diagnostics.append(Diagnostic(".", "internal-error", f"effect composition failed: {exc!r}"))
-                return {}, {}
-            for q in bad:
-                functions.pop(q, None)
-    return {}, {}
+    direct: dict[str, Any] = {}
+    for q, fn in project.functions.items():
+        try:
+            direct[q] = summarize(fn, ctx)
+        except RecursionError:
+            diagnostics.append(too_deep(fn.module.relpath, f"effects of {fn.name}", safe_line(fn)))
+        except Exception as exc:  # isolation point: one function
+            diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
+                                          f"could not trace effects of {fn.name}: {exc!r}", safe_line(fn)))
+    try:
+        direct, totals, unconverged = compose({q: project.functions[q] for q in direct}, ctx, signals_of,
+                                              direct=direct)
+        for q in unconverged:
+            fn = project.functions[q]
+            diagnostics.append(Diagnostic(fn.module.relpath, "unresolved",
+                                          f"effects of {fn.name} did not settle within the composition budget; "
+                                          "its stages' edges are unknown", safe_line(fn)))
+        return direct, totals
+    except Exception as exc:  # composition is not per file; say so rather than lose the run's other facts
+        diagnostics.append(Diagnostic(".", "internal-error", f"effect composition failed: {type(exc).__name__}"))
+        return direct, {}
+
+
+def _one_too_deep_per_file(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A deep file trips several walks (effects, adapters); the reader needs to hear it once."""
+    seen: set[str] = set()
+    kept = []
+    for d in diagnostics:
+        if d.code == "too-deep":
+            if d.file in seen:
+                continue
+            seen.add(d.file)
+        kept.append(d)
+    return kept
+
+
+def safe_line(fn: FunctionRef) -> int | None:
+    """A function's line for a diagnostic; None when computing it would itself overflow the stack."""
+    try:
+        return fn.line
+    except RecursionError:
+        return None
+
+
+def too_deep(relpath: str, what: str, line: int | None = None) -> Diagnostic:
+    """The diagnostic for code nested too deeply to walk (built without touching the tree)."""
+    return Diagnostic(relpath, "skipped", f"{what}: code is nested too deeply to analyse", line, code="too-deep")
+
+
+def _run_style(name: str, finder: Finder, builder: StageBuilder, project: Project,
+               indexes: Sequence[ModuleIndex], diagnostics: list[Diagnostic]) -> list[PipelineFacts]:
+    """One adapter over the project (isolation point). When it fails, find the files it fails on by
+    running it on each file alone, report those, and run it again without them: one file's failure
+    never costs another file's pipelines."""
+    try:
+        return list(finder(builder))
+    except Exception:  # isolation point: one adapter; fall back to one file at a time
+        pass
+    culprits: set[str] = set()
+    for index in indexes:
+        single = replace(builder, ctx=Context(Project.build([index]), builder.ctx.catalog), diagnostics=[])
+        try:
+            finder(single)
+        except RecursionError:
+            culprits.add(index.relpath)
+            diagnostics.append(too_deep(index.relpath, f"{name} adapter"))
+        except Exception as exc:
+            culprits.add(index.relpath)
+            diagnostics.append(Diagnostic(index.relpath, "internal-error", f"{name} adapter failed: {exc!r}"))
+    rest = [index for index in indexes if index.relpath not in culprits]
+    narrowed = replace(builder, ctx=Context(Project.build(rest), builder.ctx.catalog))
+    try:
+        return list(finder(narrowed))
+    except Exception as exc:  # fails only across files: nothing narrower to blame
+        diagnostics.append(Diagnostic(".", "internal-error", f"{name} adapter failed: {type(exc).__name__}"))
+        return []
 
 
 def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:

@@ -92,14 +92,16 @@ def compose(
     functions: dict[str, FunctionRef],
     ctx: Context,
     signals_of: dict[str, tuple[Signal, ...]] | None = None,
+    direct: dict[str, Summary] | None = None,
 ) -> tuple[dict[str, Summary], dict[str, Total], list[str]]:
-    """Direct summaries, composed totals, and the functions whose recursion did not reach a fixed point.
+    """Direct summaries (unless given), composed totals, and the functions whose recursion did not settle.
 
     A component still changing after the round budget gets an unknown effect on everything, so its
     stages' edges become `unknown` rather than silently missing what the last rounds would have added.
     """
     unconverged: list[str] = []
-    direct = {q: summarize(fn, ctx) for q, fn in functions.items()}
+    if direct is None:
+        direct = {q: summarize(fn, ctx) for q, fn in functions.items()}
     graph = nx.DiGraph()
     graph.add_nodes_from(direct)
     for q, summary in direct.items():

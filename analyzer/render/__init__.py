@@ -21,7 +21,13 @@ FORMATS: dict[str, str] = {
 }
 
 
+#: formats people read: they render a copy of the report with control and bidi characters escaped
+HUMAN_FORMATS = frozenset({"text", "markdown", "html", "dot", "mermaid"})
+
+
 def render(report: Report, fmt: str) -> str:
+    from analyzer.render.safe import sanitize
+
     module = importlib.import_module(FORMATS[fmt])
-    text: str = module.render(report)
+    text: str = module.render(sanitize(report) if fmt in HUMAN_FORMATS else report)
     return text

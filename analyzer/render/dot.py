@@ -28,7 +28,10 @@ LARGE_PIPELINES = 8
 LARGE_STAGES = 60
 #: `--max-stages` default used for the overview of a large report
 DEFAULT_MAX_STAGES = 25
-#: seconds `dot -Tsvg` may take before we give up on the drawing
+#: size budget for `dot -Tsvg`: larger graphs ran into the timeout on every run, or out of memory
+DOT_MAX_EDGES = 2_000
+DOT_MAX_BYTES = 2_000_000
+#: seconds `dot -Tsvg` may take before we give up on the drawing (a backstop behind the size budget)
 DOT_TIMEOUT = 60
 
 FONT = "Helvetica,Arial,sans-serif"
@@ -430,6 +433,11 @@ def svg_from_source(source: str, timeout: float = DOT_TIMEOUT) -> str | None:
     exe = shutil.which("dot")
     if exe is None:
         return None
+    edges = source.count("->")
+    if edges > DOT_MAX_EDGES or len(source) > DOT_MAX_BYTES:
+        raise GraphvizError(f"the diagram has {edges:,} edges ({len(source):,} bytes of DOT), over the "
+                            f"{DOT_MAX_EDGES:,} edges Graphviz lays out in bounded time and memory; it was not "
+                            "drawn (fold it with --format dot --max-stages N)")
     try:
         done = subprocess.run([exe, "-Tsvg"], input=source.encode("utf-8"), capture_output=True,
                               timeout=timeout, check=False)

@@ -107,7 +107,7 @@ def _finding(f: Finding) -> dict[str, Any]:
 
 
 def _diagnostic(d: Diagnostic) -> dict[str, Any]:
-    return _drop_none({"file": d.file, "line": d.line, "kind": d.kind, "message": d.message})
+    return _drop_none({"file": d.file, "line": d.line, "kind": d.kind, "code": d.code, "message": d.message})
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -187,7 +187,8 @@ def from_dict(data: dict[str, Any]) -> Report:
         )
         for f in data["findings"]
     )
-    diagnostics = tuple(Diagnostic(d["file"], d["kind"], d["message"], d.get("line")) for d in data["diagnostics"])
+    diagnostics = tuple(Diagnostic(d["file"], d["kind"], d["message"], d.get("line"), d.get("code"))
+                        for d in data["diagnostics"])
     s = data.get("summary", {})
     summary = Summary(
         files_analysed=s.get("files_analysed", 0), pipelines=len(pipelines),

@@ -35,7 +35,16 @@ def inline(value: str, limit: int = 200) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     # a backslash does not stop GitHub linking @user or #123, a zero-width joiner does
-    return _MENTION.sub(lambda m: m.group(1) + _ZWJ, text.replace("\\@", "@").replace("\\#", "#"))
+    text = _MENTION.sub(lambda m: m.group(1) + _ZWJ, text.replace("\\@", "@").replace("\\#", "#"))
+    return no_autolinks(text)
+
+
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(://)|\b(www)(\\?\.)")
+
+
+def no_autolinks(text: str) -> str:
+    """Break GFM's extended autolinks (`https://...`, `www.`): a zero-width joiner after the scheme."""
+    return _AUTOLINK.sub(lambda m: f":{_ZWJ}//" if m.group(1) else f"{m.group(2)}{_ZWJ}{m.group(3)}", text)
 
 
 def code(value: str, limit: int = 200, cell: bool = True) -> str:
@@ -54,7 +63,7 @@ def code(value: str, limit: int = 200, cell: bool = True) -> str:
 def html_text(value: str, limit: int = 120) -> str:
     """Analysed text inside our own HTML tags (`<summary>`): entities, and mentions broken."""
     text = clean(value, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION.sub(lambda m: m.group(1) + _ZWJ, text)
+    return no_autolinks(_MENTION.sub(lambda m: m.group(1) + _ZWJ, text))
 
 
 def plural(n: int, word: str) -> str:

@@ -6,6 +6,7 @@ A large report (see `dot.is_large`) also gets one `.dot` (and `.svg`) per pipeli
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from analyzer.model import Report
@@ -18,30 +19,39 @@ INSTALL_HINT = ("note: Graphviz's `dot` is not installed, so graph.svg was not d
                 "Install it with `apt-get install graphviz` or `brew install graphviz`.")
 
 
-def write_out_dir(report: Report, out_dir: Path) -> list[str]:
-    """Write every format into `out_dir`; SVG only when Graphviz's `dot` is installed. Returns notes for stderr."""
+def out_dir_files(report: Report, overrides: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Every file `--out-dir` holds, by name relative to the folder, rendered in memory; and notes for stderr.
+
+    `overrides` replaces the text of named files (diff mode's report.json and report.md).
+    """
     from analyzer.render import dot as dot_render
 
     notes: list[str] = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for fmt, name in OUT_FILES.items():
-        (out_dir / name).write_text(render(report, fmt), encoding="utf-8")
+    files = {name: render(report, fmt) for fmt, name in OUT_FILES.items()}
     pipeline_files = {}
     if dot_render.is_large(report):
         pipeline_files = {name: text for name, text in dot_render.render_files(report).items() if name != "graph.dot"}
-        (out_dir / "graphs").mkdir(exist_ok=True)
-        for name, text in pipeline_files.items():
-            (out_dir / "graphs" / name).write_text(text, encoding="utf-8")
+        files.update({f"graphs/{name}": text for name, text in pipeline_files.items()})
     try:
         svg = dot_render.render_svg(report)
         if svg is None:
             notes.append(INSTALL_HINT)
-            return notes
-        (out_dir / "graph.svg").write_text(svg, encoding="utf-8")
-        for name, text in pipeline_files.items():
-            drawn = dot_render.svg_from_source(text)
-            if drawn is not None:
-                (out_dir / "graphs" / (name[:-4] + ".svg")).write_text(drawn, encoding="utf-8")
+        else:
+            files["graph.svg"] = svg
+            for name, text in pipeline_files.items():
+                drawn = dot_render.svg_from_source(text)
+                if drawn is not None:
+                    files[f"graphs/{name[:-4]}.svg"] = drawn
     except dot_render.GraphvizError as exc:
         notes.append(f"note: Graphviz could not draw the diagram ({exc}); the .dot files were written.")
+    files.update(overrides or {})
+    return files, notes
+
+
+def write_out_dir(report: Report, out_dir: Path, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """Write every format into `out_dir`, all or nothing (see `output.write_set`). Returns notes for stderr."""
+    from analyzer.output import write_set
+
+    files, notes = out_dir_files(report, overrides)
+    write_set({out_dir / name: text for name, text in files.items()})
     return notes

@@ -30,8 +30,10 @@ MAX_TAGS = 20
 
 
 def uri(path: str) -> str:
-    """A relative URI reference for a repository path ('/' separated, percent-encoded, no leading './')."""
-    path = path.replace("\\", "/")
+    """A relative URI reference for a repository path ('/' separated, percent-encoded, no leading './').
+
+    Report paths are POSIX already: a backslash is part of a file name and stays one (`%5C`).
+    """
     while path.startswith("./"):
         path = path[2:]
     return quote(path.lstrip("/"), safe="/-._~")

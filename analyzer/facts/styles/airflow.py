@@ -29,10 +29,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import libcst as cst
 import networkx as nx
 
+from analyzer.confine import inside, repo_root
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder, sql_effects
 from analyzer.facts.styles._declared import (
@@ -580,6 +582,9 @@ class DagWalker:
             for item in items or []:
                 if item.strip().lower().endswith(".sql"):
                     text = self.read_sql_file(item.strip())
+                    if text is False:
+                        reason = f"SQL file {item!r} is outside the repository; it was not read"
+                        continue
                     if text is None:
                         reason = f"SQL file {item!r} not found next to the DAG"
                         continue
@@ -608,21 +613,30 @@ class DagWalker:
                 task.reads.extend(reads)
                 task.writes.extend(writes)
 
-    def read_sql_file(self, name: str) -> str | None:
+    def read_sql_file(self, name: str) -> str | Literal[False] | None:
+        """The text of a `.sql` file named by `sql=`: None when absent, False when it lies outside the
+        repository (never read: the analysed code may not make stagegraph read the auditor's files)."""
         path = self.module.parsed.path
         if path is None:
             return None
+        root = repo_root(_analysed_root(path, self.module.relpath))
         folder = path.parent
         candidates = [Path(name)] if Path(name).is_absolute() else [
             folder / name, *[(folder / sp / name) for sp in self.searchpath]]
+        outside = False
         for candidate in candidates:
+            if not inside(candidate, root):  # not even probed
+                outside = True
+                continue
             try:
                 if candidate.is_file():
                     return candidate.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
         found = self.sql_under_root(name)
-        return found.read_text(encoding="utf-8", errors="replace") if found is not None else None
+        if found is not None and inside(found, root):
+            return found.read_text(encoding="utf-8", errors="replace")
+        return False if outside else None
 
     def sql_under_root(self, name: str) -> Path | None:
         """The one file under the analysed root whose path ends with `name`, for a `template_searchpath`
@@ -630,8 +644,7 @@ class DagWalker:
         path = self.module.parsed.path
         if path is None or Path(name).is_absolute():
             return None
-        depth = len(PurePosixPath(self.module.relpath).parts)
-        root = path.parents[depth - 1] if depth >= 1 else path.parent
+        root = _analysed_root(path, self.module.relpath)
         key = str(root)
         if key not in _SQL_FILES:
             try:
@@ -834,6 +847,12 @@ class _Site:
     node: cst.CSTNode
     enclosing: cst.FunctionDef | None
     in_loop: bool
+
+
+def _analysed_root(path: Path, relpath: str) -> Path:
+    """The folder the report's paths are relative to, from one module's place on disk."""
+    depth = len(PurePosixPath(relpath).parts)
+    return path.parents[depth - 1] if depth >= 1 else path.parent
 
 
 def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import libcst as cst
 
+from analyzer.confine import inside, repo_root
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder
 from analyzer.facts.styles._declared import argument, code, kwarg, unresolved, walk
@@ -262,7 +263,11 @@ def _catalog(module: ModuleIndex) -> dict[str, Effect]:
     except ImportError:
         return {}
     memo = _CATALOGS
+    depth = len(PurePosixPath(module.relpath).parts)
+    root = repo_root(path.parents[depth - 1] if depth >= 1 else path.parent)
     for folder in list(path.parents)[:6]:
+        if not inside(folder, root):  # never read a catalog outside the analysed repository
+            break
         conf = folder / "conf"
         if not conf.is_dir():
             continue
@@ -270,6 +275,8 @@ def _catalog(module: ModuleIndex) -> dict[str, Effect]:
             return memo[conf]
         found: dict[str, Effect] = {}
         for file in sorted(conf.rglob("catalog*.yml")) + sorted(conf.rglob("catalog*.yaml")):
+            if not inside(file, root):  # a symlink pointing out of the repository
+                continue
             try:
                 data = yaml.safe_load(file.read_text(encoding="utf-8"))
             except Exception:  # a broken catalog only loses the file mapping, never the analysis
