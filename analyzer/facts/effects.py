@@ -257,6 +257,8 @@ class Context:
         fn = self.project.function(qualified) if qualified else None
         if fn is not None:
             return self.returned_handle(fn)
+        if qualified in self.catalog.calls:
+            return None  # a modelled call's result is data (a response, a frame), its effect already recorded
         return self.opaque_handle(qualified, value.func, module, value, scope)
 
     def method_result(self, base: Handle, call: cst.Call, scope: Scope) -> Handle:
@@ -270,8 +272,8 @@ class Context:
             handle = derived(base, part, model.returns)
             return Handle(handle.type, base.kind, handle.name, base.thread_safe and safe, base.capacity_limited,
                           f"{base.type}.{method}")
-        if method in _SQL_METHODS or (model is not None and model.target == "sql"):
-            # the rows a statement returned: reading them is not another access to the database
+        if method in _SQL_METHODS or (model is not None and model.effect):
+            # what a modelled access returned (rows, a response): reading it is not another access
             return derived(base, None, f"{RESULT}{base.type}")
         return derived(base, part)
 
@@ -963,7 +965,7 @@ class _Function:
         handle = self.handle_of(receiver)
         if handle is not None:
             model = self.ctx.catalog.methods_of(handle.type, method) or self.ctx.catalog.any_method(method)
-            if model is not None or method not in self.ctx.catalog.pure_methods:
+            if model is not None or (method not in self.ctx.catalog.pure_methods and RESULT not in handle.type):
                 self.add_resource(handle, f"{handle.type}.{method}", node)
             if model is not None:
                 self.effect(model.effect, model.target, node, receiver, handle, found_sql, model.prefix)
