@@ -4,6 +4,12 @@ Each rule is one module in this package with a `RULE` id and a `check(pipeline)`
 yielding `Hit`s. The runner isolates each check (a crash becomes a diagnostic naming the
 rule), applies configured severities and inline `# stagegraph: ignore[rule]` suppressions,
 and computes fingerprints that survive unrelated edits (no line numbers in them).
+
+A fingerprint is keyed by the finding's *cause*: rule, pipeline, stage names, the check's key,
+and the normalised code of the line the hit points at (whitespace collapsed, trailing comment
+dropped), plus an occurrence number when the same code appears twice. A second
+`requests.get(...)` without a timeout in a stage is then a second, new finding, while edits
+that only move code keep every fingerprint.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -56,9 +62,36 @@ def all_checks() -> dict[str, CheckFn]:
     return checks
 
 
-def fingerprint(rule: str, pipeline_id: str, stage_names: tuple[str, ...], key: str) -> str:
-    material = "\x1f".join([rule, pipeline_id, *sorted(stage_names), key])
+def fingerprint(rule: str, pipeline_id: str, stage_names: tuple[str, ...], key: str, cause: str = "") -> str:
+    material = "\x1f".join([rule, pipeline_id, *sorted(stage_names), key, cause])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
+
+
+def normalised_code(line: str) -> str:
+    """A source line as a cause: no trailing comment, whitespace runs collapsed."""
+    quote = ""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif line.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif ch in "'\"":
+            quote = ch * 3 if line.startswith(ch * 3, i) else ch
+            i += len(quote) - 1
+        elif ch == "#":
+            line = line[:i]
+            break
+        i += 1
+    return " ".join(line.split())
+
+
+def _cause(hit: Hit, lines: Mapping[str, Sequence[str]]) -> str:
+    source = lines.get(hit.file, ())
+    return normalised_code(source[hit.line - 1]) if 1 <= hit.line <= len(source) else ""
 
 
 def run_checks(
@@ -66,7 +99,9 @@ def run_checks(
     default_severity: Mapping[str, Severity],
     settings: CheckSettings,
     suppressions: Mapping[str, Mapping[int, frozenset[str]]],
+    lines: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[Finding], list[Diagnostic]]:
+    """Findings (sorted, one per cause) and diagnostics for checks that failed."""
     findings: dict[str, Finding] = {}
     diagnostics: list[Diagnostic] = []
     for rule, check in all_checks().items():
@@ -80,11 +115,21 @@ def run_checks(
                 message = f"rule {rule} failed on pipeline {pipeline.name}: {exc!r}"
                 diagnostics.append(Diagnostic(pipeline.file, "internal-error", message))
                 continue
-            for hit in hits:
+            seen: set[tuple[object, ...]] = set()
+            occurrences: dict[str, int] = {}
+            for hit in sorted(hits, key=lambda h: (h.file, h.line, h.column or 0, h.rule, h.key)):
                 if _suppressed(hit, pipeline, suppressions):
                     continue
                 names = tuple(_stage_name(pipeline, s) for s in hit.stages)
-                fp = fingerprint(hit.rule, pipeline.id, names, hit.key)
+                place = (hit.rule, names, hit.key, hit.file, hit.line)
+                if place in seen:
+                    continue
+                seen.add(place)
+                cause = _cause(hit, lines or {})
+                base = fingerprint(hit.rule, pipeline.id, names, hit.key, cause)
+                occurrences[base] = occurrences.get(base, 0) + 1
+                n = occurrences[base]
+                fp = base if n == 1 else fingerprint(hit.rule, pipeline.id, names, hit.key, f"{cause}\x1f{n}")
                 if fp in findings:
                     continue
                 findings[fp] = Finding(
