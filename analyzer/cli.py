@@ -106,6 +106,15 @@ def _known_fingerprints(path: Path | None) -> frozenset[str] | None:
         raise UsageFailure(str(exc)) from None
 
 
+def _rooted(options: Options, targets: Sequence[Path]) -> Options:
+    """Options whose report paths are relative to the repository root (git top level, else the cwd)."""
+    from dataclasses import replace
+
+    from analyzer.source import common_root, repository_root
+
+    return replace(options, root=repository_root(common_root(targets)))
+
+
 def _analyze(targets: Sequence[Path], options: Options) -> Report:
     """The engine run, with a malformed user catalog reported as a usage error (exit 2), not a crash."""
     from analyzer.catalog import CatalogError
@@ -185,7 +194,7 @@ def audit(
     targets = _targets(paths, config)
     known = _known_fingerprints(config.baseline)
 
-    options = config.options()
+    options = _rooted(config.options(), targets)
     report = _analyze(targets, options)
     delta: GraphDelta | None = None
     if diff_base is not None:
@@ -256,7 +265,7 @@ def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: 
 
     config = _config(paths[0] if paths else Path("."), config_file)
     targets = _targets(paths, config)
-    report = _analyze(targets, config.options())
+    report = _analyze(targets, _rooted(config.options(), targets))
     destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
     baseline.write(report, destination)
     click.echo(f"recorded {len(report.findings)} findings in {destination}; "
@@ -306,7 +315,7 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
     from analyzer.catalog import CatalogError
 
     try:
-        report, changed = run_hook(targets, files, config.options(), full=full)
+        report, changed = run_hook(targets, files, _rooted(config.options(), [root]), full=full)
     except CatalogError as exc:
         raise UsageFailure(str(exc)) from None
     known = _known_fingerprints(config.baseline)

@@ -122,13 +122,35 @@ def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------ analysing a ref
 
+def renames(repo: Path, commit: str) -> dict[str, str]:
+    """Base path -> work-tree path of files git's rename detection pairs (`git diff -M`)."""
+    out = _git(repo, "diff", "--name-status", "-M", "-z", "--no-ext-diff", commit, "--")
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
+    moved: dict[str, str] = {}
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i]
+        if status.startswith(("R", "C")):
+            if status.startswith("R"):
+                moved[fields[i + 1]] = fields[i + 2]
+            i += 3
+        else:
+            i += 2
+    return moved
+
+
 def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Report:
-    """The report `analyze(targets)` would give if the work tree were at `commit`."""
+    """The report `analyze(targets)` would give if the work tree were at `commit`.
+
+    A file git sees as renamed since `commit` is reported under its new path (its module name
+    stays the old one, so the base's imports still resolve), so a pure rename changes no fingerprint.
+    """
     from analyzer.engine import analyze_modules, parse_sources
-    from analyzer.source import SKIP_DIRS, common_root, decode, excluded, too_large
+    from analyzer.source import SKIP_DIRS, common_root, decode, excluded, module_name, report_root, too_large
 
     root = common_root(targets)
     repo = toplevel(root)
+    shown_root = report_root(targets, options.root).relative_to(repo).as_posix()
     pathspecs: list[str] = []
     for target in targets:
         absolute = Path(os.path.abspath(target)).resolve()
@@ -137,23 +159,35 @@ def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Repor
         except ValueError as exc:
             raise DiffError(f"{target} is outside the git repository {repo}") from exc
         pathspecs.append("." if rel == "." else ":(literal)" + rel)
-    root_rel = root.relative_to(repo)
+    root_rel = root.relative_to(repo).as_posix()
+    moved = renames(repo, commit)
     blobs = list_blobs(repo, commit, pathspecs)
-    chosen: list[tuple[str, str]] = []
+
+    def under(path: str, folder: str) -> str:
+        return PurePosixPath(path).relative_to(folder).as_posix() if folder != "." else path
+
+    chosen: list[tuple[str, str, str]] = []
     for path, sha in blobs:
-        rel = PurePosixPath(path).relative_to(root_rel.as_posix()).as_posix() if str(root_rel) != "." else path
-        dirs = PurePosixPath(rel).parts[:-1]
-        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or excluded(rel, options.exclude):
+        local = under(path, root_rel)
+        dirs = PurePosixPath(local).parts[:-1]
+        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or excluded(local, options.exclude):
             continue
-        chosen.append((rel, sha))
-    contents = read_blobs(repo, (sha for _, sha in chosen))
+        shown = moved.get(path, path)
+        try:
+            rel = under(shown, shown_root)
+        except ValueError:  # renamed out of the analysed folder: keep the base name
+            rel = under(path, shown_root)
+        chosen.append((rel, sha, module_name(local)))
+    contents = read_blobs(repo, (sha for _, sha, _ in chosen))
+
     def text_of(data: bytes, rel: str) -> str | Diagnostic:
         if len(data) > options.max_file_bytes:
             return too_large(rel, len(data), options.max_file_bytes)
         return decode(rel, data)
 
     parsed, diagnostics = parse_sources(
-        (rel, lambda rel=rel, sha=sha: text_of(contents[sha], rel)) for rel, sha in sorted(chosen)  # type: ignore[misc]
+        ((rel, lambda rel=rel, sha=sha: text_of(contents[sha], rel)) for rel, sha, _ in sorted(chosen)),  # type: ignore[misc]
+        modules={rel: module for rel, _, module in chosen},
     )
     return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
 

@@ -31,6 +31,8 @@ class Options:
     extra_resources: tuple[Path, ...] = ()
     extra_roles: tuple[Path, ...] = ()
     only_files: frozenset[str] | None = None  # report only pipelines touching these root-relative files
+    #: report paths relative to this folder (the CLI passes the repository root); None: the analysed folder
+    root: Path | None = None
 
 
 Progress = Callable[[int, int, str], None]
@@ -39,13 +41,14 @@ Progress = Callable[[int, int, str], None]
 def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progress | None = None) -> Report:
     from analyzer import source
 
-    found = source.discover(paths, options.exclude)
+    found = source.discover(paths, options.exclude, options.root)
     def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
         return lambda: source.read_source(src, options.max_file_bytes)
 
     parsed, diagnostics = parse_sources(
         ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
         paths={src.relpath: src.path for src in found.files},
+        modules={src.relpath: src.module for src in found.files},
     )
     return analyze_modules(parsed, [*found.diagnostics, *diagnostics], options, files_analysed=len(parsed))
 
@@ -55,12 +58,14 @@ def parse_sources(
     total: int = 0,
     progress: Progress | None = None,
     paths: dict[str, Path] | None = None,
+    modules: dict[str, str] | None = None,
 ) -> tuple[list[ParsedModule], list[Diagnostic]]:
     """Read (lazily, one at a time) and parse each file once; every failure is one diagnostic.
 
     The one loop from text to module for every source of text: the work tree, git objects (diff
     mode), or texts the pre-commit hook already read for its import scan. `paths` gives files on
-    disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files).
+    disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files);
+    `modules` their dotted names when those differ from the report path's.
     """
     from analyzer import source
 
@@ -71,7 +76,8 @@ def parse_sources(
             progress(done, total, relpath)
         try:
             text = read()
-            result = text if isinstance(text, Diagnostic) else source.parse_text(relpath, text)
+            module = (modules or {}).get(relpath, "")
+            result = text if isinstance(text, Diagnostic) else source.parse_text(relpath, text, module)
         except Exception as exc:  # isolation point: one file never stops the run
             result = Diagnostic(relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
         if isinstance(result, Diagnostic):
@@ -112,14 +118,15 @@ def analyze_modules(
         pipelines = [p for p in pipelines if _touches(p, options.only_files)]
     pipelines.sort(key=lambda p: (p.file, p.line, p.id))
     rules = catalog.load_rules(options.extra_rules)
+    lines = {m.relpath: m.lines for m in modules}
     findings, check_diagnostics = run_checks(
         tuple(pipelines),
         {rid: doc.severity for rid, doc in rules.items()},  # type: ignore[misc]
         CheckSettings(options.disabled_rules, options.severities),
         suppressions,
+        lines,
     )
     diagnostics.extend(check_diagnostics)
-    lines = {m.relpath: m.lines for m in modules}
     findings = [_with_snippet(f, lines) for f in findings]
     diagnostics.sort(key=lambda d: (d.file, d.line or 0, d.kind, d.message))
     return make_report(tuple(pipelines), tuple(findings), tuple(diagnostics), files_analysed)

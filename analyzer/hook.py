@@ -6,7 +6,7 @@ reach the drivers) and everything those import (to resolve the driver's other st
 context comes from a cheap regex scan of import lines, not a parse, so one changed file in a
 large repo parses only a handful of modules. `--full` analyses the whole tree instead, for
 code that wires stages together in ways imports do not show (string registries, plugins).
-Paths stay relative to the analysed root, so fingerprints match a full `audit`.
+Paths are relative to the repository root, as in a full `audit`, so fingerprints match.
 """
 
 from __future__ import annotations
@@ -113,11 +113,11 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     from analyzer import source
     from analyzer.engine import analyze_modules, make_report, parse_sources
 
-    root = source.common_root(targets)
+    root = source.report_root(targets, options.root)
     changed = changed_relpaths(root, files)
     if not changed:
         return make_report((), (), (), 0), changed
-    found = source.discover(targets, options.exclude)
+    found = source.discover(targets, options.exclude, options.root)
     texts: dict[str, str | Diagnostic] = {}
     chosen = [src.relpath for src in found.files]
     if not full:
@@ -134,6 +134,7 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     parsed, problems = parse_sources(
         ((rel, lambda rel=rel: text_of(rel)) for rel in chosen),  # type: ignore[misc]
         paths={rel: src.path for rel, src in paths.items()},
+        modules={rel: src.module for rel, src in paths.items()},
     )
     diagnostics = [d for d in [*found.diagnostics, *problems] if d.file in changed]
     report = analyze_modules(parsed, diagnostics, replace(options, only_files=changed), files_analysed=len(parsed))

@@ -37,7 +37,9 @@ class SourceFile:
     """A file chosen for analysis: where it is on disk and how the report names it."""
 
     path: Path
-    relpath: str  # POSIX, relative to the analysed root
+    relpath: str  # POSIX, relative to the report root (the repository root on the command line)
+    #: dotted module name, from the path under the analysed folder (how the code imports itself)
+    module: str = ""
 
 
 @dataclass(slots=True)
@@ -66,6 +68,27 @@ def common_root(paths: Sequence[Path]) -> Path:
     resolved = [p.resolve() for p in paths]
     dirs = [p if p.is_dir() else p.parent for p in resolved]
     return Path(os.path.commonpath([str(d) for d in dirs])) if dirs else Path.cwd()
+
+
+def report_root(paths: Sequence[Path], root: Path | None) -> Path:
+    """The folder report paths are relative to: `root` when it holds every path, else the analysed root."""
+    base = common_root(paths) if paths else Path.cwd()
+    if root is None:
+        return base
+    top = root.resolve()
+    return top if base == top or top in base.parents else base
+
+
+def repository_root(start: Path) -> Path:
+    """The git top level of `start`, else the current folder: where CodeQL and ruff root their paths."""
+    folder = start if start.is_dir() else start.parent
+    try:
+        proc = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                              text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return Path.cwd().resolve()
+    top = proc.stdout.strip()
+    return Path(top).resolve() if proc.returncode == 0 and top else Path.cwd().resolve()
 
 
 def _git_listed(folder: Path) -> set[Path] | None:
@@ -121,9 +144,13 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
-    """Python files under `paths`, respecting .gitignore in a work tree, skipping venvs and build output."""
-    root = common_root(paths) if paths else Path.cwd()
+def discover(paths: Sequence[Path], exclude: Iterable[str] = (), root: Path | None = None) -> Discovery:
+    """Python files under `paths`, respecting .gitignore in a work tree, skipping venvs and build output.
+
+    Report paths are relative to `root` (see `report_root`); module names to the analysed folder.
+    """
+    base = common_root(paths) if paths else Path.cwd()
+    root = report_root(paths, root)
     diagnostics: list[Diagnostic] = []
     patterns = list(exclude)
     chosen: dict[str, SourceFile] = {}
@@ -147,9 +174,10 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
                 except (OSError, RuntimeError):
                     diagnostics.append(Diagnostic(rel, "unreadable", "symlink loop: the path cannot be resolved"))
                     continue
-            if excluded(rel, patterns):
+            local = _rel(absolute, base)
+            if excluded(rel, patterns) or (local != rel and excluded(local, patterns)):
                 continue
-            chosen.setdefault(rel, SourceFile(absolute, rel))
+            chosen.setdefault(rel, SourceFile(absolute, rel, module_name(local)))
     return Discovery(root, [chosen[k] for k in sorted(chosen)], diagnostics)
 
 
@@ -263,7 +291,7 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
-def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
+def parse_text(relpath: str, text: str, module: str = "") -> ParsedModule | Diagnostic:
     """Parse decoded source with libcst; syntax errors (and Python 2) become one diagnostic."""
     if text.count("(") + text.count("[") + text.count("{") > MAX_BRACKET_DEPTH:
         deep = _too_deep(text)
@@ -286,4 +314,4 @@ def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
         return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
     except (MemoryError, ValueError) as exc:
         return Diagnostic(relpath, "syntax-error", f"cannot parse: {exc}")
-    return ParsedModule(relpath, module_name(relpath), text, tree, text.splitlines())
+    return ParsedModule(relpath, module or module_name(relpath), text, tree, text.splitlines())

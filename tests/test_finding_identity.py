@@ -1,0 +1,123 @@
+"""Issue 13, items 1-4: findings that must not disappear in diff mode, baselines, SARIF and suppressions.
+
+Every test drives the real command line (in-process, through click's runner, so the suite stays
+fast) on a real git repository in a tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workflow_helpers import Ran, commit, git, make_repo, shift_lines, stagegraph
+
+REFUNDS = '''\
+"""Weekly refunds job."""
+import requests
+
+
+def fetch_refunds():
+    rows = requests.get("https://api.example.com/refunds").json()
+    return rows
+
+
+def post_summary(rows):
+    requests.post("https://hooks.example.com/summary", json=rows, timeout=10)
+
+
+def main():
+    rows = fetch_refunds()
+    post_summary(rows)
+'''
+
+#: the same job with a second remote call without a timeout inside the stage that already had one
+REFUNDS_TWO_CALLS = REFUNDS.replace(
+    '    return rows\n\n\ndef post_summary',
+    '    rows += requests.get("https://api.example.com/chargebacks").json()\n    return rows\n\n\ndef post_summary',
+    1,
+)
+
+
+def as_json(proc: Ran) -> dict[str, Any]:
+    assert proc.returncode in (0, 1), proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def test_a_second_cause_in_an_existing_finding_is_new_in_diff_mode_and_against_a_baseline(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS})
+    base = as_json(stagegraph(root, "audit", ".", "--format", "json"))
+    assert [f["rule"] for f in base["findings"]] == ["missing-timeout"]
+    assert stagegraph(root, "baseline", ".").returncode == 0
+    (root / "jobs/weekly_refunds.py").write_text(REFUNDS_TWO_CALLS, encoding="utf-8")
+
+    diff = stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json")
+    assert diff.returncode == 1, diff.stdout
+    data = as_json(diff)
+    assert data["delta"]["findings"] == {"new": 1, "fixed": 0, "unchanged": 1}
+    assert [(f["rule"], f["line"]) for f in data["findings"]] == [("missing-timeout", 7)]
+    assert "chargebacks" in data["findings"][0]["message"]
+
+    against = stagegraph(root, "audit", ".", "--baseline", ".stagegraph-baseline.json", "--format", "json")
+    assert against.returncode == 1
+    assert [f["line"] for f in as_json(against)["findings"]] == [7]
+
+
+def test_cause_fingerprints_survive_line_shifts_and_unrelated_edits(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS_TWO_CALLS})
+    before = {f["fingerprint"] for f in as_json(stagegraph(root, "audit", ".", "--format", "json"))["findings"]}
+    assert len(before) == 2
+    edited = shift_lines(REFUNDS_TWO_CALLS, 5).replace("    post_summary(rows)\n", "    post_summary(rows)  # done\n")
+    (root / "jobs/weekly_refunds.py").write_text(edited, encoding="utf-8")
+    after = {f["fingerprint"] for f in as_json(stagegraph(root, "audit", ".", "--format", "json"))["findings"]}
+    assert after == before
+    diff = stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json")
+    assert diff.returncode == 0 and as_json(diff)["delta"]["findings"] == {"new": 0, "fixed": 0, "unchanged": 2}
+
+
+def test_identical_causes_in_one_stage_are_two_findings(tmp_path: Path) -> None:
+    again = '    rows = requests.get("https://api.example.com/refunds").json()\n'
+    twice = REFUNDS.replace("    return rows\n\n\ndef post", again + "    return rows\n\n\ndef post", 1)
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": twice})
+    data = as_json(stagegraph(root, "audit", ".", "--format", "json"))
+    assert len({f["fingerprint"] for f in data["findings"]}) == 2
+
+
+def test_git_mv_of_a_job_file_is_not_new_findings(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS_TWO_CALLS})
+    git(root, "mv", "jobs/weekly_refunds.py", "jobs/refunds_weekly.py")
+    diff = stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json")
+    assert diff.returncode == 0, diff.stdout
+    assert as_json(diff)["delta"]["findings"] == {"new": 0, "fixed": 0, "unchanged": 2}
+    # a rename plus an edit is still a rename, and the new cause is still new
+    commit(root, "rename")
+    (root / "jobs/refunds_weekly.py").write_text(REFUNDS_TWO_CALLS.replace(
+        '    return rows\n\n\ndef post',
+        '    rows += requests.get("https://api.example.com/disputes").json()\n    return rows\n\n\ndef post', 1),
+        encoding="utf-8")
+    git(root, "mv", "jobs/refunds_weekly.py", "jobs/refunds.py")
+    diff = stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json")
+    assert diff.returncode == 1
+    assert as_json(diff)["delta"]["findings"] == {"new": 1, "fixed": 0, "unchanged": 2}
+
+
+def test_paths_are_relative_to_the_repository_root_in_every_format(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS})
+    sarif = json.loads(stagegraph(root, "audit", "jobs", "--format", "sarif").stdout)
+    (result,) = sarif["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "jobs/weekly_refunds.py"
+    assert "jobs/weekly_refunds.py:6: warning: missing-timeout" in stagegraph(root / "jobs", "audit", ".").stdout
+    data = as_json(stagegraph(root / "jobs", "audit", ".", "--format", "json"))
+    assert data["findings"][0]["file"] == "jobs/weekly_refunds.py"
+    assert data["pipelines"][0]["id"] == "jobs/weekly_refunds.py::main"
+    for fmt in ("markdown", "html"):
+        assert "jobs/weekly_refunds.py" in stagegraph(root, "audit", "jobs", "--format", fmt).stdout
+
+
+def test_outside_git_paths_are_relative_to_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/weekly_refunds.py").write_text(REFUNDS, encoding="utf-8")
+    ceiling = {"GIT_CEILING_DIRECTORIES": str(tmp_path.parent)}
+    data = as_json(stagegraph(tmp_path, "audit", "jobs", "--format", "json", env=ceiling))
+    assert data["findings"][0]["file"] == "jobs/weekly_refunds.py"
