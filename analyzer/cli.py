@@ -20,10 +20,10 @@ from analyzer.model import SEVERITY_RANK, Report
 
 if TYPE_CHECKING:
     from analyzer.config import Config, Overrides
-    from analyzer.diffmode import GraphDelta
     from analyzer.engine import Options
 
-FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid"]
+#: the names of `analyzer.render.FORMATS` (kept here so `--help` does not import the renderers)
+FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid", "github"]
 FAIL_ON = ["error", "warning", "note", "never"]
 REPORT_MARKER = "<!-- stagegraph-report -->"
 
@@ -162,8 +162,13 @@ def main() -> None:
               help="Report only findings new relative to this git ref (analysed from git objects).")
 @click.option("--show-config", is_flag=True, help="Print the effective configuration and exit.")
 @click.option("--max-stages", type=click.IntRange(min=4), default=None,
-              help="With --format dot/mermaid: fold pipelines larger than this (stages with findings or real "
-                   "dependencies stay visible).")
+              help="Fold pipeline diagrams (dot, mermaid, html, markdown) larger than this; stages with findings or "
+                   "real dependencies stay visible.")
+@click.option("--select", multiple=True, metavar="RULE", help="Run only these rules (repeatable; replaces `select`).")
+@click.option("--extend-select", multiple=True, metavar="RULE", help="Add rules to the selection (repeatable).")
+@click.option("--ignore", multiple=True, metavar="RULE", help="Turn a rule off (repeatable; same as --disable).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the report.")
 def audit(
     paths: tuple[Path, ...],
     fmt: str,
@@ -179,13 +184,19 @@ def audit(
     diff_base: str | None,
     show_config: bool,
     max_stages: int | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exit_zero: bool,
+    statistics: bool,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
     from analyzer.config import Overrides, describe
 
     overrides = Overrides(
-        exclude=exclude, disable=disable, severity=_parse_severity_flags(severity_flags), fail_on=fail_on,
-        max_file_bytes=max_file_bytes, out_dir=out_dir, baseline=baseline_file,
+        exclude=exclude, disable=(*disable, *ignore), severity=_parse_severity_flags(severity_flags),
+        fail_on=fail_on, max_file_bytes=max_file_bytes, out_dir=out_dir, baseline=baseline_file,
+        select=select, extend_select=extend_select,
     )
     config = _config(paths[0] if paths else Path("."), config_file, overrides)
     if show_config:
@@ -196,60 +207,46 @@ def audit(
 
     options = _rooted(config.options(), targets)
     report = _analyze(targets, options)
-    delta: GraphDelta | None = None
     if diff_base is not None:
         from analyzer import diffmode
 
         try:
-            report, delta = diffmode.run(targets, diff_base, options, report)
+            report, _delta = diffmode.run(targets, diff_base, options, report)
         except diffmode.DiffError as exc:
             raise UsageFailure(str(exc)) from None
     if known is not None:
         from analyzer import baseline
 
         report = baseline.apply(report, known)
+    from analyzer.render import render
+
     if config.out_dir is not None:
-        _write_out_dir(report, delta, config.out_dir)
-    text = _render(report, fmt, delta, max_stages)
+        from analyzer.render.outdir import write_out_dir
+
+        for note in write_out_dir(report, config.out_dir, max_stages):
+            click.echo(note, err=True)
+    text = _statistics(report) if statistics else render(report, fmt, max_stages)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
-    sys.exit(exit_code(report, config.fail_on))
+    if config.out_dir is not None:
+        click.echo(f"stagegraph: reports written to {config.out_dir}/ (open {config.out_dir / 'report.html'})",
+                   err=True)
+    sys.exit(0 if exit_zero else exit_code(report, config.fail_on))
 
 
-def _render(report: Report, fmt: str, delta: GraphDelta | None, max_stages: int | None = None) -> str:
-    """One format of the report; in diff mode JSON gains a `delta` key and text/markdown a delta section."""
-    from analyzer.render import render
+def _statistics(report: Report) -> str:
+    """`--statistics`: findings per rule, most frequent first (as ruff's)."""
+    from collections import Counter
 
-    if max_stages is not None and fmt in ("dot", "mermaid"):
-        import importlib
-
-        module = importlib.import_module(f"analyzer.render.{fmt}")
-        folded: str = module.render(report, max_stages=max_stages)
-        return folded
-    if delta is None:
-        return render(report, fmt)
-    from analyzer import diffmode
-
-    if fmt == "json":
-        return diffmode.render_json(report, delta)
-    if fmt == "text":
-        return diffmode.render_text(delta) + "\n" + render(report, fmt)
-    if fmt == "markdown":
-        return render(report, fmt).rstrip("\n") + "\n\n" + diffmode.render_markdown(delta)
-    return render(report, fmt)
-
-
-def _write_out_dir(report: Report, delta: GraphDelta | None, out_dir: Path) -> None:
-    from analyzer.render.outdir import write_out_dir
-
-    for note in write_out_dir(report, out_dir):
-        click.echo(note, err=True)
-    if delta is not None:
-        (out_dir / "report.json").write_text(_render(report, "json", delta), encoding="utf-8")
-        (out_dir / "report.md").write_text(_render(report, "markdown", delta), encoding="utf-8")
+    by_rule = Counter((f.rule, f.severity) for f in report.findings)
+    rows = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0][0]))
+    lines = [f"{n:>5}  {rule:<28} {severity}" for (rule, severity), n in rows]
+    suffix = f" ({report.summary.suppressed} suppressed)" if report.summary.suppressed else ""
+    lines.append(f"{sum(by_rule.values()):>5}  total{suffix}")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------ baseline
@@ -337,7 +334,10 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
 @click.option("--repo", required=True, metavar="OWNER/NAME", help="The repository the pull request is in.")
 @click.option("--pr", "pr_number", required=True, type=click.IntRange(min=1), help="The pull-request number.")
 @click.option("--dry-run", is_flag=True, help="Print the comment instead of posting it.")
-def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None:
+@click.option("--when-clean", type=click.Choice(["short", "full", "skip"]), default="short", show_default=True,
+              help="A diff-mode report with no new findings: a short comment, the full report, or no new comment "
+                   "(an earlier one is still updated, so it never shows stale findings).")
+def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool, when_clean: str) -> None:
     """Post (or update) the Markdown report as a pull-request comment. Token from GITHUB_TOKEN."""
     import json
 
@@ -347,7 +347,9 @@ def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None
         data = json.loads(report_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageFailure(f"{report_file}: cannot read the JSON report: {exc}") from None
-    body, marker = _comment_body(data)
+    report = _saved_report(data)
+    clean = report.delta is not None and not report.findings
+    body, marker = _comment_body(report, "full" if when_clean == "full" else "short")
     if dry_run:
         click.echo(body)
         return
@@ -359,45 +361,36 @@ def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None
     client = Client(token, os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL,
                     log=lambda message: click.echo(message, err=True))
     try:
-        action, url = upsert_comment(client, repo, pr_number, body, marker)
+        action, url = upsert_comment(client, repo, pr_number, body, marker,
+                                     create=not (clean and when_clean == "skip"))
     except GitHubError as exc:
         raise UsageFailure(str(exc)) from None
-    click.echo(f"{action} the stagegraph comment on {repo}#{pr_number}{': ' + url if url else ''}", err=True)
+    if action == "skipped":
+        click.echo(f"no new findings: no stagegraph comment posted on {repo}#{pr_number} (--when-clean skip)",
+                   err=True)
+        return
+    done = "left the stagegraph comment unchanged (same body)" if action == "unchanged" else \
+        f"{action} the stagegraph comment"
+    click.echo(f"{done} on {repo}#{pr_number}{': ' + url if url else ''}", err=True)
 
 
-def _comment_body(data: dict[str, Any]) -> tuple[str, str]:
-    """The Markdown comment for a saved JSON report (plus its diff-mode delta), and the marker that finds it."""
+def _saved_report(data: Any) -> Report:
     from analyzer.render.json import from_dict
 
     try:
-        report = from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+        return from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageFailure(f"the report is not a stagegraph JSON report: missing or bad {exc}") from None
-    try:
-        import importlib
-
-        markdown = importlib.import_module("analyzer.render.markdown")
-        body: str = markdown.render(report)
-        marker: str = getattr(markdown, "MARKER", REPORT_MARKER)
-    except ImportError:  # the Markdown renderer is another module's job; keep the bot usable without it
-        body, marker = _plain_markdown(report), REPORT_MARKER
-    if isinstance(data.get("delta"), dict):
-        from analyzer import diffmode
-
-        body = body.rstrip("\n") + "\n\n" + diffmode.render_markdown(diffmode.from_dict(data["delta"]))
-    if marker not in body:
-        body = f"{marker}\n{body}"
-    return body, marker
 
 
-def _plain_markdown(report: Report) -> str:
-    s = report.summary
-    counts = dict(s.findings_by_severity)
-    lines = [REPORT_MARKER, "## stagegraph", "",
-             f"{s.pipelines} pipelines, {s.stages} stages; {counts.get('error', 0)} errors, "
-             f"{counts.get('warning', 0)} warnings, {counts.get('note', 0)} notes", ""]
-    lines.extend(f"- **{f.severity}** `{f.rule}` {f.file}:{f.line}: {f.message}" for f in report.findings)
-    return "\n".join(lines) + "\n"
+def _comment_body(report: Report, clean: str = "short") -> tuple[str, str]:
+    """The Markdown comment for a saved report (its diff-mode delta included), and the marker that finds it."""
+    from analyzer.render import markdown
+
+    body = markdown.render(report, clean=clean)
+    if markdown.MARKER not in body:
+        body = f"{markdown.MARKER}\n{body}"
+    return body, markdown.MARKER
 
 
 # ------------------------------------------------------------------ rules

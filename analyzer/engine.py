@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer import __version__
-from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
+from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Rule, Severity, Summary
 
 if TYPE_CHECKING:
     from analyzer.source import ParsedModule
@@ -26,6 +26,10 @@ class Options:
     exclude: tuple[str, ...] = ()
     max_file_bytes: int = 2_000_000
     disabled_rules: frozenset[str] = frozenset()
+    #: None: every rule; else only these (`--select`)
+    selected_rules: frozenset[str] | None = None
+    #: (gitignore-style pattern, rule ids): findings of those rules in matching files are left out
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
     severities: dict[str, Severity] = field(default_factory=dict)
     extra_rules: tuple[Path, ...] = ()
     extra_resources: tuple[Path, ...] = ()
@@ -119,24 +123,41 @@ def analyze_modules(
     pipelines.sort(key=lambda p: (p.file, p.line, p.id))
     rules = catalog.load_rules(options.extra_rules)
     lines = {m.relpath: m.lines for m in modules}
-    findings, check_diagnostics = run_checks(
+    checked = run_checks(
         tuple(pipelines),
         {rid: doc.severity for rid, doc in rules.items()},  # type: ignore[misc]
-        CheckSettings(options.disabled_rules, options.severities),
+        CheckSettings(options.disabled_rules, options.severities, options.selected_rules),
         suppressions,
         lines,
     )
-    diagnostics.extend(check_diagnostics)
-    findings = [_with_snippet(f, lines) for f in findings]
+    diagnostics.extend(checked.diagnostics)
+    ignored = _per_file_ignored(checked.findings, options.per_file_ignores)
+    findings = tuple(_with_snippet(f, lines) for f in checked.findings if f not in ignored)
     diagnostics.sort(key=lambda d: (d.file, d.line or 0, d.kind, d.message))
-    return make_report(tuple(pipelines), tuple(findings), tuple(diagnostics), files_analysed)
+    report = make_report(tuple(pipelines), findings, tuple(diagnostics), files_analysed)
+    silenced = tuple(_with_snippet(f, lines) for f in checked.suppressed)
+    docs = tuple(Rule(d.id, d.severity, d.title, d.summary, d.why, d.bad, d.good, d.fix, tuple(d.tags))
+                 for d in rules.values())
+    return replace(report, suppressed=silenced, suppression_problems=tuple(checked.problems),
+                   summary=replace(report.summary, suppressed=len(silenced)), rules=docs)
+
+
+def _per_file_ignored(findings: Sequence[Finding], table: tuple[tuple[str, frozenset[str]], ...]) -> list[Finding]:
+    """Findings `per-file-ignores` leaves out (patterns have gitignore semantics, as ruff's)."""
+    if not table:
+        return []
+    from analyzer.source import gitignore_spec
+
+    specs = [(gitignore_spec((pattern,)), rules) for pattern, rules in table]
+    return [f for f in findings if any(spec.match_file(f.file) and (f.rule in rules or "*" in rules)
+                                       for spec, rules in specs)]
 
 
 def _with_snippet(finding: Finding, lines: dict[str, list[str]]) -> Finding:
     source = lines.get(finding.file)
     if not source or not 1 <= finding.line <= len(source):
         return finding
-    return replace(finding, snippet=source[finding.line - 1].strip()[:200])
+    return replace(finding, snippet=source[finding.line - 1].rstrip()[:200])
 
 
 def _touches(pipeline: Pipeline, files: frozenset[str]) -> bool:
@@ -165,7 +186,8 @@ def make_report(
 
 
 def summarize(
-    pipelines: tuple[Pipeline, ...], findings: tuple[Finding, ...], files_analysed: int, baselined: int = 0
+    pipelines: tuple[Pipeline, ...], findings: tuple[Finding, ...], files_analysed: int, baselined: int = 0,
+    suppressed: int = 0,
 ) -> Summary:
     kinds: Counter[str] = Counter(e.kind for p in pipelines for e in p.edges)
     severities = Counter(f.severity for f in findings)
@@ -179,4 +201,5 @@ def summarize(
         fanout_candidates=sum(len(p.parallel_groups) for p in pipelines),
         findings_by_severity=tuple((s, severities[s]) for s in ("error", "warning", "note")),
         baselined=baselined,
+        suppressed=suppressed,
     )

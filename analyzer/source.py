@@ -7,6 +7,7 @@ a symlink loop, an unreadable file) becomes a `Diagnostic`; nothing escapes as a
 from __future__ import annotations
 
 import fnmatch
+import functools
 import io
 import os
 import re
@@ -17,10 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import libcst as cst
+import pathspec
 
 from analyzer.model import Diagnostic
 
 DEFAULT_MAX_BYTES = 2_000_000
+
+#: Folders of tools' caches: skipped without a word, they never hold code anyone wrote.
+CACHE_DIRS = frozenset(
+    {".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".stagegraph-cache"}
+)
 
 #: Folders that never hold the user's pipeline code.
 SKIP_DIRS = frozenset(
@@ -114,7 +121,8 @@ def _skipped_dir(name: str, path: Path) -> bool:
     return (path / "pyvenv.cfg").exists()
 
 
-def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path) -> Iterator[Path]:
+def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path, listed: set[Path] | None = None
+          ) -> Iterator[Path]:
     seen_dirs: set[tuple[int, int]] = set()
     for current, dirnames, filenames in os.walk(folder, followlinks=True, onerror=None):
         here = Path(current)
@@ -131,10 +139,26 @@ def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path) -> Iterator[P
             dirnames[:] = []
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not _skipped_dir(d, here / d))
+        kept = []
+        for d in sorted(dirnames):
+            if not _skipped_dir(d, here / d):
+                kept.append(d)
+            elif d not in CACHE_DIRS and _holds_tracked(here / d, listed):
+                why = "a virtualenv" if (here / d / "pyvenv.cfg").exists() else "build output or third-party code"
+                diagnostics.append(Diagnostic(_rel(here / d, root) + "/", "skipped",
+                                              f"folder skipped by default ({why}); name it as a PATH to analyse it"))
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.endswith(".py"):
                 yield here / name
+
+
+def _holds_tracked(folder: Path, listed: set[Path] | None) -> bool:
+    """Whether a skipped folder is worth mentioning: outside git always, in a work tree when git tracks files in it."""
+    if listed is None:
+        return True
+    top = folder.resolve()
+    return any(top in path.parents for path in listed)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -163,7 +187,7 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = (), root: Path | No
             listed = None
         else:
             listed = _git_listed(given)
-            candidates = _walk(given, diagnostics, root)
+            candidates = _walk(given, diagnostics, root, listed)
         for path in candidates:
             absolute = Path(os.path.abspath(path))
             rel = _rel(absolute, root)
@@ -182,9 +206,22 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = (), root: Path | No
 
 
 def excluded(relpath: str, patterns: Iterable[str]) -> bool:
-    """`--exclude` semantics: a glob matches the whole relative path or any one of its parts."""
+    """`--exclude` semantics: gitignore patterns (`vendor/`, `**/gen_*.py`, `!keep.py`), and, as before, a
+    glob that matches the whole relative path or any one of its parts."""
+    patterns = tuple(patterns)
+    if not patterns:
+        return False
+    if gitignore_spec(patterns).match_file(relpath):
+        return True
     parts = PurePosixPath(relpath).parts
-    return any(fnmatch.fnmatch(relpath, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns)
+    return any(fnmatch.fnmatch(relpath, pat) or any(fnmatch.fnmatch(p, pat) for p in parts)
+               for pat in patterns if not pat.startswith("!"))
+
+
+@functools.lru_cache(maxsize=64)
+def gitignore_spec(patterns: Sequence[str]) -> pathspec.GitIgnoreSpec:
+    """A compiled gitignore-style pattern list (pathspec's implementation of git's rules)."""
+    return pathspec.GitIgnoreSpec.from_lines(list(patterns))
 
 
 def module_name(relpath: str) -> str:

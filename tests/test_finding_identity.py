@@ -107,7 +107,7 @@ def test_paths_are_relative_to_the_repository_root_in_every_format(tmp_path: Pat
     sarif = json.loads(stagegraph(root, "audit", "jobs", "--format", "sarif").stdout)
     (result,) = sarif["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "jobs/weekly_refunds.py"
-    assert "jobs/weekly_refunds.py:6: warning: missing-timeout" in stagegraph(root / "jobs", "audit", ".").stdout
+    assert "jobs/weekly_refunds.py:6:12: warning: missing-timeout" in stagegraph(root / "jobs", "audit", ".").stdout
     data = as_json(stagegraph(root / "jobs", "audit", ".", "--format", "json"))
     assert data["findings"][0]["file"] == "jobs/weekly_refunds.py"
     assert data["pipelines"][0]["id"] == "jobs/weekly_refunds.py::main"
@@ -121,3 +121,44 @@ def test_outside_git_paths_are_relative_to_the_current_folder(tmp_path: Path) ->
     ceiling = {"GIT_CEILING_DIRECTORIES": str(tmp_path.parent)}
     data = as_json(stagegraph(tmp_path, "audit", "jobs", "--format", "json", env=ceiling))
     assert data["findings"][0]["file"] == "jobs/weekly_refunds.py"
+
+
+def test_diff_mode_sarif_uploads_the_full_set_with_baseline_states(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS})
+    (root / "jobs/weekly_refunds.py").write_text(REFUNDS_TWO_CALLS, encoding="utf-8")
+    ran = stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "sarif", "--out-dir", "out")
+    assert ran.returncode == 1
+    for text in (ran.stdout, (root / "out/report.sarif").read_text(encoding="utf-8")):
+        results = json.loads(text)["runs"][0]["results"]
+        states = sorted((r["locations"][0]["physicalLocation"]["region"]["startLine"], r["baselineState"])
+                        for r in results)
+        assert states == [(6, "unchanged"), (7, "new")]
+    # the JSON keeps `findings` for the new ones only (the contract), and lists the others apart
+    data = as_json(stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json"))
+    assert [f["line"] for f in data["findings"]] == [7]
+    assert [f["line"] for f in data["unchanged_findings"]] == [6]
+
+
+def test_suppressions_that_do_nothing_are_reported_and_silenced_findings_counted(tmp_path: Path) -> None:
+    lines = REFUNDS_TWO_CALLS.splitlines(keepends=True)
+    lines[5] = lines[5].rstrip("\n") + "  # stagegraph: ignore[missing-timout]\n"  # a typo: nothing is silenced
+    lines[6] = lines[6].rstrip("\n") + "  # stagegraph: ignore[missing-timeout]\n"
+    lines[10] = lines[10].rstrip("\n") + "  # stagegraph: ignore[swallowed-exception]\n"  # nothing to silence
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": "".join(lines)})
+    data = as_json(stagegraph(root, "audit", ".", "--format", "json"))
+    assert [f["line"] for f in data["findings"]] == [6]
+    assert data["summary"]["suppressed"] == 1 and [f["line"] for f in data["suppressed_findings"]] == [7]
+    assert data["suppression_problems"] == [
+        {"file": "jobs/weekly_refunds.py", "line": 6, "rule": "missing-timout", "problem": "unknown-rule"},
+        {"file": "jobs/weekly_refunds.py", "line": 11, "rule": "swallowed-exception", "problem": "unused"},
+    ]
+    text = stagegraph(root, "audit", ".").stdout
+    assert "1 suppressed inline" in text
+    assert "jobs/weekly_refunds.py:6: stagegraph: ignore[missing-timout]: unknown rule id" in text
+    assert "jobs/weekly_refunds.py:11: stagegraph: ignore[swallowed-exception]: unused suppression" in text
+    results = json.loads(stagegraph(root, "audit", ".", "--format", "sarif").stdout)["runs"][0]["results"]
+    assert [(r["locations"][0]["physicalLocation"]["region"]["startLine"], "suppressions" in r) for r in results] \
+        == [(6, False), (7, True)]
+    assert results[1]["suppressions"][0]["kind"] == "inSource"
+    markdown = stagegraph(root, "audit", ".", "--format", "markdown").stdout
+    assert "Suppressions that do nothing" in markdown and "missing-timout" in markdown

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity
+from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
 
 CheckFn = Callable[[Pipeline], Iterator["Hit"]]
 
@@ -94,19 +94,33 @@ def _cause(hit: Hit, lines: Mapping[str, Sequence[str]]) -> str:
     return normalised_code(source[hit.line - 1]) if 1 <= hit.line <= len(source) else ""
 
 
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What the runner hands the engine: findings that count, silenced ones, and suppressions doing nothing."""
+
+    findings: list[Finding]
+    diagnostics: list[Diagnostic]
+    suppressed: list[Finding]
+    problems: list[SuppressionProblem]
+
+
 def run_checks(
     pipelines: tuple[Pipeline, ...],
     default_severity: Mapping[str, Severity],
     settings: CheckSettings,
     suppressions: Mapping[str, Mapping[int, frozenset[str]]],
     lines: Mapping[str, Sequence[str]] | None = None,
-) -> tuple[list[Finding], list[Diagnostic]]:
-    """Findings (sorted, one per cause) and diagnostics for checks that failed."""
+) -> CheckResult:
+    """Findings (sorted, one per cause), silenced findings, useless suppressions, and failed checks."""
     findings: dict[str, Finding] = {}
+    silenced: dict[str, Finding] = {}
+    used: set[tuple[str, int, str]] = set()
     diagnostics: list[Diagnostic] = []
+    ran: set[str] = set()
     for rule, check in all_checks().items():
         if rule in settings.disabled or (settings.enabled_only is not None and rule not in settings.enabled_only):
             continue
+        ran.add(rule)
         severity: Severity = settings.severities.get(rule, default_severity.get(rule, "warning"))
         for pipeline in pipelines:
             try:
@@ -118,8 +132,6 @@ def run_checks(
             seen: set[tuple[object, ...]] = set()
             occurrences: dict[str, int] = {}
             for hit in sorted(hits, key=lambda h: (h.file, h.line, h.column or 0, h.rule, h.key)):
-                if _suppressed(hit, pipeline, suppressions):
-                    continue
                 names = tuple(_stage_name(pipeline, s) for s in hit.stages)
                 place = (hit.rule, names, hit.key, hit.file, hit.line)
                 if place in seen:
@@ -130,9 +142,9 @@ def run_checks(
                 occurrences[base] = occurrences.get(base, 0) + 1
                 n = occurrences[base]
                 fp = base if n == 1 else fingerprint(hit.rule, pipeline.id, names, hit.key, f"{cause}\x1f{n}")
-                if fp in findings:
+                if fp in findings or fp in silenced:
                     continue
-                findings[fp] = Finding(
+                finding = Finding(
                     rule=hit.rule,
                     severity=severity,
                     message=hit.message,
@@ -144,8 +156,46 @@ def run_checks(
                     stages=hit.stages,
                     related=hit.related,
                 )
-    ordered = sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule, f.fingerprint))
-    return ordered, diagnostics
+                matched = _suppressed(hit, pipeline, suppressions)
+                if matched is not None:
+                    used.add(matched)
+                    silenced[fp] = finding
+                else:
+                    findings[fp] = finding
+    known = set(default_severity) | set(all_checks())
+    problems = _useless_suppressions(pipelines, suppressions, used, known, ran)
+
+    def order(f: Finding) -> tuple[str, int, str, str]:
+        return (f.file, f.line, f.rule, f.fingerprint)
+
+    return CheckResult(sorted(findings.values(), key=order), diagnostics, sorted(silenced.values(), key=order),
+                       problems)
+
+
+def _useless_suppressions(
+    pipelines: tuple[Pipeline, ...],
+    suppressions: Mapping[str, Mapping[int, frozenset[str]]],
+    used: set[tuple[str, int, str]],
+    known: set[str],
+    ran: set[str],
+) -> list[SuppressionProblem]:
+    """Unknown rule ids anywhere; unused ones only in files a checked pipeline covers (as ruff's RUF100)."""
+    covered: set[str] = set()
+    for p in pipelines:
+        covered.add(p.file)
+        for stage in p.stages:
+            covered.add(stage.file)
+            if stage.definition is not None:
+                covered.add(stage.definition.file)
+    problems: list[SuppressionProblem] = []
+    for file in sorted(suppressions):
+        for line in sorted(suppressions[file]):
+            for rule in sorted(suppressions[file][line]):
+                if rule != "*" and rule not in known:
+                    problems.append(SuppressionProblem(file, line, rule, "unknown-rule"))
+                elif file in covered and (rule == "*" or rule in ran) and (file, line, rule) not in used:
+                    problems.append(SuppressionProblem(file, line, rule, "unused"))
+    return problems
 
 
 def _stage_name(pipeline: Pipeline, stage_id: str) -> str:
@@ -155,8 +205,9 @@ def _stage_name(pipeline: Pipeline, stage_id: str) -> str:
     return stage_id
 
 
-def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping[int, frozenset[str]]]) -> bool:
-    """`# stagegraph: ignore[rule]` on the finding's line or on a named stage's call or def line."""
+def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping[int, frozenset[str]]]
+                ) -> tuple[str, int, str] | None:
+    """The `# stagegraph: ignore[rule]` silencing `hit` (on its line, or a named stage's call or def line)."""
     places = [(hit.file, hit.line)]
     for stage in pipeline.stages:
         if stage.id in hit.stages:
@@ -165,6 +216,8 @@ def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping
                 places.append((stage.definition.file, stage.definition.line))
     for file, line in places:
         rules = suppressions.get(file, {}).get(line)
-        if rules and ("*" in rules or hit.rule in rules):
-            return True
-    return False
+        if rules and hit.rule in rules:
+            return (file, line, hit.rule)
+        if rules and "*" in rules:
+            return (file, line, "*")
+    return None

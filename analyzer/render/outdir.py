@@ -9,23 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from analyzer.model import Report
-from analyzer.render import render
+from analyzer.render import FORMATS, render
 
-#: files `--out-dir` writes, by format
-OUT_FILES = {"json": "report.json", "html": "report.html", "markdown": "report.md", "sarif": "report.sarif",
-             "dot": "graph.dot"}
+#: files `--out-dir` writes, by format (from the one registry of formats)
+OUT_FILES = {fmt: spec.out_file for fmt, spec in FORMATS.items() if spec.out_file}
 INSTALL_HINT = ("note: Graphviz's `dot` is not installed, so graph.svg was not drawn (graph.dot was written). "
                 "Install it with `apt-get install graphviz` or `brew install graphviz`.")
 
 
-def write_out_dir(report: Report, out_dir: Path) -> list[str]:
+def write_out_dir(report: Report, out_dir: Path, max_stages: int | None = None) -> list[str]:
     """Write every format into `out_dir`; SVG only when Graphviz's `dot` is installed. Returns notes for stderr."""
     from analyzer.render import dot as dot_render
 
     notes: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     for fmt, name in OUT_FILES.items():
-        (out_dir / name).write_text(render(report, fmt), encoding="utf-8")
+        (out_dir / name).write_text(render(report, fmt, max_stages), encoding="utf-8")
     pipeline_files = {}
     if dot_render.is_large(report):
         pipeline_files = {name: text for name, text in dot_render.render_files(report).items() if name != "graph.dot"}
@@ -33,7 +32,7 @@ def write_out_dir(report: Report, out_dir: Path) -> list[str]:
         for name, text in pipeline_files.items():
             (out_dir / "graphs" / name).write_text(text, encoding="utf-8")
     try:
-        svg = dot_render.render_svg(report)
+        svg = dot_render.render_svg(report, max_stages)
         if svg is None:
             notes.append(INSTALL_HINT)
             return notes
