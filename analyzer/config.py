@@ -202,7 +202,7 @@ def _check_rule_ids(config: Config) -> None:
     checked = [("disable", sorted(config.disable)), ("ignore", sorted(config.ignore)),
                ("select", sorted(config.select or ())), ("extend-select", sorted(config.extend_select)),
                ("severity", sorted(config.severity)),
-               ("per-file-ignores", sorted({r for _, rules in config.per_file_ignores for r in rules}))]
+               ("per-file-ignores", sorted({r for _, rules in config.per_file_ignores for r in rules} - {"*"}))]
     for key, ids in checked:
         for rule in ids:
             if rule not in known:

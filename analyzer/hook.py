@@ -142,20 +142,24 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
 
 
 def render_compact(report: Report, changed: frozenset[str]) -> str:
-    """A few lines for a commit log: findings, unreadable changed files, one summary line."""
+    """A few lines for a commit log: findings with their code line, unreadable changed files, one summary line."""
+    from analyzer.render.text import code_frame, counts_line, finding_line, plural, suppression_lines
+
     lines = []
     for f in report.findings:
-        stages = f" [{', '.join(f.stages)}]" if f.stages else ""
-        lines.append(f"{f.file}:{f.line}: {f.severity}: {f.rule}: {f.message}{stages}")
+        lines.append(finding_line(f))
+        lines.extend(frame[2:] for frame in code_frame(f.line, f.column, f.snippet))
     for d in report.diagnostics:
         where = f"{d.file}:{d.line}" if d.line else d.file
         lines.append(f"{where}: not analysed ({d.kind}): {d.message}")
+    lines.extend(line for p, line in zip(report.suppression_problems, suppression_lines(report), strict=True)
+                 if p.file in changed)
     s = report.summary
     counts = dict(s.findings_by_severity)
-    baselined = f", {s.baselined} baselined" if s.baselined else ""
+    known = "".join(f", {n} {what}" for n, what in ((s.baselined, "baselined"), (s.suppressed, "suppressed")) if n)
+    touching = "touching it" if len(changed) == 1 else "touching them"
     lines.append(
-        f"stagegraph: {len(changed)} changed files, {s.pipelines} pipelines touching them "
-        f"({s.files_analysed} files analysed): {counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
-        f"{counts.get('note', 0)} notes{baselined}"
+        f"stagegraph: {plural(len(changed), 'changed file')}, {plural(s.pipelines, 'pipeline')} {touching} "
+        f"({plural(s.files_analysed, 'file')} analysed): {counts_line(counts)}{known}"
     )
     return "\n".join(lines) + "\n"
