@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from conftest import HAVE_DOT
 
 from analyzer.cli import main
 from analyzer.render.markdown import MARKER
@@ -30,7 +30,7 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_out_dir_writes_every_format(out_dir: Path) -> None:
     expected = {"report.json", "report.html", "report.md", "report.sarif", "graph.dot"}
-    if shutil.which("dot"):
+    if HAVE_DOT:
         expected.add("graph.svg")
     assert expected <= {p.name for p in out_dir.iterdir()}
 
@@ -68,12 +68,12 @@ def test_html_is_self_contained_and_shows_diagrams_and_tables(out_dir: Path) -> 
     parser.feed(html)
     assert "script" not in parser.tags and "link" not in parser.tags
     assert parser.tags.count("table") >= 7  # a stage table per pipeline, plus findings
-    if shutil.which("dot"):
+    if HAVE_DOT:
         assert parser.tags.count("svg") >= 7
     assert "jobs/nightly_orders.py" in html
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+@pytest.mark.needs_dot
 def test_dot_output_is_accepted_by_graphviz(out_dir: Path) -> None:
     proc = subprocess.run(["dot", "-Tjson", str(out_dir / "graph.dot")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
