@@ -162,3 +162,21 @@ def test_suppressions_that_do_nothing_are_reported_and_silenced_findings_counted
     assert results[1]["suppressions"][0]["kind"] == "inSource"
     markdown = stagegraph(root, "audit", ".", "--format", "markdown").stdout
     assert "Suppressions that do nothing" in markdown and "missing-timout" in markdown
+
+
+def test_code_spans_are_data_rendered_per_format_and_never_forged_by_analysed_text(tmp_path: Path) -> None:
+    """Item 12: messages keep code spans as data; HTML draws <code>, Markdown code spans, text backticks."""
+    hostile = REFUNDS.replace("https://api.example.com/refunds", "https://api.example.com/`*x*`")
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": hostile})
+    data = as_json(stagegraph(root, "audit", ".", "--format", "json"))
+    (finding,) = data["findings"]
+    assert finding["message"].startswith("`fetch_refunds` waits without a timeout")  # the contract's field as before
+    assert finding["message_parts"][0] == {"text": "fetch_refunds", "code": True}
+    assert all(not p["code"] for p in finding["message_parts"][1:])  # the URL's backticks stay prose
+    html = stagegraph(root, "audit", ".", "--format", "html").stdout
+    assert "<td><code>fetch_refunds</code> waits without a timeout" in html
+    assert "`fetch_refunds`" not in html and "<code>*x*</code>" not in html
+    markdown = stagegraph(root, "audit", ".", "--format", "markdown").stdout
+    assert "| `fetch_refunds` waits without a timeout" in markdown and "\\`fetch" not in markdown
+    assert "\\`\\*x\\*\\`" in markdown  # analysed backticks are escaped, not a code span
+    assert "`fetch_refunds` waits without a timeout" in stagegraph(root, "audit", ".").stdout

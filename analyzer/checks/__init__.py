@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
+from analyzer.spans import parts_of
 
 CheckFn = Callable[[Pipeline], Iterator["Hit"]]
 
@@ -147,7 +148,8 @@ def run_checks(
                 finding = Finding(
                     rule=hit.rule,
                     severity=severity,
-                    message=hit.message,
+                    message=str(hit.message),
+                    message_parts=parts_of(hit.message),
                     file=hit.file,
                     line=max(hit.line, 1),
                     fingerprint=fp,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.model import Edge, Finding, Pipeline, Report, Stage
 from analyzer.render import dot
+from analyzer.spans import parts_of
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -119,6 +120,7 @@ def context(report: Report, max_stages: int | None = None, draw: bool = True) ->
         "unassigned": [f for f in findings if id(f) not in assigned],
         "pipelines": [_pipeline_context(report, p, max_stages, draw) for p in report.pipelines],
         "dot_available": dot.dot_available(),
+        "parts_of": parts_of,
         "kind_words": KIND_WORDS,
     }
 

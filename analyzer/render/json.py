@@ -106,6 +106,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["related"] = [_location(r) for r in f.related]
     if f.snippet:
         out["snippet"] = f.snippet
+    if f.message_parts:
+        out["message_parts"] = [{"text": text, "code": is_code} for text, is_code in f.message_parts]
     return out
 
 
@@ -237,6 +239,7 @@ def from_dict(data: dict[str, Any]) -> Report:
             stages=tuple(f.get("stages", [])),
             related=tuple(Location(r["file"], r["line"], r.get("column")) for r in f.get("related", [])),
             snippet=f.get("snippet", ""),
+            message_parts=tuple((p["text"], bool(p["code"])) for p in f.get("message_parts", [])),
         )
 
     findings = tuple(finding(f) for f in data["findings"])

@@ -16,6 +16,7 @@ import re
 
 from analyzer.model import Finding, GraphDelta, Pipeline, Report, Stage
 from analyzer.render.dot import DEFAULT_MAX_STAGES, clean, resource_line, view
+from analyzer.spans import parts_of
 
 MARKER = "<!-- stagegraph-report -->"
 #: GitHub rejects comments longer than this many characters
@@ -81,7 +82,23 @@ def _finding_row(f: Finding, names: dict[tuple[str, str], str]) -> str:
     stages = ", ".join(names.get((f.pipeline or "", s), s) for s in f.stages)
     where = code(f"{f.file}:{f.line}")
     return (f"| {SEVERITY_ICON.get(f.severity, '')} {f.severity} | {code(f.rule, 60)} | {where} | "
-            f"{inline(f.message, 300)}{' — stages: ' + inline(stages, 120) if stages else ''} |")
+            f"{message(f)}{' — stages: ' + inline(stages, 120) if stages else ''} |")
+
+
+def message(f: Finding, limit: int = 300) -> str:
+    """A finding's message with its code spans as Markdown code and its prose escaped."""
+    out: list[str] = []
+    left = limit
+    for text, is_code in f.message_parts or parts_of(f.message):
+        if left <= 0:
+            break
+        if is_code:
+            out.append(code(text, min(left, 120)))
+        else:  # inline() trims: keep the spaces around code spans
+            pre, post = (" " if text[:1].isspace() else ""), (" " if text[-1:].isspace() else "")
+            out.append(pre + inline(text, left) + post if text.strip() else " ")
+        left -= len(text)
+    return "".join(out)
 
 
 def _effects(stage: Stage, which: str) -> str:
