@@ -133,8 +133,13 @@ def test_diff_mode_sarif_uploads_the_full_set_with_baseline_states(tmp_path: Pat
         states = sorted((r["locations"][0]["physicalLocation"]["region"]["startLine"], r["baselineState"])
                         for r in results)
         assert states == [(6, "unchanged"), (7, "new")]
+    import jsonschema
+
+    data_dir = Path(__file__).resolve().parent / "data"
+    jsonschema.validate(json.loads(ran.stdout), json.loads((data_dir / "sarif-schema-2.1.0.json").read_text()))
     # the JSON keeps `findings` for the new ones only (the contract), and lists the others apart
     data = as_json(stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json"))
+    jsonschema.validate(data, json.loads((data_dir / "report.schema.json").read_text()))
     assert [f["line"] for f in data["findings"]] == [7]
     assert [f["line"] for f in data["unchanged_findings"]] == [6]
 
