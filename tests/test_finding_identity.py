@@ -185,3 +185,17 @@ def test_code_spans_are_data_rendered_per_format_and_never_forged_by_analysed_te
     assert "| `fetch_refunds` waits without a timeout" in markdown and "\\`fetch" not in markdown
     assert "\\`\\*x\\*\\`" in markdown  # analysed backticks are escaped, not a code span
     assert "`fetch_refunds` waits without a timeout" in stagegraph(root, "audit", ".").stdout
+
+
+def test_sarif_rule_descriptors_come_from_the_runs_own_catalog(tmp_path: Path) -> None:
+    """Item 21: every format is rendered from the Report alone, so a user's rule catalog reaches SARIF."""
+    team = ('[[rule]]\nid = "missing-timeout"\nseverity = "error"\ntitle = "Team rule: every call has a timeout"\n'
+            'summary = "s"\nwhy = "w"\nbad = "b"\ngood = "g"\nfix = "f"\n')
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS, "team_rules.toml": team,
+                                         "stagegraph.toml": 'rule-catalogs = ["team_rules.toml"]\n'})
+    ran = stagegraph(root, "audit", ".", "--format", "sarif")
+    assert ran.returncode == 1
+    run = json.loads(ran.stdout)["runs"][0]
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "missing-timeout")
+    assert rule["shortDescription"]["text"] == "Team rule: every call has a timeout"
+    assert rule["defaultConfiguration"]["level"] == "error" and run["results"][0]["level"] == "error"
