@@ -17,13 +17,14 @@ import click
 
 from analyzer import __version__
 from analyzer.model import SEVERITY_RANK, Report
+from analyzer.render import FORMATS
 
 if TYPE_CHECKING:
     from analyzer.config import Config, Overrides
     from analyzer.engine import Options
 
-#: the names of `analyzer.render.FORMATS` (kept here so `--help` does not import the renderers)
-FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid", "github"]
+#: the one registry of formats (importing it loads no renderer, so `--help` stays fast)
+FORMAT_NAMES = list(FORMATS)
 FAIL_ON = ["error", "warning", "note", "never"]
 REPORT_MARKER = "<!-- stagegraph-report -->"
 
