@@ -71,16 +71,13 @@ def split(findings: tuple[Finding, ...], known: frozenset[str]) -> tuple[tuple[F
 
 
 def apply(report: Report, known: frozenset[str]) -> Report:
-    """The report without findings in `known`; `summary.baselined` counts those left out."""
-    from analyzer.engine import make_report
+    """The report without findings in `known`; they move to `unchanged`, and `summary.baselined` counts them."""
+    from dataclasses import replace
 
-    kept, dropped = split(report.findings, known)
-    result = make_report(
-        report.pipelines, kept, report.diagnostics, report.summary.files_analysed,
-        baselined=report.summary.baselined + dropped,
-    )
-    if report.root != result.root:
-        from dataclasses import replace
+    from analyzer.engine import summarize
 
-        result = replace(result, root=report.root)
-    return result
+    kept = tuple(f for f in report.findings if f.fingerprint not in known)
+    dropped = tuple(f for f in report.findings if f.fingerprint in known)
+    summary = summarize(report.pipelines, kept, report.summary.files_analysed,
+                        baselined=report.summary.baselined + len(dropped), suppressed=report.summary.suppressed)
+    return replace(report, findings=kept, unchanged=(*report.unchanged, *dropped), summary=summary)

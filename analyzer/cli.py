@@ -17,13 +17,14 @@ import click
 
 from analyzer import __version__
 from analyzer.model import SEVERITY_RANK, Report
+from analyzer.render import FORMATS
 
 if TYPE_CHECKING:
     from analyzer.config import Config, Overrides
-    from analyzer.diffmode import GraphDelta
     from analyzer.engine import Options
 
-FORMAT_NAMES = ["text", "json", "markdown", "html", "sarif", "dot", "mermaid"]
+#: the one registry of formats (importing it loads no renderer, so `--help` stays fast)
+FORMAT_NAMES = list(FORMATS)
 FAIL_ON = ["error", "warning", "note", "never"]
 REPORT_MARKER = "<!-- stagegraph-report -->"
 
@@ -113,6 +114,15 @@ def _known_fingerprints(path: Path | None) -> frozenset[str] | None:
         raise UsageFailure(str(exc)) from None
 
 
+def _rooted(options: Options, targets: Sequence[Path]) -> Options:
+    """Options whose report paths are relative to the repository root (git top level, else the cwd)."""
+    from dataclasses import replace
+
+    from analyzer.source import common_root, repository_root
+
+    return replace(options, root=repository_root(common_root(targets)))
+
+
 def _analyze(targets: Sequence[Path], options: Options) -> Report:
     """The engine run, with a malformed user catalog reported as a usage error (exit 2), not a crash."""
     from analyzer.catalog import CatalogError
@@ -162,8 +172,13 @@ def main() -> None:
 @click.option("--timings", "timings_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Add the fan-out plan from these measured timings to the Markdown and HTML reports.")
 @click.option("--max-stages", type=click.IntRange(min=4), default=None,
-              help="With --format dot/mermaid: fold pipelines larger than this (stages with findings or real "
-                   "dependencies stay visible).")
+              help="Fold pipeline diagrams (dot, mermaid, html, markdown) larger than this; stages with findings or "
+                   "real dependencies stay visible.")
+@click.option("--select", multiple=True, metavar="RULE", help="Run only these rules (repeatable; replaces `select`).")
+@click.option("--extend-select", multiple=True, metavar="RULE", help="Add rules to the selection (repeatable).")
+@click.option("--ignore", multiple=True, metavar="RULE", help="Turn a rule off (repeatable; same as --disable).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the report.")
 def audit(
     paths: tuple[Path, ...],
     fmt: str | None,
@@ -180,13 +195,19 @@ def audit(
     show_config: bool,
     timings_file: Path | None,
     max_stages: int | None,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    exit_zero: bool,
+    statistics: bool,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
     from analyzer.config import Overrides, describe
 
     overrides = Overrides(
-        exclude=exclude, disable=disable, severity=_parse_severity_flags(severity_flags), fail_on=fail_on,
-        max_file_bytes=max_file_bytes, out_dir=out_dir, baseline=baseline_file,
+        exclude=exclude, disable=(*disable, *ignore), severity=_parse_severity_flags(severity_flags),
+        fail_on=fail_on, max_file_bytes=max_file_bytes, out_dir=out_dir, baseline=baseline_file,
+        select=select, extend_select=extend_select,
     )
     config = _config(paths[0] if paths else Path("."), config_file, overrides)
     if show_config:
@@ -201,14 +222,13 @@ def audit(
         write_dir = None  # an explicit --format/--output asks for that one output, not the config's folder
     fmt = fmt or "text"
 
-    options = config.options()
+    options = _rooted(config.options(), targets)
     report = _analyze(targets, options)
-    delta: GraphDelta | None = None
     if diff_base is not None:
         from analyzer import diffmode
 
         try:
-            report, delta = diffmode.run(targets, diff_base, options, report)
+            report, _delta = diffmode.run(targets, diff_base, options, report)
         except diffmode.DiffError as exc:
             raise UsageFailure(str(exc)) from None
     if known is not None:
@@ -216,11 +236,15 @@ def audit(
 
         report = baseline.apply(report, known)
     from analyzer.output import OutputError, write_atomic
+    from analyzer.render import render
 
-    text = _render(report, fmt, delta, max_stages)
+    text = _statistics(report) if statistics else render(report, fmt, max_stages)
     try:
         if write_dir is not None:
-            _write_out_dir(report, delta, write_dir)
+            from analyzer.render.outdir import write_out_dir
+
+            for note in write_out_dir(report, write_dir, max_stages):
+                click.echo(note, err=True)
         if timings_file is not None:
             from analyzer.plan_cli import add_timings
 
@@ -231,40 +255,21 @@ def audit(
         raise UsageFailure(str(exc)) from None
     if output is None:
         click.echo(text, nl=False)
-    sys.exit(exit_code(report, config.fail_on))
+    if write_dir is not None:
+        click.echo(f"stagegraph: reports written to {write_dir}/ (open {write_dir / 'report.html'})", err=True)
+    sys.exit(0 if exit_zero else exit_code(report, config.fail_on))
 
 
-def _render(report: Report, fmt: str, delta: GraphDelta | None, max_stages: int | None = None) -> str:
-    """One format of the report; in diff mode JSON gains a `delta` key and text/markdown a delta section."""
-    from analyzer.render import render
+def _statistics(report: Report) -> str:
+    """`--statistics`: findings per rule, most frequent first (as ruff's)."""
+    from collections import Counter
 
-    if max_stages is not None and fmt in ("dot", "mermaid"):
-        import importlib
-
-        module = importlib.import_module(f"analyzer.render.{fmt}")
-        folded: str = module.render(report, max_stages=max_stages)
-        return folded
-    if delta is None:
-        return render(report, fmt)
-    from analyzer import diffmode
-
-    if fmt == "json":
-        return diffmode.render_json(report, delta)
-    if fmt == "text":
-        return diffmode.render_text(delta) + "\n" + render(report, fmt)
-    if fmt == "markdown":
-        return render(report, fmt).rstrip("\n") + "\n\n" + diffmode.render_markdown(delta)
-    return render(report, fmt)
-
-
-def _write_out_dir(report: Report, delta: GraphDelta | None, out_dir: Path) -> None:
-    from analyzer.render.outdir import write_out_dir
-
-    overrides = None
-    if delta is not None:
-        overrides = {"report.json": _render(report, "json", delta), "report.md": _render(report, "markdown", delta)}
-    for note in write_out_dir(report, out_dir, overrides):
-        click.echo(note, err=True)
+    by_rule = Counter((f.rule, f.severity) for f in report.findings)
+    rows = sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0][0]))
+    lines = [f"{n:>5}  {rule:<28} {severity}" for (rule, severity), n in rows]
+    suffix = f" ({report.summary.suppressed} suppressed)" if report.summary.suppressed else ""
+    lines.append(f"{sum(by_rule.values()):>5}  total{suffix}")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------ baseline
@@ -280,7 +285,7 @@ def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: 
 
     config = _config(paths[0] if paths else Path("."), config_file)
     targets = _targets(paths, config)
-    report = _analyze(targets, config.options())
+    report = _analyze(targets, _rooted(config.options(), targets))
     destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
     from analyzer.output import OutputError
 
@@ -337,7 +342,7 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
     from analyzer.catalog import CatalogError
 
     try:
-        report, changed = run_hook(targets, files, config.options(), full=full)
+        report, changed = run_hook(targets, files, _rooted(config.options(), [root]), full=full)
     except CatalogError as exc:
         raise UsageFailure(str(exc)) from None
     known = _known_fingerprints(config.baseline)
@@ -359,7 +364,10 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
 @click.option("--repo", required=True, metavar="OWNER/NAME", help="The repository the pull request is in.")
 @click.option("--pr", "pr_number", required=True, type=click.IntRange(min=1), help="The pull-request number.")
 @click.option("--dry-run", is_flag=True, help="Print the comment instead of posting it.")
-def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None:
+@click.option("--when-clean", type=click.Choice(["short", "full", "skip"]), default="short", show_default=True,
+              help="A diff-mode report with no new findings: a short comment, the full report, or no new comment "
+                   "(an earlier one is still updated, so it never shows stale findings).")
+def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool, when_clean: str) -> None:
     """Post (or update) the Markdown report as a pull-request comment. Token from GITHUB_TOKEN."""
     import json
 
@@ -369,7 +377,9 @@ def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None
         data = json.loads(report_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageFailure(f"{report_file}: cannot read the JSON report: {exc}") from None
-    body, marker = _comment_body(data)
+    report = _saved_report(data)
+    clean = report.delta is not None and not report.findings
+    body, marker = _comment_body(report, "full" if when_clean == "full" else "short")
     if dry_run:
         click.echo(body)
         return
@@ -381,45 +391,36 @@ def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool) -> None
     client = Client(token, os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL,
                     log=lambda message: click.echo(message, err=True))
     try:
-        action, url = upsert_comment(client, repo, pr_number, body, marker)
+        action, url = upsert_comment(client, repo, pr_number, body, marker,
+                                     create=not (clean and when_clean == "skip"))
     except GitHubError as exc:
         raise UsageFailure(str(exc)) from None
-    click.echo(f"{action} the stagegraph comment on {repo}#{pr_number}{': ' + url if url else ''}", err=True)
+    if action == "skipped":
+        click.echo(f"no new findings: no stagegraph comment posted on {repo}#{pr_number} (--when-clean skip)",
+                   err=True)
+        return
+    done = "left the stagegraph comment unchanged (same body)" if action == "unchanged" else \
+        f"{action} the stagegraph comment"
+    click.echo(f"{done} on {repo}#{pr_number}{': ' + url if url else ''}", err=True)
 
 
-def _comment_body(data: dict[str, Any]) -> tuple[str, str]:
-    """The Markdown comment for a saved JSON report (plus its diff-mode delta), and the marker that finds it."""
+def _saved_report(data: Any) -> Report:
     from analyzer.render.json import from_dict
 
     try:
-        report = from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+        return from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageFailure(f"the report is not a stagegraph JSON report: missing or bad {exc}") from None
-    try:
-        import importlib
-
-        markdown = importlib.import_module("analyzer.render.markdown")
-        body: str = markdown.render(report)
-        marker: str = getattr(markdown, "MARKER", REPORT_MARKER)
-    except ImportError:  # the Markdown renderer is another module's job; keep the bot usable without it
-        body, marker = _plain_markdown(report), REPORT_MARKER
-    if isinstance(data.get("delta"), dict):
-        from analyzer import diffmode
-
-        body = body.rstrip("\n") + "\n\n" + diffmode.render_markdown(diffmode.from_dict(data["delta"]))
-    if marker not in body:
-        body = f"{marker}\n{body}"
-    return body, marker
 
 
-def _plain_markdown(report: Report) -> str:
-    s = report.summary
-    counts = dict(s.findings_by_severity)
-    lines = [REPORT_MARKER, "## stagegraph", "",
-             f"{s.pipelines} pipelines, {s.stages} stages; {counts.get('error', 0)} errors, "
-             f"{counts.get('warning', 0)} warnings, {counts.get('note', 0)} notes", ""]
-    lines.extend(f"- **{f.severity}** `{f.rule}` {f.file}:{f.line}: {f.message}" for f in report.findings)
-    return "\n".join(lines) + "\n"
+def _comment_body(report: Report, clean: str = "short") -> tuple[str, str]:
+    """The Markdown comment for a saved report (its diff-mode delta included), and the marker that finds it."""
+    from analyzer.render import markdown
+
+    body = markdown.render(report, clean=clean)
+    if markdown.MARKER not in body:
+        body = f"{markdown.MARKER}\n{body}"
+    return body, markdown.MARKER
 
 
 # ------------------------------------------------------------------ rules

@@ -28,11 +28,11 @@ STANDALONE_NAME = "stagegraph.toml"
 
 #: every key a config file may hold, in the order `stagegraph config` prints them
 KEYS = (
-    "include", "exclude", "rule-catalogs", "resource-catalogs", "role-catalogs", "disable", "severity",
-    "fail-on", "max-file-bytes", "out-dir", "baseline",
+    "include", "exclude", "rule-catalogs", "resource-catalogs", "role-catalogs", "select", "extend-select",
+    "disable", "ignore", "per-file-ignores", "severity", "fail-on", "max-file-bytes", "out-dir", "baseline",
 )
 _PATH_LIST_KEYS = ("include", "rule-catalogs", "resource-catalogs", "role-catalogs")
-_STRING_LIST_KEYS = ("exclude", "disable")
+_STRING_LIST_KEYS = ("exclude", "disable", "ignore", "select", "extend-select")
 
 
 class ConfigError(ValueError):
@@ -49,6 +49,12 @@ class Config:
     resource_catalogs: tuple[Path, ...] = ()
     role_catalogs: tuple[Path, ...] = ()
     disable: frozenset[str] = frozenset()
+    #: None: every rule; else only these (`select` plus `extend-select`)
+    select: frozenset[str] | None = None
+    extend_select: frozenset[str] = frozenset()
+    ignore: frozenset[str] = frozenset()
+    #: (gitignore-style pattern, rule ids) pairs: findings in matching files are left out
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
     severity: Mapping[str, Severity] = field(default_factory=dict)
     fail_on: str = DEFAULT_FAIL_ON
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
@@ -63,10 +69,13 @@ class Config:
         """The engine options this configuration stands for."""
         from analyzer.engine import Options
 
+        selected = None if self.select is None else self.select | self.extend_select
         return Options(
             exclude=self.exclude,
             max_file_bytes=self.max_file_bytes,
-            disabled_rules=self.disable,
+            disabled_rules=self.disable | self.ignore,
+            selected_rules=selected,
+            per_file_ignores=self.per_file_ignores,
             severities=dict(self.severity),
             extra_rules=self.rule_catalogs,
             extra_resources=self.resource_catalogs,
@@ -90,6 +99,8 @@ class Overrides:
     max_file_bytes: int | None = None
     out_dir: Path | None = None
     baseline: Path | None = None
+    select: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
 
 
 # ------------------------------------------------------------------ finding and reading the file
@@ -189,6 +200,11 @@ def _parse_file(path: Path) -> dict[str, Any]:
             values[key] = tuple(base / p for p in _string_list(path, name, value))
         elif key in _STRING_LIST_KEYS:
             values[key] = tuple(_string_list(path, name, value))
+        elif key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {name} must be a table of \"pattern\" = [rule ids]")
+            values[key] = tuple((pattern, frozenset(_string_list(path, f"{name}.{pattern}", rules)))
+                                for pattern, rules in value.items())
         elif key == "severity":
             if not isinstance(value, dict):
                 raise ConfigError(f"{path}: {name} must be a table of rule = \"error\" | \"warning\" | \"note\"")
@@ -218,7 +234,11 @@ def _check_rule_ids(config: Config) -> None:
         known = load_rules(config.rule_catalogs)
     except CatalogError as exc:
         raise ConfigError(str(exc)) from exc
-    for key, ids in (("disable", sorted(config.disable)), ("severity", sorted(config.severity))):
+    checked = [("disable", sorted(config.disable)), ("ignore", sorted(config.ignore)),
+               ("select", sorted(config.select or ())), ("extend-select", sorted(config.extend_select)),
+               ("severity", sorted(config.severity)),
+               ("per-file-ignores", sorted({r for _, rules in config.per_file_ignores for r in rules} - {"*"}))]
+    for key, ids in checked:
         for rule in ids:
             if rule not in known:
                 where = config.sources.get(key, key)
@@ -249,6 +269,11 @@ def load_config(start: Path, explicit: Path | None = None, overrides: Overrides 
 
     exclude = merged_list("exclude", overrides.exclude)
     disable = merged_list("disable", overrides.disable)
+    extend_select = merged_list("extend-select", overrides.extend_select)
+    select: tuple[str, ...] | None = file_values.get("select")
+    if overrides.select:  # as ruff: --select replaces the file's selection
+        select = tuple(overrides.select)
+        sources["select"] = "command line"
     severity: dict[str, Severity] = dict(file_values.get("severity", {}))
     if overrides.severity:
         for rule, level in overrides.severity.items():
@@ -271,6 +296,10 @@ def load_config(start: Path, explicit: Path | None = None, overrides: Overrides 
         resource_catalogs=file_values.get("resource-catalogs", ()),
         role_catalogs=file_values.get("role-catalogs", ()),
         disable=frozenset(disable),
+        select=frozenset(select) if select is not None else None,
+        extend_select=frozenset(extend_select),
+        ignore=frozenset(file_values.get("ignore", ())),
+        per_file_ignores=file_values.get("per-file-ignores", ()),
         severity=severity,
         fail_on=scalar("fail-on", overrides.fail_on, DEFAULT_FAIL_ON),
         max_file_bytes=scalar("max-file-bytes", overrides.max_file_bytes, DEFAULT_MAX_FILE_BYTES),

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from analyzer.confine import git_command, git_env
-from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Pipeline, Report
+from analyzer.model import DEPENDENCY_KINDS, Diagnostic, EdgeKey, GraphDelta, GroupKey, Pipeline, Report
+
+__all__ = ["DiffError", "EdgeKey", "GraphDelta", "GroupKey", "analyze_ref", "compare", "run"]
 
 if TYPE_CHECKING:
     from analyzer.engine import Options
@@ -25,35 +27,6 @@ if TYPE_CHECKING:
 
 class DiffError(RuntimeError):
     """Diff mode cannot run (not a git repo, unknown ref); the message says what to do."""
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class EdgeKey:
-    pipeline: str
-    source: str
-    target: str
-    kind: str
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class GroupKey:
-    pipeline: str
-    stages: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class GraphDelta:
-    """What changed between the base ref and the work tree, beyond the new findings themselves."""
-
-    base_ref: str
-    base_commit: str
-    dependencies_added: tuple[EdgeKey, ...] = ()
-    dependencies_removed: tuple[EdgeKey, ...] = ()
-    parallel_groups_gained: tuple[GroupKey, ...] = ()
-    parallel_groups_lost: tuple[GroupKey, ...] = ()
-    new_findings: int = 0
-    fixed_findings: int = 0
-    unchanged_findings: int = 0
 
 
 # ------------------------------------------------------------------ git plumbing
@@ -123,13 +96,35 @@ def read_blobs(repo: Path, shas: Iterable[str]) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------ analysing a ref
 
+def renames(repo: Path, commit: str) -> dict[str, str]:
+    """Base path -> work-tree path of files git's rename detection pairs (`git diff -M`)."""
+    out = _git(repo, "diff", "--name-status", "-M", "-z", "--no-ext-diff", commit, "--")
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
+    moved: dict[str, str] = {}
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i]
+        if status.startswith(("R", "C")):
+            if status.startswith("R"):
+                moved[fields[i + 1]] = fields[i + 2]
+            i += 3
+        else:
+            i += 2
+    return moved
+
+
 def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Report:
-    """The report `analyze(targets)` would give if the work tree were at `commit`."""
+    """The report `analyze(targets)` would give if the work tree were at `commit`.
+
+    A file git sees as renamed since `commit` is reported under its new path (its module name
+    stays the old one, so the base's imports still resolve), so a pure rename changes no fingerprint.
+    """
     from analyzer.engine import analyze_modules, parse_sources
-    from analyzer.source import SKIP_DIRS, common_root, decode, excluded, too_large
+    from analyzer.source import SKIP_DIRS, common_root, decode, excluded, module_name, report_root, too_large
 
     root = common_root(targets)
     repo = toplevel(root)
+    shown_root = report_root(targets, options.root).relative_to(repo).as_posix()
     pathspecs: list[str] = []
     for target in targets:
         absolute = Path(os.path.abspath(target)).resolve()
@@ -138,23 +133,35 @@ def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Repor
         except ValueError as exc:
             raise DiffError(f"{target} is outside the git repository {repo}") from exc
         pathspecs.append("." if rel == "." else ":(literal)" + rel)
-    root_rel = root.relative_to(repo)
+    root_rel = root.relative_to(repo).as_posix()
+    moved = renames(repo, commit)
     blobs = list_blobs(repo, commit, pathspecs)
-    chosen: list[tuple[str, str]] = []
+
+    def under(path: str, folder: str) -> str:
+        return PurePosixPath(path).relative_to(folder).as_posix() if folder != "." else path
+
+    chosen: list[tuple[str, str, str]] = []
     for path, sha in blobs:
-        rel = PurePosixPath(path).relative_to(root_rel.as_posix()).as_posix() if str(root_rel) != "." else path
-        dirs = PurePosixPath(rel).parts[:-1]
-        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or excluded(rel, options.exclude):
+        local = under(path, root_rel)
+        dirs = PurePosixPath(local).parts[:-1]
+        if any(d in SKIP_DIRS or d.endswith(".egg-info") for d in dirs) or excluded(local, options.exclude):
             continue
-        chosen.append((rel, sha))
-    contents = read_blobs(repo, (sha for _, sha in chosen))
+        shown = moved.get(path, path)
+        try:
+            rel = under(shown, shown_root)
+        except ValueError:  # renamed out of the analysed folder: keep the base name
+            rel = under(path, shown_root)
+        chosen.append((rel, sha, module_name(local)))
+    contents = read_blobs(repo, (sha for _, sha, _ in chosen))
+
     def text_of(data: bytes, rel: str) -> str | Diagnostic:
         if len(data) > options.max_file_bytes:
             return too_large(rel, len(data), options.max_file_bytes)
         return decode(rel, data)
 
     parsed, diagnostics = parse_sources(
-        (rel, lambda rel=rel, sha=sha: text_of(contents[sha], rel)) for rel, sha in sorted(chosen)  # type: ignore[misc]
+        ((rel, lambda rel=rel, sha=sha: text_of(contents[sha], rel)) for rel, sha, _ in sorted(chosen)),  # type: ignore[misc]
+        modules={rel: module for rel, _, module in chosen},
     )
     return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
 
@@ -183,7 +190,7 @@ def group_keys(report: Report) -> set[GroupKey]:
 
 
 def compare(base: Report, head: Report, base_ref: str, base_commit: str) -> tuple[Report, GraphDelta]:
-    """The head report with only findings new relative to `base`, and the graph delta."""
+    """The head report with only findings new relative to `base` (the others in `unchanged`), and the delta."""
     from analyzer.baseline import apply
 
     base_prints = frozenset(f.fingerprint for f in base.findings)
@@ -202,7 +209,7 @@ def compare(base: Report, head: Report, base_ref: str, base_commit: str) -> tupl
         fixed_findings=len(base_prints - head_prints),
         unchanged_findings=len(head_prints & base_prints),
     )
-    return new_only, delta
+    return replace(new_only, delta=delta), delta
 
 
 def run(targets: Sequence[Path], ref: str, options: Options, head: Report) -> tuple[Report, GraphDelta]:
@@ -222,84 +229,13 @@ def _common(targets: Sequence[Path]) -> Path:
 # ------------------------------------------------------------------ presenting the delta
 
 def to_dict(delta: GraphDelta) -> dict[str, Any]:
-    """The `"delta"` key added to the JSON report in diff mode."""
-    def edge(e: EdgeKey) -> dict[str, str]:
-        return {"pipeline": e.pipeline, "from": e.source, "to": e.target, "kind": e.kind}
+    """The `"delta"` key of the JSON report (rendered by `analyzer.render.json`)."""
+    from analyzer.render.json import delta_to_dict
 
-    def group(g: GroupKey) -> dict[str, Any]:
-        return {"pipeline": g.pipeline, "stages": list(g.stages)}
-
-    return {
-        "base_ref": delta.base_ref,
-        "base_commit": delta.base_commit,
-        "findings": {"new": delta.new_findings, "fixed": delta.fixed_findings, "unchanged": delta.unchanged_findings},
-        "dependencies_added": [edge(e) for e in delta.dependencies_added],
-        "dependencies_removed": [edge(e) for e in delta.dependencies_removed],
-        "parallel_groups_gained": [group(g) for g in delta.parallel_groups_gained],
-        "parallel_groups_lost": [group(g) for g in delta.parallel_groups_lost],
-    }
+    return delta_to_dict(delta)
 
 
 def from_dict(data: dict[str, Any]) -> GraphDelta:
-    findings = data.get("findings", {})
-    return GraphDelta(
-        base_ref=data.get("base_ref", ""),
-        base_commit=data.get("base_commit", ""),
-        dependencies_added=tuple(EdgeKey(e["pipeline"], e["from"], e["to"], e["kind"])
-                                 for e in data.get("dependencies_added", [])),
-        dependencies_removed=tuple(EdgeKey(e["pipeline"], e["from"], e["to"], e["kind"])
-                                   for e in data.get("dependencies_removed", [])),
-        parallel_groups_gained=tuple(GroupKey(g["pipeline"], tuple(g["stages"]))
-                                     for g in data.get("parallel_groups_gained", [])),
-        parallel_groups_lost=tuple(GroupKey(g["pipeline"], tuple(g["stages"]))
-                                   for g in data.get("parallel_groups_lost", [])),
-        new_findings=findings.get("new", 0),
-        fixed_findings=findings.get("fixed", 0),
-        unchanged_findings=findings.get("unchanged", 0),
-    )
+    from analyzer.render.json import delta_from_dict
 
-
-def render_json(report: Report, delta: GraphDelta) -> str:
-    import json
-
-    from analyzer.render.json import to_dict as report_dict
-
-    data = report_dict(report)
-    data["delta"] = to_dict(delta)
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-def _lines(delta: GraphDelta, bullet: str, code: str) -> list[str]:
-    def edge(e: EdgeKey) -> str:
-        return (f"{bullet}{code}{e.target}{code} depends on {code}{e.source}{code} ({e.kind}) "
-                f"in {code}{e.pipeline}{code}")
-
-    def group(g: GroupKey) -> str:
-        return f"{bullet}{{{', '.join(code + s + code for s in g.stages)}}} in {code}{g.pipeline}{code}"
-
-    lines = [
-        f"{delta.new_findings} new findings, {delta.fixed_findings} fixed, {delta.unchanged_findings} unchanged",
-    ]
-    sections = (
-        ("real dependencies added", [edge(e) for e in delta.dependencies_added]),
-        ("real dependencies removed", [edge(e) for e in delta.dependencies_removed]),
-        ("parallel groups gained", [group(g) for g in delta.parallel_groups_gained]),
-        ("parallel groups lost", [group(g) for g in delta.parallel_groups_lost]),
-    )
-    for title, items in sections:
-        if items:
-            lines.append(f"{title}:")
-            lines.extend(items)
-    if not any(items for _, items in sections):
-        lines.append("no change to real dependencies or parallel groups")
-    return lines
-
-
-def render_text(delta: GraphDelta) -> str:
-    head = f"changes since {delta.base_ref} ({delta.base_commit[:12]}):"
-    return "\n".join([head, *("  " + line for line in _lines(delta, "  - ", ""))]) + "\n"
-
-
-def render_markdown(delta: GraphDelta) -> str:
-    head = f"### Changes since `{delta.base_ref}` (`{delta.base_commit[:12]}`)"
-    return "\n".join([head, "", *_lines(delta, "- ", "`")]) + "\n"
+    return delta_from_dict(data)

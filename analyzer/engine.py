@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from analyzer import __version__
 from analyzer.isolation import deep_stack
-from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
+from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Rule, Severity, Summary
 
 if TYPE_CHECKING:
     from analyzer.source import ParsedModule
@@ -27,6 +27,10 @@ class Options:
     exclude: tuple[str, ...] = ()
     max_file_bytes: int = 2_000_000
     disabled_rules: frozenset[str] = frozenset()
+    #: None: every rule; else only these (`--select`)
+    selected_rules: frozenset[str] | None = None
+    #: (gitignore-style pattern, rule ids): findings of those rules in matching files are left out
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
     severities: dict[str, Severity] = field(default_factory=dict)
     extra_rules: tuple[Path, ...] = ()
     extra_resources: tuple[Path, ...] = ()
@@ -34,6 +38,8 @@ class Options:
     only_files: frozenset[str] | None = None  # report only pipelines touching these root-relative files
     #: diagnostics found before the run (a config path outside the repository)
     diagnostics: tuple[Diagnostic, ...] = ()
+    #: report paths relative to this folder (the CLI passes the repository root); None: the analysed folder
+    root: Path | None = None
 
 
 Progress = Callable[[int, int, str], None]
@@ -43,13 +49,14 @@ Progress = Callable[[int, int, str], None]
 def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progress | None = None) -> Report:
     from analyzer import source
 
-    found = source.discover(paths, options.exclude)
+    found = source.discover(paths, options.exclude, options.root)
     def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
         return lambda: _uninstrumented(source.read_source(src, options.max_file_bytes))
 
     parsed, diagnostics = parse_sources(
         ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
         paths={src.relpath: src.path for src in found.files},
+        modules={src.relpath: src.module for src in found.files},
     )
     return analyze_modules(parsed, [*options.diagnostics, *found.diagnostics, *diagnostics], options,
                            files_analysed=len(parsed))
@@ -70,12 +77,14 @@ def parse_sources(
     total: int = 0,
     progress: Progress | None = None,
     paths: dict[str, Path] | None = None,
+    modules: dict[str, str] | None = None,
 ) -> tuple[list[ParsedModule], list[Diagnostic]]:
     """Read (lazily, one at a time) and parse each file once; every failure is one diagnostic.
 
     The one loop from text to module for every source of text: the work tree, git objects (diff
     mode), or texts the pre-commit hook already read for its import scan. `paths` gives files on
-    disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files).
+    disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files);
+    `modules` their dotted names when those differ from the report path's.
     """
     from analyzer import source
 
@@ -86,7 +95,8 @@ def parse_sources(
             progress(done, total, relpath)
         try:
             text = read()
-            result = text if isinstance(text, Diagnostic) else source.parse_text(relpath, text)
+            module = (modules or {}).get(relpath, "")
+            result = text if isinstance(text, Diagnostic) else source.parse_text(relpath, text, module)
         except Exception as exc:  # isolation point: one file never stops the run
             result = Diagnostic(relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
         if isinstance(result, Diagnostic):
@@ -128,24 +138,42 @@ def analyze_modules(
         pipelines = [p for p in pipelines if _touches(p, options.only_files)]
     pipelines.sort(key=lambda p: (p.file, p.line, p.id))
     rules = catalog.load_rules(options.extra_rules)
-    findings, check_diagnostics = run_checks(
+    lines = {m.relpath: m.lines for m in modules}
+    checked = run_checks(
         tuple(pipelines),
         {rid: doc.severity for rid, doc in rules.items()},  # type: ignore[misc]
-        CheckSettings(options.disabled_rules, options.severities),
+        CheckSettings(options.disabled_rules, options.severities, options.selected_rules),
         suppressions,
+        lines,
     )
-    diagnostics.extend(check_diagnostics)
-    lines = {m.relpath: m.lines for m in modules}
-    findings = [_with_snippet(f, lines) for f in findings]
+    diagnostics.extend(checked.diagnostics)
+    ignored = _per_file_ignored(checked.findings, options.per_file_ignores)
+    findings = tuple(_with_snippet(f, lines) for f in checked.findings if f not in ignored)
     diagnostics.sort(key=lambda d: (d.file, d.line or 0, d.kind, d.message))
-    return make_report(tuple(pipelines), tuple(findings), tuple(diagnostics), files_analysed)
+    report = make_report(tuple(pipelines), findings, tuple(diagnostics), files_analysed)
+    silenced = tuple(_with_snippet(f, lines) for f in checked.suppressed)
+    docs = tuple(Rule(d.id, d.severity, d.title, d.summary, d.why, d.bad, d.good, d.fix, tuple(d.tags))
+                 for d in rules.values())
+    return replace(report, suppressed=silenced, suppression_problems=tuple(checked.problems),
+                   summary=replace(report.summary, suppressed=len(silenced)), rules=docs)
+
+
+def _per_file_ignored(findings: Sequence[Finding], table: tuple[tuple[str, frozenset[str]], ...]) -> list[Finding]:
+    """Findings `per-file-ignores` leaves out (patterns have gitignore semantics, as ruff's)."""
+    if not table:
+        return []
+    from analyzer.source import gitignore_spec
+
+    specs = [(gitignore_spec((pattern,)), rules) for pattern, rules in table]
+    return [f for f in findings if any(spec.match_file(f.file) and (f.rule in rules or "*" in rules)
+                                       for spec, rules in specs)]
 
 
 def _with_snippet(finding: Finding, lines: dict[str, list[str]]) -> Finding:
     source = lines.get(finding.file)
     if not source or not 1 <= finding.line <= len(source):
         return finding
-    return replace(finding, snippet=source[finding.line - 1].strip()[:200])
+    return replace(finding, snippet=source[finding.line - 1].rstrip()[:200])
 
 
 def _touches(pipeline: Pipeline, files: frozenset[str]) -> bool:
@@ -174,7 +202,8 @@ def make_report(
 
 
 def summarize(
-    pipelines: tuple[Pipeline, ...], findings: tuple[Finding, ...], files_analysed: int, baselined: int = 0
+    pipelines: tuple[Pipeline, ...], findings: tuple[Finding, ...], files_analysed: int, baselined: int = 0,
+    suppressed: int = 0,
 ) -> Summary:
     kinds: Counter[str] = Counter(e.kind for p in pipelines for e in p.edges)
     severities = Counter(f.severity for f in findings)
@@ -188,4 +217,5 @@ def summarize(
         fanout_candidates=sum(len(p.parallel_groups) for p in pipelines),
         findings_by_severity=tuple((s, severities[s]) for s in ("error", "warning", "note")),
         baselined=baselined,
+        suppressed=suppressed,
     )

@@ -6,7 +6,7 @@ reach the drivers) and everything those import (to resolve the driver's other st
 context comes from a cheap regex scan of import lines, not a parse, so one changed file in a
 large repo parses only a handful of modules. `--full` analyses the whole tree instead, for
 code that wires stages together in ways imports do not show (string registries, plugins).
-Paths stay relative to the analysed root, so fingerprints match a full `audit`.
+Paths are relative to the repository root, as in a full `audit`, so fingerprints match.
 """
 
 from __future__ import annotations
@@ -113,11 +113,11 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     from analyzer import source
     from analyzer.engine import analyze_modules, make_report, parse_sources
 
-    root = source.common_root(targets)
+    root = source.report_root(targets, options.root)
     changed = changed_relpaths(root, files)
     if not changed:
         return make_report((), (), (), 0), changed
-    found = source.discover(targets, options.exclude)
+    found = source.discover(targets, options.exclude, options.root)
     texts: dict[str, str | Diagnostic] = {}
     chosen = [src.relpath for src in found.files]
     if not full:
@@ -134,6 +134,7 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     parsed, problems = parse_sources(
         ((rel, lambda rel=rel: text_of(rel)) for rel in chosen),  # type: ignore[misc]
         paths={rel: src.path for rel, src in paths.items()},
+        modules={rel: src.module for rel, src in paths.items()},
     )
     diagnostics = [d for d in [*found.diagnostics, *problems] if d.file in changed]
     report = analyze_modules(parsed, diagnostics, replace(options, only_files=changed), files_analysed=len(parsed))
@@ -141,23 +142,27 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
 
 
 def render_compact(report: Report, changed: frozenset[str]) -> str:
-    """A few lines for a commit log: findings, unreadable changed files, one summary line."""
+    """A few lines for a commit log: findings with their code line, unreadable changed files, one summary line."""
     from analyzer.render.safe import sanitize
+    from analyzer.render.text import code_frame, counts_line, finding_line, plural, suppression_lines
 
     report = sanitize(report)
+
     lines = []
     for f in report.findings:
-        stages = f" [{', '.join(f.stages)}]" if f.stages else ""
-        lines.append(f"{f.file}:{f.line}: {f.severity}: {f.rule}: {f.message}{stages}")
+        lines.append(finding_line(f))
+        lines.extend(frame[2:] for frame in code_frame(f.line, f.column, f.snippet))
     for d in report.diagnostics:
         where = f"{d.file}:{d.line}" if d.line else d.file
         lines.append(f"{where}: not analysed ({d.kind}): {d.message}")
+    lines.extend(line for p, line in zip(report.suppression_problems, suppression_lines(report), strict=True)
+                 if p.file in changed)
     s = report.summary
     counts = dict(s.findings_by_severity)
-    baselined = f", {s.baselined} baselined" if s.baselined else ""
+    known = "".join(f", {n} {what}" for n, what in ((s.baselined, "baselined"), (s.suppressed, "suppressed")) if n)
+    touching = "touching it" if len(changed) == 1 else "touching them"
     lines.append(
-        f"stagegraph: {len(changed)} changed files, {s.pipelines} pipelines touching them "
-        f"({s.files_analysed} files analysed): {counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
-        f"{counts.get('note', 0)} notes{baselined}"
+        f"stagegraph: {plural(len(changed), 'changed file')}, {plural(s.pipelines, 'pipeline')} {touching} "
+        f"({plural(s.files_analysed, 'file')} analysed): {counts_line(counts)}{known}"
     )
     return "\n".join(lines) + "\n"

@@ -212,6 +212,8 @@ class Finding:
     related: tuple[Location, ...] = ()
     #: the source line the finding points at, for reports people read
     snippet: str = ""
+    #: `message` as (text, is code) pieces: code spans as data, for renderers (see analyzer.spans)
+    message_parts: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +239,85 @@ class Summary:
     fanout_candidates: int = 0
     findings_by_severity: tuple[tuple[str, int], ...] = ()
     baselined: int = 0
+    #: findings an inline `# stagegraph: ignore[...]` comment silenced
+    suppressed: int = 0
+
+
+SuppressionProblemKind = Literal["unknown-rule", "unused"]
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionProblem:
+    """An inline suppression that does nothing: a rule id that does not exist, or nothing to silence."""
+
+    file: str
+    line: int
+    rule: str
+    problem: SuppressionProblemKind
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EdgeKey:
+    """A real dependency compared across two runs: by stage names, since ids and lines move."""
+
+    pipeline: str
+    source: str
+    target: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class GroupKey:
+    pipeline: str
+    stages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphDelta:
+    """What changed between the base ref and the work tree, beyond the new findings themselves."""
+
+    base_ref: str
+    base_commit: str
+    dependencies_added: tuple[EdgeKey, ...] = ()
+    dependencies_removed: tuple[EdgeKey, ...] = ()
+    parallel_groups_gained: tuple[GroupKey, ...] = ()
+    parallel_groups_lost: tuple[GroupKey, ...] = ()
+    new_findings: int = 0
+    fixed_findings: int = 0
+    unchanged_findings: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule's documentation as the run saw it (bundled plus user catalogs), for SARIF's rule descriptors."""
+
+    id: str
+    severity: str
+    title: str
+    summary: str
+    why: str
+    bad: str
+    good: str
+    fix: str
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """Everything a renderer may show. `findings` are the ones that count (new ones in diff mode or
+    against a baseline); `unchanged` the ones left out as already known, `suppressed` the ones an
+    inline comment silenced, so SARIF can still carry them (code scanning closes what is missing)."""
+
     tool_version: str
     pipelines: tuple[Pipeline, ...]
     findings: tuple[Finding, ...]
     diagnostics: tuple[Diagnostic, ...]
     summary: Summary = field(default_factory=Summary)
     root: str = "."
+    unchanged: tuple[Finding, ...] = ()
+    suppressed: tuple[Finding, ...] = ()
+    suppression_problems: tuple[SuppressionProblem, ...] = ()
+    #: diff mode only: how the graph changed since the base ref
+    delta: GraphDelta | None = None
+    #: the rule catalog of the run (empty for a report read back from JSON: the bundled one applies)
+    rules: tuple[Rule, ...] = ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import io
 import os
 import re
@@ -19,12 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import libcst as cst
+import pathspec
 
 from analyzer.confine import git_command, git_env
 from analyzer.isolation import ParseWorker, WorkerDied
 from analyzer.model import Diagnostic
 
 DEFAULT_MAX_BYTES = 2_000_000
+
+#: Folders of tools' caches: skipped without a word, they never hold code anyone wrote.
+CACHE_DIRS = frozenset(
+    {".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".stagegraph-cache"}
+)
 
 #: Folders that never hold the user's pipeline code.
 SKIP_DIRS = frozenset(
@@ -41,7 +48,9 @@ class SourceFile:
     """A file chosen for analysis: where it is on disk and how the report names it."""
 
     path: Path
-    relpath: str  # POSIX, relative to the analysed root
+    relpath: str  # POSIX, relative to the report root (the repository root on the command line)
+    #: dotted module name, from the path under the analysed folder (how the code imports itself)
+    module: str = ""
 
 
 @dataclass(slots=True)
@@ -70,6 +79,27 @@ def common_root(paths: Sequence[Path]) -> Path:
     resolved = [p.resolve() for p in paths]
     dirs = [p if p.is_dir() else p.parent for p in resolved]
     return Path(os.path.commonpath([str(d) for d in dirs])) if dirs else Path.cwd()
+
+
+def report_root(paths: Sequence[Path], root: Path | None) -> Path:
+    """The folder report paths are relative to: `root` when it holds every path, else the analysed root."""
+    base = common_root(paths) if paths else Path.cwd()
+    if root is None:
+        return base
+    top = root.resolve()
+    return top if base == top or top in base.parents else base
+
+
+def repository_root(start: Path) -> Path:
+    """The git top level of `start`, else the current folder: where CodeQL and ruff root their paths."""
+    folder = start if start.is_dir() else start.parent
+    try:
+        proc = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                              text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return Path.cwd().resolve()
+    top = proc.stdout.strip()
+    return Path(top).resolve() if proc.returncode == 0 and top else Path.cwd().resolve()
 
 
 def _git_listed(folder: Path) -> set[Path] | None:
@@ -105,7 +135,8 @@ def _skipped_dir(name: str, path: Path) -> bool:
         return False
 
 
-def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path) -> Iterator[Path]:
+def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path, listed: set[Path] | None = None
+          ) -> Iterator[Path]:
     seen_dirs: set[tuple[int, int]] = set()
 
     def unlistable(exc: OSError) -> None:
@@ -127,10 +158,26 @@ def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path) -> Iterator[P
             dirnames[:] = []
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not _skipped_dir(d, here / d))
+        kept = []
+        for d in sorted(dirnames):
+            if not _skipped_dir(d, here / d):
+                kept.append(d)
+            elif d not in CACHE_DIRS and _holds_tracked(here / d, listed):
+                why = "a virtualenv" if (here / d / "pyvenv.cfg").exists() else "build output or third-party code"
+                diagnostics.append(Diagnostic(_rel(here / d, root) + "/", "skipped",
+                                              f"folder skipped by default ({why}); name it as a PATH to analyse it"))
+        dirnames[:] = kept
         for name in sorted(filenames):
             if name.endswith(".py"):
                 yield here / name
+
+
+def _holds_tracked(folder: Path, listed: set[Path] | None) -> bool:
+    """Whether a skipped folder is worth mentioning: outside git always, in a work tree when git tracks files in it."""
+    if listed is None:
+        return True
+    top = folder.resolve()
+    return any(top in path.parents for path in listed)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -140,9 +187,13 @@ def _rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
-    """Python files under `paths`, respecting .gitignore in a work tree, skipping venvs and build output."""
-    root = common_root(paths) if paths else Path.cwd()
+def discover(paths: Sequence[Path], exclude: Iterable[str] = (), root: Path | None = None) -> Discovery:
+    """Python files under `paths`, respecting .gitignore in a work tree, skipping venvs and build output.
+
+    Report paths are relative to `root` (see `report_root`); module names to the analysed folder.
+    """
+    base = common_root(paths) if paths else Path.cwd()
+    root = report_root(paths, root)
     diagnostics: list[Diagnostic] = []
     patterns = list(exclude)
     chosen: dict[str, SourceFile] = {}
@@ -158,7 +209,7 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
             listed = None
         else:
             listed = _git_listed(given)
-            candidates = _walk(given, diagnostics, root)
+            candidates = _walk(given, diagnostics, root, listed)
         for path in candidates:
             absolute = Path(os.path.abspath(path))
             rel = _rel(absolute, root)
@@ -173,16 +224,30 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> Discovery:
                 except (OSError, RuntimeError):
                     diagnostics.append(Diagnostic(rel, "unreadable", "symlink loop: the path cannot be resolved"))
                     continue
-            if excluded(rel, patterns):
+            local = _rel(absolute, base)
+            if excluded(rel, patterns) or (local != rel and excluded(local, patterns)):
                 continue
-            chosen.setdefault(rel, SourceFile(absolute, rel))
+            chosen.setdefault(rel, SourceFile(absolute, rel, module_name(local)))
     return Discovery(root, [chosen[k] for k in sorted(chosen)], diagnostics)
 
 
 def excluded(relpath: str, patterns: Iterable[str]) -> bool:
-    """`--exclude` semantics: a glob matches the whole relative path or any one of its parts."""
+    """`--exclude` semantics: gitignore patterns (`vendor/`, `**/gen_*.py`, `!keep.py`), and, as before, a
+    glob that matches the whole relative path or any one of its parts."""
+    patterns = tuple(patterns)
+    if not patterns:
+        return False
+    if gitignore_spec(patterns).match_file(relpath):
+        return True
     parts = PurePosixPath(relpath).parts
-    return any(fnmatch.fnmatch(relpath, pat) or any(fnmatch.fnmatch(p, pat) for p in parts) for pat in patterns)
+    return any(fnmatch.fnmatch(relpath, pat) or any(fnmatch.fnmatch(p, pat) for p in parts)
+               for pat in patterns if not pat.startswith("!"))
+
+
+@functools.lru_cache(maxsize=64)
+def gitignore_spec(patterns: Sequence[str]) -> pathspec.GitIgnoreSpec:
+    """A compiled gitignore-style pattern list (pathspec's implementation of git's rules)."""
+    return pathspec.GitIgnoreSpec.from_lines(list(patterns))
 
 
 def module_name(relpath: str) -> str:
@@ -391,7 +456,7 @@ def _parse_worker() -> ParseWorker:
     return _worker
 
 
-def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
+def parse_text(relpath: str, text: str, module: str = "") -> ParsedModule | Diagnostic:
     """Parse decoded source with libcst; syntax errors, Python 2 and pathological nesting become one diagnostic.
 
     CPython's parser screens the text first. Code it rejects as too deep never reaches libcst; code
@@ -423,4 +488,4 @@ def parse_text(relpath: str, text: str) -> ParsedModule | Diagnostic:
     result = libcst_parse(relpath, text)
     if isinstance(result, tuple):
         return Diagnostic(relpath, "syntax-error", result[0], line=result[1])
-    return ParsedModule(relpath, module_name(relpath), text, result, text.splitlines())
+    return ParsedModule(relpath, module or module_name(relpath), text, result, text.splitlines())

@@ -66,7 +66,7 @@ def test_findings_exit_1_and_fail_on_severity_override(tmp_path: Path, monkeypat
     runner = CliRunner()
     result = runner.invoke(main, ["audit", "."])
     assert result.exit_code == 1
-    assert result.output.startswith("summary:\n  1 findings: 1 errors")
+    assert result.output.startswith("summary:\n  1 finding: 1 error, 0 warnings")
     assert "by rule: dedup-before-validation (1)" in result.output
     assert runner.invoke(main, ["audit", ".", "--fail-on", "never"]).exit_code == 0
     assert runner.invoke(main, ["audit", ".", "--severity", "dedup-before-validation=note"]).exit_code == 0

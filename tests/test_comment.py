@@ -39,6 +39,10 @@ class FakeGitHub:
     scripts: dict[tuple[str, str], list[Scripted]] = field(default_factory=dict)
     comments: list[dict[str, Any]] = field(default_factory=list)
     page_size: int = 2
+    #: the token's user (`GET /user`); None answers 403, as for the Actions GITHUB_TOKEN
+    login: str | None = "stagegraph-bot"
+    #: statuses to answer to POSTs that were nevertheless stored (a 502 after the write)
+    fail_after_create: list[int] = field(default_factory=list)
 
     def script(self, method: str, path: str, *answers: Scripted) -> None:
         self.scripts.setdefault((method, path), []).extend(answers)
@@ -48,6 +52,10 @@ class FakeGitHub:
         if queued:
             return queued.pop(0)
         route = path.split("?")[0].strip("/").split("/")
+        if method == "GET" and route == ["user"]:
+            if self.login is None:
+                return Scripted(403, {"message": "Resource not accessible by integration"})
+            return Scripted(200, {"login": self.login, "type": "Bot"})
         if method == "GET" and route[-1] == "comments":
             query = dict(p.split("=") for p in path.partition("?")[2].split("&") if "=" in p)
             page = int(query.get("page", "1"))
@@ -59,12 +67,18 @@ class FakeGitHub:
                                    f'<{self.url}{base}?page=9>; rel="last"')
             return Scripted(200, chunk, headers)
         if method == "POST" and route[-1] == "comments":
-            comment = {"id": 1000 + len(self.comments), "body": body["body"], "html_url": f"https://x/c/{len(self.comments)}"}
+            comment = {"id": 1000 + len(self.comments), "body": body["body"],
+                       "html_url": f"https://x/c/{len(self.comments)}",
+                       "user": {"login": self.login or "github-actions[bot]"}}
             self.comments.append(comment)
+            if self.fail_after_create:
+                return Scripted(self.fail_after_create.pop(0), {"message": "Bad Gateway"})
             return Scripted(201, comment)
         if method == "PATCH" and route[-2] == "comments":
             for comment in self.comments:
                 if comment["id"] == int(route[-1]):
+                    if comment.get("user", {}).get("login") != (self.login or "github-actions[bot]"):
+                        return Scripted(403, {"message": "You cannot edit someone else's comment"})
                     comment["body"] = body["body"]
                     return Scripted(200, comment)
         return Scripted(404, {"message": "Not Found"})
@@ -131,19 +145,20 @@ def test_creates_then_updates_its_own_comment(api: FakeGitHub) -> None:
     assert len(api.comments) == 4
     assert api.comments[-1]["body"] == f"{REPORT_MARKER}\nreport v2"
     methods = [(m, p.split("?")[0]) for m, p, _, _ in api.requests]
-    # two list pages per upsert (4 comments, 2 per page), following Link rel="next"
-    assert methods[-3:] == [("GET", "/repos/acme/etl/issues/7/comments"), ("GET", "/repos/acme/etl/issues/7/comments"),
-                            ("PATCH", "/repos/acme/etl/issues/comments/1003")]
+    # two list pages per upsert (4 comments, 2 per page), following Link rel="next"; then whose the marked one is
+    assert methods[-4:] == [("GET", "/repos/acme/etl/issues/7/comments"), ("GET", "/repos/acme/etl/issues/7/comments"),
+                            ("GET", "/user"), ("PATCH", "/repos/acme/etl/issues/comments/1003")]
     headers = api.requests[0][3]
     assert headers["Authorization"] == "Bearer t0ken"
     assert headers["Accept"] == "application/vnd.github+json"
 
 
 def test_finds_its_comment_on_a_later_page(api: FakeGitHub) -> None:
-    api.comments = [{"id": i, "body": f"c{i}"} for i in range(1, 6)] + [{"id": 77, "body": f"{REPORT_MARKER}\nold"}]
+    ours = {"id": 77, "body": f"{REPORT_MARKER}\nold", "user": {"login": "stagegraph-bot"}}
+    api.comments = [{"id": i, "body": f"c{i}"} for i in range(1, 6)] + [ours]
     action, _ = upsert_comment(_client(api), "acme/etl", 7, "new", REPORT_MARKER)
     assert action == "updated"
-    assert [p for m, p, _, _ in api.requests if m == "GET"][-1].endswith("page=3")
+    assert [p for m, p, _, _ in api.requests if m == "GET" and "comments" in p][-1].endswith("page=3")
     assert api.comments[-1]["body"] == f"{REPORT_MARKER}\nnew"
 
 
@@ -211,6 +226,10 @@ def test_comment_command_end_to_end(api: FakeGitHub, tmp_path: Path, monkeypatch
     assert "dedup-before-validation" in body
     assert "Changes since `origin/main`" in body and "`validate` depends on `dedup`" in body
     result = runner.invoke(main, ["comment", "--report", str(report), "--repo", "acme/etl", "--pr", "7"])
+    assert result.exit_code == 0 and "left the stagegraph comment unchanged" in result.output
+    assert [m for m, *_ in api.requests].count("PATCH") == 0
+    report = _report_file(tmp_path, {**delta, "base_ref": "origin/release"})
+    result = runner.invoke(main, ["comment", "--report", str(report), "--repo", "acme/etl", "--pr", "7"])
     assert result.exit_code == 0 and "updated" in result.output
     assert len(api.comments) == 1
 
@@ -242,3 +261,53 @@ def test_comment_command_usage_errors(tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 2 and "not a stagegraph JSON report" in result.output
     dry = runner.invoke(main, ["comment", "--report", str(report), "--repo", "a/b", "--pr", "1", "--dry-run"])
     assert dry.exit_code == 0 and REPORT_MARKER in dry.output
+
+
+def test_a_create_that_was_stored_before_a_502_is_not_posted_twice(api: FakeGitHub) -> None:
+    api.fail_after_create = [502]
+    sleeps: list[float] = []
+    action, _ = upsert_comment(_client(api, sleeps), "acme/etl", 7, "report", REPORT_MARKER)
+    assert action == "unchanged"  # found on the second listing, with the body it was going to send
+    assert len(api.comments) == 1
+    assert [m for m, *_ in api.requests].count("POST") == 1 and sleeps == [1.0]
+
+
+def test_a_comment_quoting_the_marker_is_never_edited(api: FakeGitHub) -> None:
+    quoted = {"id": 5, "body": f"why does the bot write {REPORT_MARKER}?", "user": {"login": "alice"}}
+    api.comments = [dict(quoted)]
+    action, _ = upsert_comment(_client(api), "acme/etl", 7, "report", REPORT_MARKER)
+    assert action == "created"
+    assert api.comments[0] == quoted and "PATCH" not in [m for m, *_ in api.requests]
+
+
+def test_the_actions_token_matches_the_actions_bot(api: FakeGitHub) -> None:
+    api.login = None  # GET /user is 403 for the GITHUB_TOKEN of a workflow
+    api.comments = [{"id": 5, "body": f"{REPORT_MARKER}\nquoted", "user": {"login": "alice"}},
+                    {"id": 9, "body": f"{REPORT_MARKER}\nold", "user": {"login": "github-actions[bot]"}}]
+    action, _ = upsert_comment(_client(api), "acme/etl", 7, "new", REPORT_MARKER)
+    assert action == "updated"
+    assert api.comments[1]["body"] == f"{REPORT_MARKER}\nnew" and api.comments[0]["body"].endswith("quoted")
+
+
+def test_a_clean_pull_request_gets_a_short_comment_or_none(api: FakeGitHub, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflow_helpers import make_repo, stagegraph
+
+    job = ("import requests\n\n\ndef fetch():\n    return requests.get('https://x/{i}').json()\n\n\n"
+           "def save(rows):\n    requests.post('https://y/{i}', json=rows, timeout=5)\n\n\n"
+           "def main():\n    rows = fetch()\n    save(rows)\n")
+    jobs = {f"jobs/job{i}.py": job.format(i=i) for i in range(12)}
+    root = make_repo(tmp_path / "repo", jobs)
+    audit = stagegraph(root, "audit", ".", "--diff-base", "main", "--out-dir", "out")
+    assert audit.returncode == 0, audit.stderr
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+    monkeypatch.setenv("GITHUB_API_URL", api.url)
+    args = ["comment", "--report", str(root / "out/report.json"), "--repo", "acme/etl", "--pr", "7"]
+    full = CliRunner().invoke(main, [*args, "--when-clean", "full", "--dry-run"]).output
+    skipped = CliRunner().invoke(main, [*args, "--when-clean", "skip"])
+    assert skipped.exit_code == 0 and "no stagegraph comment posted" in skipped.output and api.comments == []
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "created" in result.output
+    body = api.comments[0]["body"]
+    assert "no new findings" in body and "12 pipelines" in body and "12 findings known before this change" in body
+    assert len(body) < 1_000 < len(full) and "<details>" not in body and "job7" not in body

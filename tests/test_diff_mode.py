@@ -101,7 +101,7 @@ def test_text_report_leads_with_the_delta(repo: Path) -> None:
     result = CliRunner().invoke(main, ["audit", ".", "--diff-base", "HEAD"])
     assert result.exit_code == 1
     assert result.output.startswith("changes since HEAD (")
-    assert "1 new findings, 0 fixed, 0 unchanged" in result.output
+    assert "1 new finding, 0 fixed, 0 unchanged" in result.output
     assert "real dependencies added:" in result.output
     assert "dedup-before-validation" in result.output
 

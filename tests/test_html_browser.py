@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM
 from render_samples import sample_report
 
 from analyzer.render import html
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)"),
-    pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` is not installed"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.needs_chromium, pytest.mark.needs_dot]  # gates: conftest.py
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,13 +75,13 @@ def test_changed_stage_module_rechecks_the_driver_that_calls_it(project: Path) -
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0].startswith("etl/driver.py:") and "dedup-before-validation" in lines[0]
-    assert lines[-1].startswith("stagegraph: 1 changed files, 1 pipelines touching them")
+    assert lines[-1].startswith("stagegraph: 1 changed file, 1 pipeline touching it")
 
 
 def test_unrelated_change_passes_and_parses_only_its_context(project: Path) -> None:
     result = CliRunner().invoke(main, ["hook", "tools/greet.py", "README.md"])
     assert result.exit_code == 0, result.output
-    assert "(1 files analysed)" in result.output
+    assert "(1 file analysed)" in result.output
     full = CliRunner().invoke(main, ["hook", "--full", "tools/greet.py"])
     assert full.exit_code == 0 and "(4 files analysed)" in full.output
 
@@ -154,6 +155,9 @@ def test_real_pre_commit_blocks_dedup_before_validation_and_passes_a_clean_commi
     output = dirty.stdout + dirty.stderr
     assert "dedup-before-validation" in output, "the engine does not flag dedup-before-validation yet:\n" + output
     assert dirty.returncode != 0
+    # the code line under the finding, as ruff's --show-source; plurals read right
+    assert re.search(r"\n +\d+ \|     rows = \w+\(rows\)\n", output), output
+    assert "1 changed file, 1 pipeline touching it" in output
     assert git(project, "rev-parse", "HEAD").stdout.strip() == head
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from analyzer.model import Report
 from analyzer.render import dot
 from analyzer.render.outdir import write_out_dir
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` is not installed")
+needs_dot = pytest.mark.needs_dot  # the gate is decided once, in conftest.py
 
 
 def _dot_json(source: str) -> dict[str, Any]:
@@ -141,7 +140,7 @@ def test_render_svg_and_inline() -> None:
 
 
 def test_render_svg_returns_none_without_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(dot, "find_dot", lambda: None)
     assert dot.render_svg(sample_report()) is None
     notes = write_out_dir(sample_report(), tmp_path / "out")
     assert (tmp_path / "out" / "graph.dot").is_file() and not (tmp_path / "out" / "graph.svg").exists()
@@ -152,7 +151,7 @@ def test_dot_failure_is_an_error_not_a_crash(monkeypatch: pytest.MonkeyPatch, tm
     fake = tmp_path / "dot"
     fake.write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(dot, "find_dot", lambda: str(fake))
     with pytest.raises(dot.GraphvizError, match="boom"):
         dot.render_svg(sample_report())
     notes = write_out_dir(sample_report(), tmp_path / "out")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from render_samples import hostile_report, sample_report
@@ -13,7 +11,7 @@ from render_samples import hostile_report, sample_report
 from analyzer.model import Report
 from analyzer.render import html
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's `dot` is not installed")
+needs_dot = pytest.mark.needs_dot  # the gate is decided once, in conftest.py
 
 
 class _Collect(HTMLParser):
@@ -81,8 +79,10 @@ def test_hostile_text_is_escaped() -> None:
     assert "&lt;/script&gt;" in page
 
 
-def test_without_dot_shows_a_note_and_the_dot_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_without_dot_shows_a_note_and_the_dot_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.render import dot
+
+    monkeypatch.setattr(dot, "find_dot", lambda: None)
     page = html.render(hostile_report())
     parsed = _parse(page)
     assert not _tags(parsed, "svg")

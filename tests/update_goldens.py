@@ -1,6 +1,8 @@
 """Regenerate the golden reports: `fixtures/legacy_etl/expected.json` and `fixtures/cases/<case>/expected.json`.
 
-Each golden is exactly what `stagegraph audit <folder> --format json` prints. Regenerate deliberately
+Each golden is exactly what `stagegraph audit . --format json` prints inside the fixture folder, treated
+as a project of its own (git discovery stops at the folder, so paths are relative to it, as in a user's
+repository). Regenerate deliberately
 (`python tests/update_goldens.py` or `STAGEGRAPH_UPDATE=1 pytest tests/test_fixtures.py`) and read
 `git diff fixtures/` before committing: the goldens pin behaviour, so every change in them is a
 behaviour change someone should have meant.
@@ -8,6 +10,7 @@ behaviour change someone should have meant.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from functools import cache
 from pathlib import Path
@@ -34,7 +37,10 @@ def audit_json(folder: Path) -> str:
     """The JSON report of one fixture folder, produced by the real CLI entry point (in-process)."""
     from analyzer.cli import main
 
-    result = CliRunner().invoke(main, ["audit", str(folder), "--format", "json"], catch_exceptions=False)
+    home, target = (folder, ".") if folder.is_dir() else (folder.parent, folder.name)
+    with contextlib.chdir(home):
+        result = CliRunner().invoke(main, ["audit", target, "--format", "json"], catch_exceptions=False,
+                                    env={"GIT_CEILING_DIRECTORIES": str(home.parent)})
     if result.exit_code not in (0, 1):
         raise RuntimeError(f"stagegraph audit {folder} exited {result.exit_code}: {result.stderr[-2000:]}")
     return result.stdout

@@ -8,11 +8,13 @@ engine is being written. Tests that need the *real* engine say so and do not use
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,26 @@ def shift_lines(text: str, count: int = 7) -> str:
     first, _, rest = text.partition("\n")
     padding = "".join(f"# unrelated note {i}\n" for i in range(count))
     return f"{first}\n{padding}{rest}"
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What one `stagegraph` command did: exit status and its two streams."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def stagegraph(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
+    """Run the real command line in `cwd`, in-process (no interpreter start-up per call)."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 # ------------------------------------------------------------------ engine stand-in

@@ -4,6 +4,12 @@ Each rule is one module in this package with a `RULE` id and a `check(pipeline)`
 yielding `Hit`s. The runner isolates each check (a crash becomes a diagnostic naming the
 rule), applies configured severities and inline `# stagegraph: ignore[rule]` suppressions,
 and computes fingerprints that survive unrelated edits (no line numbers in them).
+
+A fingerprint is keyed by the finding's *cause*: rule, pipeline, stage names, the check's key,
+and the normalised code of the line the hit points at (whitespace collapsed, trailing comment
+dropped), plus an occurrence number when the same code appears twice. A second
+`requests.get(...)` without a timeout in a stage is then a second, new finding, while edits
+that only move code keep every fingerprint.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity
+from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
+from analyzer.spans import parts_of
 
 CheckFn = Callable[[Pipeline], Iterator["Hit"]]
 
@@ -56,9 +63,46 @@ def all_checks() -> dict[str, CheckFn]:
     return checks
 
 
-def fingerprint(rule: str, pipeline_id: str, stage_names: tuple[str, ...], key: str) -> str:
-    material = "\x1f".join([rule, pipeline_id, *sorted(stage_names), key])
+def fingerprint(rule: str, pipeline_id: str, stage_names: tuple[str, ...], key: str, cause: str = "") -> str:
+    material = "\x1f".join([rule, pipeline_id, *sorted(stage_names), key, cause])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:20]
+
+
+def normalised_code(line: str) -> str:
+    """A source line as a cause: no trailing comment, whitespace runs collapsed."""
+    quote = ""
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif line.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+        elif ch in "'\"":
+            quote = ch * 3 if line.startswith(ch * 3, i) else ch
+            i += len(quote) - 1
+        elif ch == "#":
+            line = line[:i]
+            break
+        i += 1
+    return " ".join(line.split())
+
+
+def _cause(hit: Hit, lines: Mapping[str, Sequence[str]]) -> str:
+    source = lines.get(hit.file, ())
+    return normalised_code(source[hit.line - 1]) if 1 <= hit.line <= len(source) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What the runner hands the engine: findings that count, silenced ones, and suppressions doing nothing."""
+
+    findings: list[Finding]
+    diagnostics: list[Diagnostic]
+    suppressed: list[Finding]
+    problems: list[SuppressionProblem]
 
 
 def run_checks(
@@ -66,12 +110,18 @@ def run_checks(
     default_severity: Mapping[str, Severity],
     settings: CheckSettings,
     suppressions: Mapping[str, Mapping[int, frozenset[str]]],
-) -> tuple[list[Finding], list[Diagnostic]]:
+    lines: Mapping[str, Sequence[str]] | None = None,
+) -> CheckResult:
+    """Findings (sorted, one per cause), silenced findings, useless suppressions, and failed checks."""
     findings: dict[str, Finding] = {}
+    silenced: dict[str, Finding] = {}
+    used: set[tuple[str, int, str]] = set()
     diagnostics: list[Diagnostic] = []
+    ran: set[str] = set()
     for rule, check in all_checks().items():
         if rule in settings.disabled or (settings.enabled_only is not None and rule not in settings.enabled_only):
             continue
+        ran.add(rule)
         severity: Severity = settings.severities.get(rule, default_severity.get(rule, "warning"))
         for pipeline in pipelines:
             try:
@@ -80,17 +130,26 @@ def run_checks(
                 message = f"rule {rule} failed on pipeline {pipeline.name}: {exc!r}"
                 diagnostics.append(Diagnostic(pipeline.file, "internal-error", message))
                 continue
-            for hit in hits:
-                if _suppressed(hit, pipeline, suppressions):
-                    continue
+            seen: set[tuple[object, ...]] = set()
+            occurrences: dict[str, int] = {}
+            for hit in sorted(hits, key=lambda h: (h.file, h.line, h.column or 0, h.rule, h.key)):
                 names = tuple(_stage_name(pipeline, s) for s in hit.stages)
-                fp = fingerprint(hit.rule, pipeline.id, names, hit.key)
-                if fp in findings:
+                place = (hit.rule, names, hit.key, hit.file, hit.line)
+                if place in seen:
                     continue
-                findings[fp] = Finding(
+                seen.add(place)
+                cause = _cause(hit, lines or {})
+                base = fingerprint(hit.rule, pipeline.id, names, hit.key, cause)
+                occurrences[base] = occurrences.get(base, 0) + 1
+                n = occurrences[base]
+                fp = base if n == 1 else fingerprint(hit.rule, pipeline.id, names, hit.key, f"{cause}\x1f{n}")
+                if fp in findings or fp in silenced:
+                    continue
+                finding = Finding(
                     rule=hit.rule,
                     severity=severity,
-                    message=hit.message,
+                    message=str(hit.message),
+                    message_parts=parts_of(hit.message),
                     file=hit.file,
                     line=max(hit.line, 1),
                     fingerprint=fp,
@@ -99,8 +158,46 @@ def run_checks(
                     stages=hit.stages,
                     related=hit.related,
                 )
-    ordered = sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule, f.fingerprint))
-    return ordered, diagnostics
+                matched = _suppressed(hit, pipeline, suppressions)
+                if matched is not None:
+                    used.add(matched)
+                    silenced[fp] = finding
+                else:
+                    findings[fp] = finding
+    known = set(default_severity) | set(all_checks())
+    problems = _useless_suppressions(pipelines, suppressions, used, known, ran)
+
+    def order(f: Finding) -> tuple[str, int, str, str]:
+        return (f.file, f.line, f.rule, f.fingerprint)
+
+    return CheckResult(sorted(findings.values(), key=order), diagnostics, sorted(silenced.values(), key=order),
+                       problems)
+
+
+def _useless_suppressions(
+    pipelines: tuple[Pipeline, ...],
+    suppressions: Mapping[str, Mapping[int, frozenset[str]]],
+    used: set[tuple[str, int, str]],
+    known: set[str],
+    ran: set[str],
+) -> list[SuppressionProblem]:
+    """Unknown rule ids anywhere; unused ones only in files a checked pipeline covers (as ruff's RUF100)."""
+    covered: set[str] = set()
+    for p in pipelines:
+        covered.add(p.file)
+        for stage in p.stages:
+            covered.add(stage.file)
+            if stage.definition is not None:
+                covered.add(stage.definition.file)
+    problems: list[SuppressionProblem] = []
+    for file in sorted(suppressions):
+        for line in sorted(suppressions[file]):
+            for rule in sorted(suppressions[file][line]):
+                if rule != "*" and rule not in known:
+                    problems.append(SuppressionProblem(file, line, rule, "unknown-rule"))
+                elif file in covered and (rule == "*" or rule in ran) and (file, line, rule) not in used:
+                    problems.append(SuppressionProblem(file, line, rule, "unused"))
+    return problems
 
 
 def _stage_name(pipeline: Pipeline, stage_id: str) -> str:
@@ -110,8 +207,9 @@ def _stage_name(pipeline: Pipeline, stage_id: str) -> str:
     return stage_id
 
 
-def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping[int, frozenset[str]]]) -> bool:
-    """`# stagegraph: ignore[rule]` on the finding's line or on a named stage's call or def line."""
+def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping[int, frozenset[str]]]
+                ) -> tuple[str, int, str] | None:
+    """The `# stagegraph: ignore[rule]` silencing `hit` (on its line, or a named stage's call or def line)."""
     places = [(hit.file, hit.line)]
     for stage in pipeline.stages:
         if stage.id in hit.stages:
@@ -120,6 +218,8 @@ def _suppressed(hit: Hit, pipeline: Pipeline, suppressions: Mapping[str, Mapping
                 places.append((stage.definition.file, stage.definition.line))
     for file, line in places:
         rules = suppressions.get(file, {}).get(line)
-        if rules and ("*" in rules or hit.rule in rules):
-            return True
-    return False
+        if rules and hit.rule in rules:
+            return (file, line, hit.rule)
+        if rules and "*" in rules:
+            return (file, line, "*")
+    return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from analyzer.model import DEPENDENCY_KINDS, Pipeline, Signal, Stage
+from analyzer.spans import Text, code, join
 
 #: Fan-out mechanisms whose branches really run at the same time (a plain loop does not).
 CONCURRENT_MECHANISMS = frozenset({"executor", "pool", "gather", "map", "group", "chord", "expand", "union"})
@@ -20,12 +21,12 @@ def name_of(pipeline: Pipeline, stage_id: str) -> str:
     return stage_id
 
 
-def quoted(names: Iterable[str]) -> str:
-    """`a`, `a` and `b`, `a`, `b` and `c`: stage names as a person reads them in a message."""
-    items = [f"`{n}`" for n in names]
+def quoted(names: Iterable[str]) -> Text:
+    """`a`, `a` and `b`, `a`, `b` and `c`: stage names as a person reads them, each a code span."""
+    items = [code(n) for n in names]
     if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
+        return join(items, "")
+    return join([join(items[:-1]), items[-1]], " and ")
 
 
 def is_concurrent_fanout(stage: Stage) -> bool:

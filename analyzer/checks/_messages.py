@@ -1,40 +1,44 @@
 """All user-facing message text of the checks, in one place so wording stays consistent.
 
-Style: name the stages in backticks, say what happens to the data, end without a period.
+Style: name the stages in backticks, say what happens to the data, end without a period. Each
+template is a `Template`: its backticks mark code spans, which findings keep as data
+(`Finding.message_parts`), so renderers draw them as code whatever the analysed names contain.
 """
 
 from __future__ import annotations
 
-DEDUP_BEFORE_VALIDATION = (
+from analyzer.spans import Template
+
+DEDUP_BEFORE_VALIDATION = Template(
     "dedup stage `{dedup}` runs before validation stage `{validate}` on the same data: when the copy dedup "
     "keeps is invalid, validation drops it and the valid duplicate is already gone"
 )
-CONTENTION_FANOUT = "every branch of fan-out stage `{stage}` ({mechanism}) uses {resources}"
-CONTENTION_GROUP = (
+CONTENTION_FANOUT = Template("every branch of fan-out stage `{stage}` ({mechanism}) uses {resources}")
+CONTENTION_GROUP = Template(
     "{stages} could run in parallel but share {resource}, which is not safe to use concurrently"
 )
-UNBOUNDED_FANOUT = "fan-out in `{stage}` has no bound: {details}"
-UNBOUNDED_FANOUT_DRIVER = "fan-out has no bound: {details}"
-SWALLOWED = "`{stage}` swallows exceptions ({detail}): failures vanish without a trace"
-SWALLOWED_BRANCH = (
+UNBOUNDED_FANOUT = Template("fan-out in `{stage}` has no bound: {details}")
+UNBOUNDED_FANOUT_DRIVER = Template("fan-out has no bound: {details}")
+SWALLOWED = Template("`{stage}` swallows exceptions ({detail}): failures vanish without a trace")
+SWALLOWED_BRANCH = Template(
     "fan-out branch `{stage}` swallows exceptions ({detail}): the driver never learns the branch failed"
 )
-MISSING_TIMEOUT = "`{stage}` waits without a timeout: {details}"
-MISSING_TIMEOUT_DRIVER = "the driver waits without a timeout: {details}"
-ORDER_DEPENDENT_STATE = (
+MISSING_TIMEOUT = Template("`{stage}` waits without a timeout: {details}")
+MISSING_TIMEOUT_DRIVER = Template("the driver waits without a timeout: {details}")
+ORDER_DEPENDENT_STATE = Template(
     "`{stage}` carries state across records ({detail}): reordering or splitting its input changes the result"
 )
-HIDDEN_STATE = (
+HIDDEN_STATE = Template(
     "`{reader}` reads {targets}, which only `{writer}` sets: no argument or return value carries it, so "
     "reordering them or running them apart breaks silently"
 )
-UNDECLARED = (
+UNDECLARED = Template(
     "`{target}` depends on `{source}` ({via}) but no declared dependency orders them: the scheduler may run "
     "`{target}` first"
 )
-NON_IDEMPOTENT_RETRY = "`{stage}` retries a non-idempotent write: {detail}"
-NON_IDEMPOTENT_RETRY_DRIVER = "the driver retries a non-idempotent write: {detail}"
-COINCIDENTAL_ORDER = (
+NON_IDEMPOTENT_RETRY = Template("`{stage}` retries a non-idempotent write: {detail}")
+NON_IDEMPOTENT_RETRY_DRIVER = Template("the driver retries a non-idempotent write: {detail}")
+COINCIDENTAL_ORDER = Template(
     "{stages} could start together: the code runs them in sequence ({orderings}) but no data or control "
     "dependency orders them"
 )

@@ -14,6 +14,7 @@ from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.checks._common import quoted
 from analyzer.model import Location, Pipeline
+from analyzer.spans import code, join
 
 RULE = "coincidental-order"
 
@@ -28,8 +29,9 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
             continue
         named.update((e.source, e.target) for e in inside)
         waiting = pipeline.stage(inside[0].target)
-        orderings = ", ".join(
-            f"`{pipeline.stage(e.source).name}` before `{pipeline.stage(e.target).name}`" for e in inside
+        orderings = join(
+            join([code(pipeline.stage(e.source).name), code(pipeline.stage(e.target).name)], " before ")
+            for e in inside
         )
         yield Hit(
             rule=RULE,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.model import Location, Pipeline
+from analyzer.spans import code, join
 
 RULE = "hidden-state-dependency"
 STATE_KINDS = frozenset({"attribute", "global"})
@@ -34,7 +35,7 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         yield Hit(
             rule=RULE,
             message=msg.HIDDEN_STATE.format(
-                reader=reader.name, writer=writer.name, targets=", ".join(f"`{t}`" for t in targets)
+                reader=reader.name, writer=writer.name, targets=join(code(t) for t in targets)
             ),
             file=reader.file,
             line=reader.line,

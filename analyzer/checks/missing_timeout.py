@@ -1,7 +1,7 @@
 """missing-timeout: waiting on branches or remote calls with no timeout.
 
 Reads `wait-no-timeout` (in a stage or in the driver, where it is attributed to the fan-out
-stages being waited on) and `remote-no-timeout` (in stages). One finding per stage.
+stages being waited on) and `remote-no-timeout` (in stages). One finding per call site.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.checks._common import fanout_targets, signals_of
 from analyzer.facts.signals import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT
-from analyzer.model import Location, Pipeline, Signal
+from analyzer.model import Pipeline, Signal
 
 RULE = "missing-timeout"
 
@@ -28,20 +28,19 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
             targets = tuple(s.id for s in fanout_targets(pipeline, signal))
             reasons.setdefault(targets, []).append(signal)
     for stage_ids, signals in reasons.items():
-        details = "; ".join(dict.fromkeys(s.detail or s.kind for s in signals))
-        first = signals[0]
-        if stage_ids:
-            message = msg.MISSING_TIMEOUT.format(
-                stage=", ".join(pipeline.stage(s).name for s in stage_ids), details=details
+        for signal in dict.fromkeys(signals):
+            details = signal.detail or signal.kind
+            if stage_ids:
+                message = msg.MISSING_TIMEOUT.format(
+                    stage=", ".join(pipeline.stage(s).name for s in stage_ids), details=details
+                )
+            else:
+                message = msg.MISSING_TIMEOUT_DRIVER.format(details=details)
+            yield Hit(
+                rule=RULE,
+                message=message,
+                file=signal.file,
+                line=signal.line,
+                stages=stage_ids,
+                column=signal.column,
             )
-        else:
-            message = msg.MISSING_TIMEOUT_DRIVER.format(details=details)
-        yield Hit(
-            rule=RULE,
-            message=message,
-            file=first.file,
-            line=first.line,
-            stages=stage_ids,
-            column=first.column,
-            related=tuple(Location(s.file, s.line, s.column) for s in signals[1:]),
-        )

@@ -2,7 +2,7 @@
 
 Reads the signal `retry-nonidempotent` (a retry loop or tenacity/backoff/retrying/Celery retry
 around an HTTP POST/PATCH, an INSERT without conflict handling or a queue publish, with no
-idempotency key). One finding per stage; driver-level retries are reported on their own line.
+idempotency key). One finding per cause (call site); driver-level retries are reported on their own line.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.checks._common import signals_of
 from analyzer.facts.signals import RETRY_NONIDEMPOTENT
-from analyzer.model import Location, Pipeline
+from analyzer.model import Pipeline
 
 RULE = "non-idempotent-retry"
 
@@ -23,15 +23,15 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         found = signals_of(stage, (RETRY_NONIDEMPOTENT,))
         if not found:
             continue
-        yield Hit(
-            rule=RULE,
-            message=msg.NON_IDEMPOTENT_RETRY.format(stage=stage.name, detail=found[0].detail),
-            file=found[0].file,
-            line=found[0].line,
-            stages=(stage.id,),
-            column=found[0].column,
-            related=tuple(Location(s.file, s.line, s.column) for s in found[1:]),
-        )
+        for signal in found:  # one finding per call site: each is its own cause
+            yield Hit(
+                rule=RULE,
+                message=msg.NON_IDEMPOTENT_RETRY.format(stage=stage.name, detail=signal.detail),
+                file=signal.file,
+                line=signal.line,
+                stages=(stage.id,),
+                column=signal.column,
+            )
     for signal in pipeline.signals:
         if signal.kind == RETRY_NONIDEMPOTENT:
             yield Hit(

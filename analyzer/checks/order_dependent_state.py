@@ -2,7 +2,7 @@
 
 Reads the stage signal `order-dependent-state` (running totals, sequence numbers,
 previous-record comparisons, state machines written into the output). A `seen` set used for
-dedup and pandas `.cumsum()`/`.diff()` within one stage produce no signal. One finding per stage.
+dedup and pandas `.cumsum()`/`.diff()` within one stage produce no signal. One finding per cause (call site).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.checks._common import signals_of
 from analyzer.facts.signals import ORDER_DEPENDENT_STATE
-from analyzer.model import Location, Pipeline
+from analyzer.model import Pipeline
 
 RULE = "order-dependent-state"
 
@@ -23,12 +23,12 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         found = signals_of(stage, (ORDER_DEPENDENT_STATE,))
         if not found:
             continue
-        yield Hit(
-            rule=RULE,
-            message=msg.ORDER_DEPENDENT_STATE.format(stage=stage.name, detail=found[0].detail or "loop state"),
-            file=found[0].file,
-            line=found[0].line,
-            stages=(stage.id,),
-            column=found[0].column,
-            related=tuple(Location(s.file, s.line, s.column) for s in found[1:]),
-        )
+        for signal in found:  # one finding per call site: each is its own cause
+            yield Hit(
+                rule=RULE,
+                message=msg.ORDER_DEPENDENT_STATE.format(stage=stage.name, detail=signal.detail or "loop state"),
+                file=signal.file,
+                line=signal.line,
+                stages=(stage.id,),
+                column=signal.column,
+            )

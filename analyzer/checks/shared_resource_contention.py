@@ -18,6 +18,7 @@ from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.checks._common import is_concurrent_fanout, later, quoted
 from analyzer.model import Location, Pipeline, Resource
+from analyzer.spans import Text, code, join, plain
 
 RULE = "shared-resource-contention"
 
@@ -26,9 +27,9 @@ def _label(resource: Resource) -> str:
     return f"{resource.kind}:{resource.name}"
 
 
-def _describe(resource: Resource) -> str:
+def _describe(resource: Resource) -> Text:
     call = f" from {resource.call}" if resource.call else ""
-    return f"the {resource.kind} resource `{resource.name}`{call}"
+    return join([plain(f"the {resource.kind} resource "), code(resource.name), plain(call)], "")
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
@@ -48,7 +49,7 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         if not risky:
             continue
         ordered = sorted(risky.items(), key=lambda item: (item[1][0].thread_safe, item[0]))
-        described = "; and ".join(f"{_describe(r)}, which {why}" for _, (r, why) in ordered)
+        described = join((join([_describe(r), plain(f", which {why}")], "") for _, (r, why) in ordered), "; and ")
         yield Hit(
             rule=RULE,
             message=msg.CONTENTION_FANOUT.format(

@@ -2,7 +2,7 @@
 
 Reads the stage signal `broad-except-swallow`. A handler that only logs counts as swallowed
 only in a concurrent fan-out branch, where nobody reads the worker's log. Near-miss: a handler
-that logs and re-raises produces no signal at all. One finding per stage.
+that logs and re-raises produces no signal at all. One finding per cause (call site).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from analyzer.checks import Hit
 from analyzer.checks import _messages as msg
 from analyzer.checks._common import is_concurrent_fanout, signals_of
 from analyzer.facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY
-from analyzer.model import Location, Pipeline
+from analyzer.model import Pipeline
 
 RULE = "swallowed-exception"
 
@@ -27,12 +27,12 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         if not found:
             continue
         template = msg.SWALLOWED_BRANCH if branch else msg.SWALLOWED
-        yield Hit(
-            rule=RULE,
-            message=template.format(stage=stage.name, detail=found[0].detail or "broad except"),
-            file=found[0].file,
-            line=found[0].line,
-            stages=(stage.id,),
-            column=found[0].column,
-            related=tuple(Location(s.file, s.line, s.column) for s in found[1:]),
-        )
+        for signal in found:  # one finding per except clause: each is its own cause
+            yield Hit(
+                rule=RULE,
+                message=template.format(stage=stage.name, detail=signal.detail or "broad except"),
+                file=signal.file,
+                line=signal.line,
+                stages=(stage.id,),
+                column=signal.column,
+            )

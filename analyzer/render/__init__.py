@@ -1,33 +1,51 @@
-"""Renderers: each format is one module with `render(report: Report) -> str`.
+"""Renderers: one registry of formats, each a module with `render(report: Report, ...) -> str`.
 
-Renderers receive only the `Report`; none re-analyses. They are imported lazily so the
-pre-commit path does not pay for jinja2 or graphviz.
+Renderers receive only the `Report` (diff mode's delta, suppressed and unchanged findings are
+part of it); none re-analyses. They are imported lazily so the pre-commit path does not pay for
+jinja2 or graphviz. `--format`, `--out-dir` and the PR comment all go through `render` here.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from analyzer.model import Report
 
-FORMATS: dict[str, str] = {
-    "text": "analyzer.render.text",
-    "json": "analyzer.render.json",
-    "markdown": "analyzer.render.markdown",
-    "html": "analyzer.render.html",
-    "sarif": "analyzer.render.sarif",
-    "dot": "analyzer.render.dot",
-    "mermaid": "analyzer.render.mermaid",
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """One output format: its module, the file `--out-dir` writes (if any), and whether it folds big pipelines."""
+
+    module: str
+    out_file: str | None = None
+    folds: bool = False
+
+
+FORMATS: dict[str, Format] = {
+    "text": Format("analyzer.render.text"),
+    "json": Format("analyzer.render.json", "report.json"),
+    "markdown": Format("analyzer.render.markdown", "report.md", folds=True),
+    "html": Format("analyzer.render.html", "report.html", folds=True),
+    "sarif": Format("analyzer.render.sarif", "report.sarif"),
+    "dot": Format("analyzer.render.dot", "graph.dot", folds=True),
+    "mermaid": Format("analyzer.render.mermaid", folds=True),
+    "github": Format("analyzer.render.github"),
 }
 
 
 #: formats people read: they render a copy of the report with control and bidi characters escaped
-HUMAN_FORMATS = frozenset({"text", "markdown", "html", "dot", "mermaid"})
+HUMAN_FORMATS = frozenset({"text", "markdown", "html", "dot", "mermaid", "github"})
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, max_stages: int | None = None) -> str:
+    """`report` in format `fmt`; `max_stages` folds big pipelines in the formats that draw them."""
     from analyzer.render.safe import sanitize
 
-    module = importlib.import_module(FORMATS[fmt])
-    text: str = module.render(sanitize(report) if fmt in HUMAN_FORMATS else report)
+    spec = FORMATS[fmt]
+    module = importlib.import_module(spec.module)
+    if fmt in HUMAN_FORMATS:
+        report = sanitize(report)
+    text: str = module.render(report, max_stages=max_stages) if spec.folds and max_stages is not None \
+        else module.render(report)
     return text

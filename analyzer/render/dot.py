@@ -424,13 +424,18 @@ def render_files(report: Report, max_stages: int | None = None) -> dict[str, str
 # ------------------------------------------------------------------ SVG via the system `dot`
 
 
+def find_dot() -> str | None:
+    """Where Graphviz's `dot` is (None when it is not installed); the one place that looks."""
+    return shutil.which("dot")
+
+
 def dot_available() -> bool:
-    return shutil.which("dot") is not None
+    return find_dot() is not None
 
 
 def svg_from_source(source: str, timeout: float = DOT_TIMEOUT) -> str | None:
     """Run `dot -Tsvg` on DOT source; None when Graphviz is not installed, GraphvizError when it fails."""
-    exe = shutil.which("dot")
+    exe = find_dot()
     if exe is None:
         return None
     edges = source.count("->")

@@ -1,5 +1,8 @@
 """The HTML audit report: one self-contained file (inline CSS, inline SVG, no scripts) that opens offline.
 
+Filtering by severity, rule and pipeline is CSS only (radio buttons and `:checked ~` selectors,
+in a `<details>` panel), so the page works under a Content-Security-Policy that forbids scripts.
+
 Rendered with jinja2 with autoescape on, so every analysed string is escaped by the template
 engine; the only `Markup` is the SVG that `dot` drew from our own escaped DOT source. When
 Graphviz is not installed, each pipeline shows a note and its DOT source instead.
@@ -11,8 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from analyzer.model import Finding, Pipeline, Report, Stage
+from analyzer.model import Edge, Finding, Pipeline, Report, Stage
 from analyzer.render import dot
+from analyzer.spans import parts_of
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -39,21 +43,41 @@ def _diagram(report: Report, pipeline: Pipeline, max_stages: int | None) -> Diag
     return Diagram(Markup(svg) if svg is not None else None, source)
 
 
-def _stage_row(stage: Stage, rules: dict[str, list[str]], groups: dict[str, list[int]]) -> dict[str, Any]:
+def _stage_row(stage: Stage, rules: dict[str, list[tuple[str, str]]], groups: dict[str, list[int]]
+               ) -> dict[str, Any]:
+    flagged = rules.get(stage.id, [])
+    worst = min((sev for _, sev in flagged), key=lambda sev: _SEVERITY_ORDER[sev], default="")
     return {
         "stage": stage,
-        "resources": [f"{dot.RESOURCE_ABBREV.get(r.kind, r.kind)}: {r.name}" for r in stage.resources],
-        "rules": rules.get(stage.id, []),
+        # one chip per resource, however many calls touch it
+        "resources": list(dict.fromkeys(f"{dot.RESOURCE_ABBREV.get(r.kind, r.kind)}: {r.name}"
+                                        for r in stage.resources)),
+        "rules": list(dict.fromkeys(flagged)),
+        "worst": worst,
         "groups": groups.get(stage.id, []),
     }
 
 
+def _evidence(p: Pipeline, edge: Edge) -> list[dict[str, Any]]:
+    """For each target an edge goes through: where the earlier stage touches it and where the later one does."""
+    try:
+        source, target = p.stage(edge.source), p.stage(edge.target)
+    except KeyError:
+        return []
+
+    def places(stage: Stage, name: str) -> list[str]:
+        return sorted({f"{e.file or stage.file}:{e.line}" for e in (*stage.writes, *stage.reads)
+                       if e.target == name and e.line})
+
+    return [{"via": v, "from": places(source, v), "to": places(target, v)} for v in edge.via]
+
+
 def _pipeline_context(report: Report, p: Pipeline, max_stages: int | None, draw: bool) -> dict[str, Any]:
     findings = sorted(dot.pipeline_findings(report, p), key=lambda f: (_SEVERITY_ORDER[f.severity], f.line))
-    rules: dict[str, list[str]] = {}
+    rules: dict[str, list[tuple[str, str]]] = {}
     for f in findings:
         for sid in f.stages:
-            rules.setdefault(sid, []).append(f.rule)
+            rules.setdefault(sid, []).append((f.rule, f.severity))
     groups: dict[str, list[int]] = {}
     for i, g in enumerate(p.parallel_groups, start=1):
         for sid in g.stages:
@@ -65,6 +89,7 @@ def _pipeline_context(report: Report, p: Pipeline, max_stages: int | None, draw:
         "diagram": _diagram(report, p, max_stages) if draw else None,
         "stages": [_stage_row(s, rules, groups) for s in p.stages],
         "real": [e for e in p.edges if e.kind != "order"],
+        "evidence": {(e.source, e.target): _evidence(p, e) for e in p.edges if e.kind != "order"},
         "coincidental": [e for e in p.edges if e.kind == "order"],
         "names": names,
         "groups": [{"number": i, "stages": [names.get(s, s) for s in g.stages], "shared": g.shared_resources,
@@ -81,14 +106,21 @@ def context(report: Report, max_stages: int | None = None, draw: bool = True) ->
     findings: list[Finding] = sorted(report.findings,
                                      key=lambda f: (_SEVERITY_ORDER.get(f.severity, 9), f.file, f.line, f.rule))
     counts = Counter(f.severity for f in report.findings)
+    anchors = {p.id: dot.stable_id("pipeline", p.id) for p in report.pipelines}
     return {
         "report": report,
         "summary": report.summary,
         "counts": {k: counts.get(k, 0) for k in ("error", "warning", "note")},
         "findings": findings,
+        "anchors": anchors,
+        # filter keys: CSS-safe ids for every rule and pipeline that has a finding
+        "rule_keys": {rule: dot.stable_id("rule", rule) for rule in sorted({f.rule for f in findings})},
+        "pipeline_keys": {pid: dot.stable_id("filter", pid) for pid in sorted({f.pipeline for f in findings
+                                                                               if f.pipeline in anchors})},
         "unassigned": [f for f in findings if id(f) not in assigned],
         "pipelines": [_pipeline_context(report, p, max_stages, draw) for p in report.pipelines],
         "dot_available": dot.dot_available(),
+        "parts_of": parts_of,
         "kind_words": KIND_WORDS,
     }
 

@@ -14,9 +14,12 @@ from analyzer.model import (
     SCHEMA_VERSION,
     Diagnostic,
     Edge,
+    EdgeKey,
     Effect,
     FanOut,
     Finding,
+    GraphDelta,
+    GroupKey,
     Location,
     ParallelGroup,
     Pipeline,
@@ -25,6 +28,7 @@ from analyzer.model import (
     Signal,
     Stage,
     Summary,
+    SuppressionProblem,
 )
 
 
@@ -103,6 +107,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["related"] = [_location(r) for r in f.related]
     if f.snippet:
         out["snippet"] = f.snippet
+    if f.message_parts:
+        out["message_parts"] = [{"text": text, "code": is_code} for text, is_code in f.message_parts]
     return out
 
 
@@ -112,7 +118,7 @@ def _diagnostic(d: Diagnostic) -> dict[str, Any]:
 
 def to_dict(report: Report) -> dict[str, Any]:
     s = report.summary
-    return {
+    out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "stagegraph", "version": report.tool_version},
         "summary": {
@@ -125,15 +131,66 @@ def to_dict(report: Report) -> dict[str, Any]:
             "fanout_candidates": s.fanout_candidates,
             "findings": dict(s.findings_by_severity),
             "baselined": s.baselined,
+            "suppressed": s.suppressed,
         },
         "pipelines": [_pipeline(p) for p in report.pipelines],
         "findings": [_finding(f) for f in report.findings],
         "diagnostics": [_diagnostic(d) for d in report.diagnostics],
     }
+    # additions to format 1: present only when they hold something, so plain reports read as before
+    if report.unchanged:
+        out["unchanged_findings"] = [_finding(f) for f in report.unchanged]
+    if report.suppressed:
+        out["suppressed_findings"] = [_finding(f) for f in report.suppressed]
+    if report.suppression_problems:
+        out["suppression_problems"] = [
+            {"file": p.file, "line": p.line, "rule": p.rule, "problem": p.problem} for p in report.suppression_problems
+        ]
+    if report.delta is not None:
+        out["delta"] = delta_to_dict(report.delta)
+    return out
 
 
 def render(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def delta_to_dict(delta: GraphDelta) -> dict[str, Any]:
+    """Diff mode's `"delta"` key: base, finding counts, real dependencies and parallel groups gained or lost."""
+    def edge(e: EdgeKey) -> dict[str, str]:
+        return {"pipeline": e.pipeline, "from": e.source, "to": e.target, "kind": e.kind}
+
+    def group(g: GroupKey) -> dict[str, Any]:
+        return {"pipeline": g.pipeline, "stages": list(g.stages)}
+
+    return {
+        "base_ref": delta.base_ref,
+        "base_commit": delta.base_commit,
+        "findings": {"new": delta.new_findings, "fixed": delta.fixed_findings, "unchanged": delta.unchanged_findings},
+        "dependencies_added": [edge(e) for e in delta.dependencies_added],
+        "dependencies_removed": [edge(e) for e in delta.dependencies_removed],
+        "parallel_groups_gained": [group(g) for g in delta.parallel_groups_gained],
+        "parallel_groups_lost": [group(g) for g in delta.parallel_groups_lost],
+    }
+
+
+def delta_from_dict(data: dict[str, Any]) -> GraphDelta:
+    findings = data.get("findings", {})
+    return GraphDelta(
+        base_ref=data.get("base_ref", ""),
+        base_commit=data.get("base_commit", ""),
+        dependencies_added=tuple(EdgeKey(e["pipeline"], e["from"], e["to"], e["kind"])
+                                 for e in data.get("dependencies_added", [])),
+        dependencies_removed=tuple(EdgeKey(e["pipeline"], e["from"], e["to"], e["kind"])
+                                   for e in data.get("dependencies_removed", [])),
+        parallel_groups_gained=tuple(GroupKey(g["pipeline"], tuple(g["stages"]))
+                                     for g in data.get("parallel_groups_gained", [])),
+        parallel_groups_lost=tuple(GroupKey(g["pipeline"], tuple(g["stages"]))
+                                   for g in data.get("parallel_groups_lost", [])),
+        new_findings=findings.get("new", 0),
+        fixed_findings=findings.get("fixed", 0),
+        unchanged_findings=findings.get("unchanged", 0),
+    )
 
 
 # ------------------------------------------------------------------ reading a saved report
@@ -177,16 +234,17 @@ def from_dict(data: dict[str, Any]) -> Report:
         )
         for p in data["pipelines"]
     )
-    findings = tuple(
-        Finding(
+    def finding(f: dict[str, Any]) -> Finding:
+        return Finding(
             rule=f["rule"], severity=f["severity"], message=f["message"], file=f["file"], line=f["line"],
             fingerprint=f["fingerprint"], column=f.get("column"), pipeline=f.get("pipeline"),
             stages=tuple(f.get("stages", [])),
             related=tuple(Location(r["file"], r["line"], r.get("column")) for r in f.get("related", [])),
             snippet=f.get("snippet", ""),
+            message_parts=tuple((p["text"], bool(p["code"])) for p in f.get("message_parts", [])),
         )
-        for f in data["findings"]
-    )
+
+    findings = tuple(finding(f) for f in data["findings"])
     diagnostics = tuple(Diagnostic(d["file"], d["kind"], d["message"], d.get("line"), d.get("code"))
                         for d in data["diagnostics"])
     s = data.get("summary", {})
@@ -196,7 +254,15 @@ def from_dict(data: dict[str, Any]) -> Report:
         coincidental_edges=s.get("coincidental_edges", 0), unknown_edges=s.get("unknown_edges", 0),
         fanout_candidates=s.get("fanout_candidates", 0),
         findings_by_severity=tuple((k, int(v)) for k, v in s.get("findings", {}).items()),
-        baselined=s.get("baselined", 0),
+        baselined=s.get("baselined", 0), suppressed=s.get("suppressed", 0),
     )
     _ = Signal  # signals are internal facts, not part of the contract
-    return Report(data["tool"]["version"], pipelines, findings, diagnostics, summary)
+    delta = delta_from_dict(data["delta"]) if isinstance(data.get("delta"), dict) else None
+    return Report(
+        data["tool"]["version"], pipelines, findings, diagnostics, summary,
+        unchanged=tuple(finding(f) for f in data.get("unchanged_findings", [])),
+        suppressed=tuple(finding(f) for f in data.get("suppressed_findings", [])),
+        suppression_problems=tuple(SuppressionProblem(p["file"], p["line"], p["rule"], p["problem"])
+                                   for p in data.get("suppression_problems", [])),
+        delta=delta,
+    )

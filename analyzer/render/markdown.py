@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 
-from analyzer.model import Finding, Pipeline, Report, Stage
+from analyzer.model import Finding, GraphDelta, Pipeline, Report, Stage
 from analyzer.render.dot import DEFAULT_MAX_STAGES, clean, resource_line, view
+from analyzer.spans import parts_of
 
 MARKER = "<!-- stagegraph-report -->"
 #: GitHub rejects comments longer than this many characters
@@ -73,9 +74,10 @@ def plural(n: int, word: str) -> str:
 def verdict(report: Report) -> str:
     """One line a reviewer reads first: ❌/⚠️/ℹ️/✅ and the counts."""
     counts = {k: sum(1 for f in report.findings if f.severity == k) for k in ("error", "warning", "note")}
-    parts = [plural(n, k) for k, n in counts.items() if n]
+    new = "new " if report.delta is not None else ""
+    parts = [plural(n, new + k) for k, n in counts.items() if n]
     icon = "❌" if counts["error"] else "⚠️" if counts["warning"] else "ℹ️" if counts["note"] else "✅"
-    text = f"{icon} {', '.join(parts)}" if parts else "✅ no findings"
+    text = f"{icon} {', '.join(parts)}" if parts else f"✅ no {new}findings"
     if report.diagnostics:
         text += f" · {plural(len({d.file for d in report.diagnostics}), 'file')} not analysed"
     return text
@@ -89,7 +91,23 @@ def _finding_row(f: Finding, names: dict[tuple[str, str], str]) -> str:
     stages = ", ".join(names.get((f.pipeline or "", s), s) for s in f.stages)
     where = code(f"{f.file}:{f.line}")
     return (f"| {SEVERITY_ICON.get(f.severity, '')} {f.severity} | {code(f.rule, 60)} | {where} | "
-            f"{inline(f.message, 300)}{' — stages: ' + inline(stages, 120) if stages else ''} |")
+            f"{message(f)}{' — stages: ' + inline(stages, 120) if stages else ''} |")
+
+
+def message(f: Finding, limit: int = 300) -> str:
+    """A finding's message with its code spans as Markdown code and its prose escaped."""
+    out: list[str] = []
+    left = limit
+    for text, is_code in f.message_parts or parts_of(f.message):
+        if left <= 0:
+            break
+        if is_code:
+            out.append(code(text, min(left, 120)))
+        else:  # inline() trims: keep the spaces around code spans
+            pre, post = (" " if text[:1].isspace() else ""), (" " if text[-1:].isspace() else "")
+            out.append(pre + inline(text, left) + post if text.strip() else " ")
+        left -= len(text)
+    return "".join(out)
 
 
 def _effects(stage: Stage, which: str) -> str:
@@ -153,8 +171,27 @@ def pipeline_details(report: Report, pipeline: Pipeline, max_stages: int | None 
     return "\n".join(lines)
 
 
-def render(report: Report, budget: int = BUDGET) -> str:
-    """The PR comment, at most `budget` characters (and always under GitHub's limit)."""
+def short(report: Report) -> str:
+    """The comment for a pull request that adds no findings: the verdict and the delta, nothing per pipeline."""
+    s = report.summary
+    known = [f"{plural(s.baselined, 'finding')} known before this change" if s.baselined else "",
+             f"{s.suppressed} suppressed inline" if s.suppressed else ""]
+    facts = [f"{plural(s.files_analysed, 'file')} analysed", plural(s.pipelines, "pipeline"), *filter(None, known)]
+    lines = [MARKER, f"### stagegraph: {verdict(report)}", "", " · ".join(facts), ""]
+    if report.delta is not None:
+        lines.append(delta_section(report.delta))
+    lines += ["The full report is in `report.html` / `report.json` (`stagegraph audit --out-dir`).", ""]
+    return "\n".join(lines)
+
+
+def render(report: Report, budget: int = BUDGET, max_stages: int | None = DEFAULT_MAX_STAGES,
+           clean: str = "full") -> str:
+    """The PR comment, at most `budget` characters (and always under GitHub's limit).
+
+    In diff mode with no new findings, `clean="short"` gives the short comment (see `short`).
+    """
+    if clean == "short" and report.delta is not None and not report.findings:
+        return short(report)
     s = report.summary
     head = [
         MARKER,
@@ -166,6 +203,8 @@ def render(report: Report, budget: int = BUDGET) -> str:
         "",
     ]
     parts: list[tuple[str, str]] = [("head", "\n".join(head) + "\n")]
+    if report.delta is not None:
+        parts.append(("delta", delta_section(report.delta) + "\n"))
     names = {(p.id, st.id): st.name for p in report.pipelines for st in p.stages}
     findings = _sorted_findings(report)
     hazards = [f for f in findings if f.severity != "note"]
@@ -182,7 +221,14 @@ def render(report: Report, budget: int = BUDGET) -> str:
         parts.extend(("finding", _finding_row(f, names) + "\n") for f in notes)
         parts.append(("gap", "\n</details>\n\n"))
     for p in report.pipelines:
-        parts.append(("pipeline", pipeline_details(report, p)))
+        parts.append(("pipeline", pipeline_details(report, p, max_stages)))
+    if report.suppression_problems:
+        rows = ["**Suppressions that do nothing**", ""]
+        for sp in report.suppression_problems:
+            what = "unknown rule id" if sp.problem == "unknown-rule" else "unused: nothing here to silence"
+            rows.append(f"- {code(f'{sp.file}:{sp.line}', cell=False)} "
+                        f"{code(f'stagegraph: ignore[{sp.rule}]', cell=False)}: {what}")
+        parts.append(("suppressions", "\n".join(rows) + "\n\n"))
     if report.diagnostics:
         rows = ["<details>", f"<summary>Not analysed / diagnostics ({len(report.diagnostics)})</summary>", "",
                 "| Location | Kind | Message |", "|---|---|---|"]
@@ -211,3 +257,11 @@ def render(report: Report, budget: int = BUDGET) -> str:
         out.append(f"\n> [!NOTE]\n> ✂️ **Truncated** to stay under GitHub's comment limit: {what}"
                    " not shown. The full report is in `report.html` / `report.json` (`stagegraph audit --out-dir`).\n")
     return "".join(out)
+
+
+def delta_section(delta: GraphDelta) -> str:
+    """Diff mode's delta as a Markdown section."""
+    from analyzer.render.text import delta_lines
+
+    head = f"### Changes since {code(delta.base_ref, cell=False)} ({code(delta.base_commit[:12], cell=False)})"
+    return "\n".join([head, "", *delta_lines(delta, "- ", lambda value: code(value, cell=False))]) + "\n"

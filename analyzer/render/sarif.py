@@ -6,6 +6,11 @@ description, help text and markdown, default level, tags), one result per findin
 (`uriBaseId` `%SRCROOT%`, `region.startLine`), related locations for the other stages involved,
 and `partialFingerprints` so alerts survive unrelated edits. Files not analysed become tool
 execution notifications, so they are visible in SARIF viewers too. Deterministic: no timestamps.
+
+Code scanning closes every alert missing from an upload, so a diff-mode or baseline run still
+uploads the *full* set: new findings with `baselineState: "new"`, known ones with `"unchanged"`,
+and findings silenced by `# stagegraph: ignore[...]` with an `inSource` suppression (shown as
+dismissed, not fixed). Rule descriptors come from the run's own catalog (`Report.rules`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from analyzer.model import Diagnostic, Finding, Location, Pipeline, Report
+from analyzer.model import Diagnostic, Finding, Location, Pipeline, Report, Rule
 
 if TYPE_CHECKING:
     from analyzer.catalog import RuleDoc
@@ -46,7 +51,7 @@ def _physical(file: str, line: int, column: int | None = None) -> dict[str, Any]
     return {"physicalLocation": {"artifactLocation": {"uri": uri(file), "uriBaseId": SRCROOT}, "region": region}}
 
 
-def _rule(rule_id: str, doc: RuleDoc | None) -> dict[str, Any]:
+def _rule(rule_id: str, doc: Rule | RuleDoc | None) -> dict[str, Any]:
     if doc is None:  # a finding whose rule is not in the catalog still gets a descriptor
         return {"id": rule_id, "name": rule_id, "shortDescription": {"text": rule_id},
                 "defaultConfiguration": {"level": "warning"}, "properties": {"tags": ["stagegraph"]}}
@@ -95,7 +100,8 @@ def _related(f: Finding, pipelines: dict[str, Pipeline]) -> list[dict[str, Any]]
     return out
 
 
-def _result(f: Finding, rule_index: int, pipelines: dict[str, Pipeline]) -> dict[str, Any]:
+def _result(f: Finding, rule_index: int, pipelines: dict[str, Pipeline], state: str | None = None,
+            suppressed: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {
         "ruleId": f.rule,
         "ruleIndex": rule_index,
@@ -104,6 +110,10 @@ def _result(f: Finding, rule_index: int, pipelines: dict[str, Pipeline]) -> dict
         "locations": [_physical(f.file, f.line, f.column)],
         "partialFingerprints": {FINGERPRINT_KEY: f.fingerprint},
     }
+    if state is not None:
+        result["baselineState"] = state
+    if suppressed:
+        result["suppressions"] = [{"kind": "inSource", "justification": "# stagegraph: ignore[...] in the code"}]
     related = _related(f, pipelines)
     if related:
         result["relatedLocations"] = related
@@ -128,11 +138,15 @@ def _notification(d: Diagnostic) -> dict[str, Any]:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    from analyzer.catalog import load_rules
+    catalog: dict[str, Rule | RuleDoc]
+    if report.rules:
+        catalog = {r.id: r for r in report.rules}
+    else:  # a report read back from JSON: the bundled catalog
+        from analyzer.catalog import load_rules
 
-    catalog = load_rules()
+        catalog = dict(load_rules())
     rule_ids = list(catalog)
-    for f in report.findings:
+    for f in (*report.findings, *report.unchanged, *report.suppressed):
         if f.rule not in catalog and f.rule not in rule_ids:
             rule_ids.append(f.rule)
     index = {rid: i for i, rid in enumerate(rule_ids)}
@@ -146,7 +160,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "rules": [_rule(rid, catalog.get(rid)) for rid in rule_ids],
         }},
         "originalUriBaseIds": {SRCROOT: {"description": {"text": "The root of the analysed repository."}}},
-        "results": [_result(f, index[f.rule], pipelines) for f in report.findings[:MAX_RESULTS]],
+        "results": _results(report, index, pipelines)[:MAX_RESULTS],
         "invocations": [{
             "executionSuccessful": not any(d.kind == "internal-error" for d in report.diagnostics),
             "toolExecutionNotifications": [_notification(d) for d in report.diagnostics],
@@ -154,6 +168,15 @@ def to_dict(report: Report) -> dict[str, Any]:
         "columnKind": "unicodeCodePoints",
     }
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+
+
+def _results(report: Report, index: dict[str, int], pipelines: dict[str, Pipeline]) -> list[dict[str, Any]]:
+    """Every finding of the run: new, unchanged (diff mode, baseline) and suppressed inline."""
+    compared = report.delta is not None or report.summary.baselined > 0 or bool(report.unchanged)
+    results = [_result(f, index[f.rule], pipelines, "new" if compared else None) for f in report.findings]
+    results += [_result(f, index[f.rule], pipelines, "unchanged") for f in report.unchanged]
+    results += [_result(f, index[f.rule], pipelines, suppressed=True) for f in report.suppressed]
+    return results
 
 
 def render(report: Report) -> str:
