@@ -266,3 +266,37 @@ def test_a_shell_command_may_touch_anything(tmp_path: Path) -> None:
             unrelated()
     """)
     assert _kind(pipeline, "restore", "count") == "unknown"
+
+
+def test_the_audited_package_imports_itself_by_its_own_name(tmp_path: Path) -> None:
+    """`search/` audited inside a git repository: `from search.api import f` is the analysed module `api`."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    package = tmp_path / "src" / "search"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "api.py").write_text(textwrap.dedent("""
+        OUT = "/data/index.json"
+
+        def build_index():
+            with open(OUT, "w") as fh:
+                fh.write("{}")
+
+        def read_index():
+            with open(OUT) as fh:
+                return fh.read()
+
+        def unrelated():
+            return 1
+    """))
+    (package / "tasks.py").write_text(textwrap.dedent("""
+        from search.api import build_index, read_index, unrelated
+
+        def main():
+            build_index()
+            unrelated()
+            read_index()
+    """))
+    report = analyze([package], Options(root=tmp_path))
+    (pipeline,) = [p for p in report.pipelines if p.name == "main"]
+    assert _kind(pipeline, "build_index", "read_index") == "data"
+    assert _kind(pipeline, "build_index", "unrelated") == "order"

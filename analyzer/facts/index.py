@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import libcst as cst
 
@@ -106,15 +107,29 @@ class ModuleIndex:
         return None
 
 
+def analysed_root(parsed: ParsedModule) -> Path | None:
+    """The analysed folder, from one module's file and dotted name (report paths may be relative to the
+    repository root instead, so the module name is what says how deep the file sits)."""
+    if parsed.path is None:
+        return None
+    root = parsed.path.resolve()
+    if root.name == "__init__.py":
+        # a package's own module name is its folder's; the analysed folder's own __init__ names nothing
+        root = root.parent
+        depth = len(parsed.module.split(".")) if parsed.module and parsed.module != "__main__" else 0
+    else:
+        depth = len(parsed.module.split(".")) if parsed.module else 1
+    for _ in range(depth):
+        root = root.parent
+    return root
+
+
 def _outer_packages(modules: Iterable[ModuleIndex]) -> tuple[str, ...]:
     """`pkg.sub`, `sub`: the package names above the analysed folder, when it is inside a package."""
-    for module in modules:
-        path = module.parsed.path
-        if path is None:
+    for module in sorted(modules, key=lambda m: m.parsed.path is not None and m.parsed.path.name == "__init__.py"):
+        root = analysed_root(module.parsed)
+        if root is None:
             continue
-        root = path.resolve()
-        for _ in module.relpath.split("/"):
-            root = root.parent
         names: list[str] = []
         folder = root
         while (folder / "__init__.py").is_file() and len(names) < 4:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from analyzer.facts.index import ModuleIndex, Project
+from analyzer.facts.index import ModuleIndex, Project, analysed_root
 
 WILD = "*"
 #: a parameter's value inside a summary: `\x00path\x00`, filled in at each call site
@@ -277,20 +277,9 @@ def _file_text(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None
         return None
 
 
-def analysed_root(module: ModuleIndex) -> Path | None:
-    """The folder the analysed paths are relative to, from one module's absolute path."""
-    path = module.parsed.path
-    if path is None:
-        return None
-    root = path.resolve()
-    for _ in module.relpath.split("/"):
-        root = root.parent
-    return root
-
-
 def locate_file(module: ModuleIndex, name: str) -> Path | None:
     """A file the code names, looked up beside the module, then under the analysed root; never outside it."""
-    root = analysed_root(module)
+    root = analysed_root(module.parsed)
     if root is None or module.parsed.path is None:
         return None
     here = module.parsed.path.resolve().parent
