@@ -1140,6 +1140,8 @@ class _Function:
     def scan_sql(self, node: cst.Call) -> bool:
         """Table effects of SQL in any argument; whether some SQL text (or a caller's, deferred) was seen."""
         found_any = False
+        if (self.module.qualify(node.func) or "") in self.ctx.catalog.pure_calls:
+            return False  # `sql.SQL("... {}")`, `text(...)` build a statement; the call that runs it is scanned
         sql_call = isinstance(node.func, cst.Attribute) and node.func.attr.value in _CURSOR_SQL
         for i, arg in enumerate(node.args):
             value = arg.value

@@ -125,6 +125,15 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
     return None
 
 
+def module_file(module: ModuleIndex) -> str:
+    """`__file__` as a path under the analysed folder (from the module's dotted name, not its report path)."""
+    parsed = module.parsed
+    stem = parsed.module.replace(".", "/") if parsed.module and parsed.module != "__main__" else ""
+    if parsed.path is not None and parsed.path.name == "__init__.py":
+        return f"{stem}/__init__.py" if stem else "__init__.py"
+    return f"{stem}.py" if stem else parsed.relpath.rsplit("/", 1)[-1]
+
+
 def _dirname(path: str) -> str:
     head, sep, _ = path.rstrip("/").rpartition("/")
     return head if sep and head else ("/" if path.startswith("/") else ".")
@@ -153,7 +162,7 @@ def _format(template: str, call: cst.Call, scope: Scope, depth: int) -> str:
 
 def _name(name: str, scope: Scope, depth: int) -> str | None:
     if name == "__file__":
-        return scope.module.relpath
+        return module_file(scope.module)
     if name in scope.params:
         return f"{MARK}{name}{MARK}"
     if name in scope.shadowed:
