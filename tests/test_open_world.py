@@ -300,3 +300,26 @@ def test_the_audited_package_imports_itself_by_its_own_name(tmp_path: Path) -> N
     (pipeline,) = [p for p in report.pipelines if p.name == "main"]
     assert _kind(pipeline, "build_index", "read_index") == "data"
     assert _kind(pipeline, "build_index", "unrelated") == "order"
+
+
+def test_an_object_of_our_own_class_handed_to_stages_is_not_proven_apart(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        class Warehouse:
+            def restore(self, dump):
+                self.cursor.execute(open(dump).read())
+
+            def count(self):
+                return self.cursor.execute("SELECT count(*) FROM orders")
+
+        def prepare(wh, dump):
+            wh.restore(dump)
+
+        def check(wh):
+            return wh.count()
+
+        def main(dump):
+            wh = Warehouse()
+            prepare(wh, dump)
+            check(wh)
+    """)
+    assert _kind(pipeline, "prepare", "check") == "unknown"

@@ -391,7 +391,13 @@ _NON_SQL_SYSTEMS = frozenset({"pymongo", "motor", "mongoengine", "elasticsearch"
                               "neo4j", "py2neo", "redis", "aioredis"})
 
 
+#: type prefix of a handle that stands for an object of the project's own classes (see plain.Driver)
+INSTANCE = "instance:"
+
+
 def handle_space(kind: str, handle: Handle | None = None) -> str:
+    if handle is not None and handle.type.startswith(INSTANCE):
+        return "any"  # our own class's method, not resolved: it may touch anything
     if handle is not None and _system(handle) in _NON_SQL_SYSTEMS:
         return "key"
     return _HANDLE_SPACE.get(kind, "key")

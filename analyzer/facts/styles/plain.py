@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.facts.effects import MUTATORS, Access, Context, _self_attr, _walk, function_scope
+from analyzer.facts.effects import INSTANCE, MUTATORS, Access, Context, Handle, _self_attr, _walk, function_scope
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder, dedupe, effect_of
 from analyzer.facts.tree import children as _children
@@ -548,6 +548,17 @@ class Driver:
                 return klass_of_attr, (f"self.{attr}", f"self.{attr}")
         return None
 
+    def instance_handle(self, expr: cst.BaseExpression) -> Handle | None:
+        """An object of the project's own classes handed to a stage (`load(db)` with `db = Database(...)`).
+
+        The stage's calls on it are not resolved to the class (the callee does not know the type), so
+        each is an unknown effect on that object: two stages handed the same object are not proven apart.
+        """
+        if isinstance(expr, cst.Name) and expr.value in self.w.instances:
+            klass, key = self.w.instances[expr.value]
+            return Handle(f"{INSTANCE}{klass.qualname}", "other", key, True, False, f"{klass.module.name}.x")
+        return None
+
     def resolve_call(self, func: cst.BaseExpression) -> FunctionRef | None:
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in {"self", "cls"}:
             return self.project.method(self.klass, func.attr.value) if self.klass is not None else None
@@ -605,7 +616,8 @@ class Driver:
         local_handles = driver.handles if driver is not None else {}
         param_handles = {
             name: h for name, arg in named
-            if (h := self.ctx.handle_of_expr(arg.value, self.module, local_handles, self.klass)) is not None
+            if (h := self.ctx.handle_of_expr(arg.value, self.module, local_handles, self.klass)
+                or self.instance_handle(arg.value)) is not None
         }
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
