@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import networkx as nx
+
 from analyzer.graph import conflicts
 from analyzer.model import DEPENDENCY_KINDS, Edge, Effect, Pipeline, Report, Stage
 
@@ -95,17 +97,8 @@ def explain_pair(report: Report, pipeline_name: str, first: str, second: str) ->
 
 
 def _reachable(pipeline: Pipeline, a: str, b: str) -> bool:
-    succ: dict[str, set[str]] = {}
-    for e in pipeline.edges:
-        if e.kind in DEPENDENCY_KINDS:
-            succ.setdefault(e.source, set()).add(e.target)
-    for start, goal in ((a, b), (b, a)):
-        seen, todo = {start}, [start]
-        while todo:
-            for nxt in succ.get(todo.pop(), ()):
-                if nxt == goal:
-                    return True
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-    return False
+    """Whether real (data/control/unknown) edges order the two stages through others."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(s.id for s in pipeline.stages)
+    graph.add_edges_from((e.source, e.target) for e in pipeline.edges if e.kind in DEPENDENCY_KINDS)
+    return bool(nx.has_path(graph, a, b) or nx.has_path(graph, b, a))
