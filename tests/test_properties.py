@@ -25,6 +25,9 @@ from analyzer.model import DEPENDENCY_KINDS, Pipeline
 GLOBALS = ["ledger", "seen", "cache"]
 FILES = ["raw.json", "clean.csv", "report.txt"]
 TABLES = ["staging.orders", "dw.customers", "mart.sales"]
+#: open-world symbols: `s:crm` is a module-level client of a library nobody models (its methods are
+#: unknown effects on the client), `t:?` is SQL whose text can't be resolved (it may touch every table)
+OPEN_WORLD = ["s:crm", "t:?"]
 
 
 @dataclass
@@ -42,7 +45,7 @@ class StageSpec:
 def pipelines(draw: st.DrawFn) -> list[StageSpec]:
     """Random stages; `render` also varies how the driver holds results (variables or one dict)."""
     n = draw(st.integers(min_value=2, max_value=6))
-    symbols = [f"g:{g}" for g in GLOBALS] + [f"f:{f}" for f in FILES] + [f"t:{t}" for t in TABLES]
+    symbols = [f"g:{g}" for g in GLOBALS] + [f"f:{f}" for f in FILES] + [f"t:{t}" for t in TABLES] + OPEN_WORLD
     specs = []
     for i in range(n):
         spec = StageSpec(
@@ -82,7 +85,7 @@ def render(specs: list[StageSpec], prefix: str = "", boxed: bool = False) -> str
     """Python source for the pipeline; `prefix` renames every identifier we control; `boxed` keeps every
     result in one dict (`out["0"] = stage0()`, `stage1(out["0"])`) instead of one variable each."""
     p = prefix
-    lines = ["import os", "", 'DATA_DIR = "/data"']
+    lines = ["import os", "", "from crm_sdk import CrmClient", "", 'DATA_DIR = "/data"', "crm = CrmClient()"]
     lines += [f'PATH_{f.split(".")[0].upper()} = "/data/{f}"' for f in FILES]
     lines += [f"{p}{g} = []" for g in GLOBALS]
     lines.append("")
@@ -95,6 +98,10 @@ def render(specs: list[StageSpec], prefix: str = "", boxed: bool = False) -> str
                 body.append(f"n = len({p}{name})")
             elif kind == "f":
                 body.append(f"with open({_path_expr(name, spec.file_style)}) as fh:\n        fh.read()")
+            elif kind == "s":
+                body.append(f'n = {name}.get_contact("c{i}")')
+            elif name == "?":
+                body.append('n = CURSOR.execute(os.environ["REPORT_SQL"])')
             else:
                 body.append(f'db_run("SELECT * FROM {name}")')
         for sym in sorted(spec.writes):
@@ -103,6 +110,10 @@ def render(specs: list[StageSpec], prefix: str = "", boxed: bool = False) -> str
                 body.append(f"{p}{name}.append({i})")
             elif kind == "f":
                 body.append(f'with open({_path_expr(name, spec.file_style)}, "w") as fh:\n        fh.write("x")')
+            elif kind == "s":
+                body.append(f'{name}.upsert_contact("c{i}", {i})')
+            elif name == "?":
+                body.append('CURSOR.execute(os.environ["LOAD_SQL"])')
             else:
                 body.append(f'db_run("INSERT INTO {name} SELECT 1")')
         for a in sorted(spec.mutates):
@@ -114,6 +125,7 @@ def render(specs: list[StageSpec], prefix: str = "", boxed: bool = False) -> str
         lines.extend("    " + line for line in body)
         lines.append("")
     lines.append("def db_run(sql):\n    return sql\n")
+    lines.append("CURSOR = None\n")
     lines.append(f"def {p}main():")
     if boxed:
         lines.append(f"    {p}out = {{}}")
@@ -145,9 +157,17 @@ def truth(specs: list[StageSpec]) -> set[tuple[int, int]]:
             writes[i].add(f"v:{a}")
     pairs = set()
     for i, j in itertools.combinations(range(len(specs)), 2):
-        if writes[i] & reads[j] or reads[i] & writes[j] or writes[i] & writes[j]:
+        if _conflict(writes[i], reads[j]) or _conflict(reads[i], writes[j]) or _conflict(writes[i], writes[j]):
             pairs.add((i, j))
     return pairs
+
+
+def _conflict(first: set[str], second: set[str]) -> bool:
+    """Symbols that may name the same thing: equal ones, and SQL we can't read against any table."""
+    if first & second:
+        return True
+    tables_a, tables_b = {s for s in first if s.startswith("t:")}, {s for s in second if s.startswith("t:")}
+    return bool(("t:?" in tables_a and tables_b) or ("t:?" in tables_b and tables_a))
 
 
 def split(source: str, prefix: str = "") -> dict[str, str]:
