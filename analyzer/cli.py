@@ -436,7 +436,8 @@ def why(path: Path, pipeline: str, first: str, second: str, config_file: Path | 
     from analyzer.why import WhyError, explain_pair
 
     config = _config(path, config_file)
-    report = _analyze(_targets((path,), config), config.options())
+    targets = _targets((path,), config)
+    report = _analyze(targets, _rooted(config.options(), targets))  # the same paths as `audit` reports
     try:
         click.echo(explain_pair(report, pipeline, first, second), nl=False)
     except WhyError as exc:

@@ -22,7 +22,7 @@ from analyzer.catalog import CallModel, Factory, OpaqueLibrary, ResourceCatalog
 from analyzer.facts import sql as sqlmod
 from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
 from analyzer.facts.tree import children as _children
-from analyzer.facts.values import WILD, Scope, evaluate, known, templated
+from analyzer.facts.values import SQL_COMPOSERS, WILD, Scope, evaluate, finish, known, subscript_value, templated
 from analyzer.model import Resource
 
 Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
@@ -360,8 +360,7 @@ class Context:
             part: str | None = expr.attr.value
             accessor = "__getattr__"
         else:
-            element = expr.slice[0].slice if len(expr.slice) == 1 else None
-            part = evaluate(element.value, scope) if isinstance(element, cst.Index) else None
+            part = subscript_value(expr, scope)
             accessor = "__getitem__"
         model = self.catalog.methods_of(base.type, accessor)
         if model is not None and model.returns:
@@ -395,12 +394,13 @@ _NON_SQL_SYSTEMS = frozenset({"pymongo", "motor", "mongoengine", "elasticsearch"
 INSTANCE = "instance:"
 
 
-def handle_space(kind: str, handle: Handle | None = None) -> str:
-    if handle is not None and handle.type.startswith(INSTANCE):
+def handle_space(handle: Handle) -> str:
+    """The effect namespace an unknown effect on `handle` stands for."""
+    if handle.type.startswith(INSTANCE):
         return "any"  # our own class's method, not resolved: it may touch anything
-    if handle is not None and _system(handle) in _NON_SQL_SYSTEMS:
+    if _system(handle) in _NON_SQL_SYSTEMS:
         return "key"
-    return _HANDLE_SPACE.get(kind, "key")
+    return _HANDLE_SPACE.get(handle.kind, "key")
 
 
 def _system(handle: Handle) -> str:
@@ -738,7 +738,7 @@ class _Function:
         """Open world: a call we don't model on a handle reads and/or writes that handle's resource."""
         why = f"{what} on {handle.name} is not modelled"
         for write in ([False] if reads else []) + ([True] if writes else []):
-            self.add(write, "unknown", None, why, node, of=handle_space(handle.kind, handle), assumed=True,
+            self.add(write, "unknown", None, why, node, of=handle_space(handle), assumed=True,
                      key=resource_key(handle), origin="fallback")
 
     def add_resource(self, handle: Handle, call: str, node: cst.CSTNode) -> None:
@@ -1033,8 +1033,7 @@ class _Function:
             return root, [*path, expr.attr.value]
         if isinstance(expr, cst.Subscript):
             root, path = self.param_root(expr.value, depth + 1)
-            element = expr.slice[0].slice if len(expr.slice) == 1 else None
-            part = evaluate(element.value, self.scope) if isinstance(element, cst.Index) else None
+            part = subscript_value(expr, self.scope)
             return root, [*path, part] if part and known(part) and not templated(part) and "/" not in part else path
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
             method = expr.func.attr.value
@@ -1078,7 +1077,7 @@ class _Function:
             if handle is not None:
                 reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
                 for write in ([False] if reads else []) + ([True] if writes else []):
-                    self.add(write, handle_space(handle.kind, handle), None, handle.name, node,
+                    self.add(write, handle_space(handle), None, handle.name, node,
                              key=resource_key(handle), origin="model")
             return
         kind, _, spec = target.partition(":")
@@ -1159,7 +1158,7 @@ class _Function:
             text = evaluate(value, self.scope)
             if text is None:
                 continue
-            if templated(text) and (sqlmod.looks_like_sql(_unmarked(text)) or (sql_call and i == 0)):
+            if templated(text) and (sqlmod.looks_like_sql(finish(text)) or (sql_call and i == 0)):
                 # built from a parameter: each caller fills it in, then it is parsed (summaries.resolve_sql)
                 self.add(True, "sql", None, text, node)
                 found_any = True
@@ -1170,16 +1169,15 @@ class _Function:
         return found_any
 
 
-_TEXT_CALLS = frozenset({"str", "open", "io.open", "pathlib.Path", "Path", "os.path.join"}) | {
-    f"{m}.sql.{c}" for m in ("psycopg2", "psycopg") for c in ("SQL", "Composed")
-} | {"sqlalchemy.text", "sqlalchemy.sql.text"}
+#: plain calls whose result can be SQL text (statement builders, a file's text, a path)
+_TEXT_CALLS = frozenset({"str", "open", "io.open", "pathlib.Path", "Path", "os.path.join"}) | SQL_COMPOSERS
 
 
 def on_handle(access: Access, handle: Handle) -> Access:
     """An unmodelled call made through a parameter, once the caller is known to pass `handle` there."""
     key = resource_key(handle) + (f"/{access.key}" if access.key else "")
     return Access(access.write, "unknown", None, f"{access.target} (on {handle.name})", access.site,
-                  handle_space(handle.kind, handle), True, key, "fallback")
+                  handle_space(handle), True, key, "fallback")
 
 
 def resolve_sql(access: Access, text: str) -> list[Access]:
@@ -1191,10 +1189,6 @@ def resolve_sql(access: Access, text: str) -> list[Access]:
         return found
     return [Access(True, "unknown", None, "SQL text that could not be resolved", access.site, "table", True,
                    origin="fallback")]
-
-
-def _unmarked(text: str) -> str:
-    return re.sub("\x00[^\x00]*\x00", WILD, text)
 
 
 def sql_accesses(text: str, site: Site, assumed: bool = False) -> list[Access]:

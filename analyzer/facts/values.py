@@ -231,7 +231,7 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
             return _file_text(func.value, scope, depth)
         if method == "format" and base is None:
             return None
-    if qualified in _SQL_COMPOSERS and args:
+    if qualified in SQL_COMPOSERS and args:
         # psycopg2.sql.SQL("... {} ...") / sql.Identifier("t"): the SQL text with its pieces filled in
         if qualified.endswith(("Identifier", "Literal")):
             parts = [_eval(a, scope, depth + 1) or WILD for a in args]
@@ -241,12 +241,18 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
 
 
 #: psycopg2/psycopg SQL composition: `sql.SQL(text).format(sql.Identifier(name))`
-_SQL_COMPOSERS = frozenset({
+SQL_COMPOSERS = frozenset({
     f"{m}.sql.{c}" for m in ("psycopg2", "psycopg") for c in ("SQL", "Identifier", "Literal", "Composed")
 } | {"sqlalchemy.text", "sqlalchemy.sql.text", "sqlalchemy.sql.expression.text"})
 
 #: SQL files larger than this are not read (a dump, not a statement)
 _MAX_SQL_FILE = 512 * 1024
+
+
+def subscript_value(expr: cst.Subscript, scope: Scope) -> str | None:
+    """What a single-index subscript's key evaluates to (`db["orders"]` -> `orders`), else None."""
+    element = expr.slice[0].slice if len(expr.slice) == 1 else None
+    return evaluate(element.value, scope) if isinstance(element, cst.Index) else None
 
 
 def _case(text: str, method: str) -> str:

@@ -34,7 +34,7 @@ from analyzer.confine import inside, repo_root
 from analyzer.facts.index import FunctionRef, ModuleIndex, Project
 from analyzer.facts.stagefx import StageBuilder
 from analyzer.facts.styles._declared import argument, code, kwarg, unresolved, walk
-from analyzer.facts.values import WILD, Scope, evaluate
+from analyzer.facts.values import WILD, Scope, evaluate, subscript_value
 from analyzer.model import Effect, Link, PipelineFacts, Stage
 
 PIPELINE_CALLS = frozenset({
@@ -421,8 +421,7 @@ def _registry(builder: StageBuilder, fn: FunctionRef) -> tuple[dict[str, list[Ke
 
 
 def _literal_key(expr: cst.Subscript, module: ModuleIndex) -> str | None:
-    element = expr.slice[0].slice if len(expr.slice) == 1 else None
-    key = evaluate(element.value, Scope(module)) if isinstance(element, cst.Index) else None
+    key = subscript_value(expr, Scope(module))
     return key if key is not None and WILD not in key else None
 
 
@@ -441,11 +440,16 @@ def _found_pipelines(reader: PipelineReader, members: set[str]) -> dict[str, lis
     return out
 
 
+def _first_of_each(nodes: Sequence[KedroNode]) -> list[KedroNode]:
+    """One node per declaration, in order: `init + a` and `init + b` summed list `init`'s nodes twice."""
+    first: dict[int, KedroNode] = {}
+    for n in nodes:
+        first.setdefault(id(n.call), n)
+    return list(first.values())
+
+
 def _maximal(registry: dict[str, list[KedroNode]]) -> dict[str, list[KedroNode]]:
-    unique: dict[str, list[KedroNode]] = {}
-    for key, nodes in registry.items():
-        seen: set[int] = set()
-        unique[key] = [n for n in nodes if not (id(n.call) in seen or seen.add(id(n.call)))]  # type: ignore[func-returns-value]
+    unique = {key: _first_of_each(nodes) for key, nodes in registry.items()}
     sets = {k: {id(n.call) for n in v} for k, v in unique.items() if v}
     order = sorted(sets, key=lambda k: (k != "__default__", k))
     kept: dict[str, list[KedroNode]] = {}
