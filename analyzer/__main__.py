@@ -1,5 +1,5 @@
-"""`python -m analyzer` runs the stagegraph CLI."""
+"""`python -m stagegraph` runs the stagegraph CLI."""
 
-from analyzer.cli import run
+from .cli import run
 
 run()

@@ -1,6 +1,6 @@
 """Baselines for legacy repos: record today's findings by fingerprint, then report only new ones.
 
-Fingerprints hold no line numbers (see `analyzer.checks.fingerprint`), so a baseline survives
+Fingerprints hold no line numbers (see `stagegraph.checks.fingerprint`), so a baseline survives
 unrelated edits that shift code around. The file is deterministic JSON (sorted, no timestamps)
 so it diffs cleanly in review; rule, file and message are there for the humans reading it.
 """
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyzer.model import Finding, Report
+from .model import Finding, Report
 
 BASELINE_VERSION = 1
 DEFAULT_BASELINE = ".stagegraph-baseline.json"
@@ -38,7 +38,7 @@ def dumps(report: Report) -> str:
 
 def write(report: Report, path: Path) -> None:
     """Replace the baseline atomically (raises `output.OutputError` naming the path)."""
-    from analyzer.output import write_atomic
+    from .output import write_atomic
 
     write_atomic(path, dumps(report))
 
@@ -74,7 +74,7 @@ def apply(report: Report, known: frozenset[str]) -> Report:
     """The report without findings in `known`; they move to `unchanged`, and `summary.baselined` counts them."""
     from dataclasses import replace
 
-    from analyzer.engine import summarize
+    from .engine import summarize
 
     kept = tuple(f for f in report.findings if f.fingerprint not in known)
     dropped = tuple(f for f in report.findings if f.fingerprint in known)

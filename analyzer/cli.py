@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from analyzer import __version__
-from analyzer.model import SEVERITY_RANK, Report
-from analyzer.render import FORMATS
+from . import __version__
+from .model import SEVERITY_RANK, Report
+from .render import FORMATS
 
 if TYPE_CHECKING:
-    from analyzer.config import Config, Overrides
-    from analyzer.engine import Options
+    from .config import Config, Overrides
+    from .engine import Options
 
 #: the one registry of formats (importing it loads no renderer, so `--help` stays fast)
 FORMAT_NAMES = list(FORMATS)
@@ -50,7 +50,7 @@ def _progress_bar(console: Any = None) -> Any:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from analyzer.render.safe import escape_text
+    from .render.safe import escape_text
 
     progress = Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.description}", markup=False), transient=True,
@@ -87,7 +87,7 @@ def _parse_severity_flags(values: Sequence[str]) -> dict[str, str]:
 
 
 def _config(start: Path, config_file: Path | None, overrides: Overrides | None = None) -> Config:
-    from analyzer.config import ConfigError, Overrides, load_config
+    from .config import ConfigError, Overrides, load_config
 
     try:
         return load_config(start, config_file, overrides or Overrides())
@@ -106,7 +106,7 @@ def _targets(paths: Sequence[Path], config: Config) -> list[Path]:
 def _known_fingerprints(path: Path | None) -> frozenset[str] | None:
     if path is None:
         return None
-    from analyzer import baseline
+    from . import baseline
 
     try:
         return baseline.load(path).fingerprints
@@ -118,15 +118,15 @@ def _rooted(options: Options, targets: Sequence[Path]) -> Options:
     """Options whose report paths are relative to the repository root (git top level, else the cwd)."""
     from dataclasses import replace
 
-    from analyzer.source import common_root, repository_root
+    from .source import common_root, repository_root
 
     return replace(options, root=repository_root(common_root(targets)))
 
 
 def _analyze(targets: Sequence[Path], options: Options) -> Report:
     """The engine run, with a malformed user catalog reported as a usage error (exit 2), not a crash."""
-    from analyzer.catalog import CatalogError
-    from analyzer.engine import analyze
+    from .catalog import CatalogError
+    from .engine import analyze
 
     try:
         return analyze(targets, options, progress=_progress_bar())
@@ -202,7 +202,7 @@ def audit(
     statistics: bool,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
-    from analyzer.config import Overrides, describe
+    from .config import Overrides, describe
 
     overrides = Overrides(
         exclude=exclude, disable=(*disable, *ignore), severity=_parse_severity_flags(severity_flags),
@@ -225,28 +225,28 @@ def audit(
     options = _rooted(config.options(), targets)
     report = _analyze(targets, options)
     if diff_base is not None:
-        from analyzer import diffmode
+        from . import diffmode
 
         try:
             report, _delta = diffmode.run(targets, diff_base, options, report)
         except diffmode.DiffError as exc:
             raise UsageFailure(str(exc)) from None
     if known is not None:
-        from analyzer import baseline
+        from . import baseline
 
         report = baseline.apply(report, known)
-    from analyzer.output import OutputError, write_atomic
-    from analyzer.render import render
+    from .output import OutputError, write_atomic
+    from .render import render
 
     text = _statistics(report) if statistics else render(report, fmt, max_stages)
     try:
         if write_dir is not None:
-            from analyzer.render.outdir import write_out_dir
+            from .render.outdir import write_out_dir
 
             for note in write_out_dir(report, write_dir, max_stages):
                 click.echo(note, err=True)
         if timings_file is not None:
-            from analyzer.plan_cli import add_timings
+            from .plan_cli import add_timings
 
             text = add_timings(report, targets, timings_file, fmt, text, write_dir)
         if output is not None:
@@ -281,13 +281,13 @@ def _statistics(report: Report) -> str:
 @config_option
 def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: Path | None) -> None:
     """Record the current findings of PATHS so later audits report only new ones."""
-    from analyzer import baseline
+    from . import baseline
 
     config = _config(paths[0] if paths else Path("."), config_file)
     targets = _targets(paths, config)
     report = _analyze(targets, _rooted(config.options(), targets))
     destination = output or config.baseline or Path(baseline.DEFAULT_BASELINE)
-    from analyzer.output import OutputError
+    from .output import OutputError
 
     try:
         baseline.write(report, destination)
@@ -304,7 +304,7 @@ def baseline_command(paths: tuple[Path, ...], output: Path | None, config_file: 
 @config_option
 def config_command(path: Path | None, config_file: Path | None) -> None:
     """Print the effective configuration for PATH and where each value came from."""
-    from analyzer.config import describe
+    from .config import describe
 
     click.echo(describe(_config(path or Path("."), config_file)), nl=False)
 
@@ -314,7 +314,7 @@ def config_command(path: Path | None, config_file: Path | None) -> None:
 def _repo_root(start: Path) -> Path:
     import subprocess
 
-    from analyzer.confine import git_command, git_env
+    from .confine import git_command, git_env
 
     try:
         proc = subprocess.run(git_command(start, "rev-parse", "--show-toplevel"), capture_output=True,
@@ -333,13 +333,13 @@ def _repo_root(start: Path) -> Path:
               help="Analyse the whole repository, not just the changed files and the modules linked to them.")
 def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None, full: bool) -> None:
     """pre-commit entry: check the pipelines that FILES (the changed files) belong to; print a compact report."""
-    from analyzer.config import Overrides
-    from analyzer.hook import run_hook
+    from .config import Overrides
+    from .hook import run_hook
 
     root = _repo_root(Path("."))
     config = _config(root, config_file, Overrides(fail_on=fail_on))
     targets = [root / p for p in config.include] if config.include else [root]
-    from analyzer.catalog import CatalogError
+    from .catalog import CatalogError
 
     try:
         report, changed = run_hook(targets, files, _rooted(config.options(), [root]), full=full)
@@ -347,10 +347,10 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
         raise UsageFailure(str(exc)) from None
     known = _known_fingerprints(config.baseline)
     if known is not None:
-        from analyzer import baseline
+        from . import baseline
 
         report = baseline.apply(report, known)
-    from analyzer.hook import render_compact
+    from .hook import render_compact
 
     click.echo(render_compact(report, changed), nl=False)
     sys.exit(exit_code(report, config.fail_on))
@@ -386,7 +386,7 @@ def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool, when_cl
     token = os.environ.get("GITHUB_TOKEN", "")
     if not token:
         raise UsageFailure("GITHUB_TOKEN is not set; the comment needs a token that may write pull-request comments")
-    from analyzer.github import DEFAULT_API_URL, Client, GitHubError, upsert_comment
+    from .github import DEFAULT_API_URL, Client, GitHubError, upsert_comment
 
     client = Client(token, os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL,
                     log=lambda message: click.echo(message, err=True))
@@ -405,7 +405,7 @@ def comment(report_file: Path, repo: str, pr_number: int, dry_run: bool, when_cl
 
 
 def _saved_report(data: Any) -> Report:
-    from analyzer.render.json import from_dict
+    from .render.json import from_dict
 
     try:
         return from_dict(data)
@@ -415,7 +415,7 @@ def _saved_report(data: Any) -> Report:
 
 def _comment_body(report: Report, clean: str = "short") -> tuple[str, str]:
     """The Markdown comment for a saved report (its diff-mode delta included), and the marker that finds it."""
-    from analyzer.render import markdown
+    from .render import markdown
 
     body = markdown.render(report, clean=clean)
     if markdown.MARKER not in body:
@@ -433,7 +433,7 @@ def _comment_body(report: Report, clean: str = "short") -> tuple[str, str]:
 @config_option
 def why(path: Path, pipeline: str, first: str, second: str, config_file: Path | None) -> None:
     """Explain one pair of stages: every effect of each, where it came from, and the rule that decided."""
-    from analyzer.why import WhyError, explain_pair
+    from .why import WhyError, explain_pair
 
     config = _config(path, config_file)
     targets = _targets((path,), config)
@@ -447,7 +447,7 @@ def why(path: Path, pipeline: str, first: str, second: str, config_file: Path | 
 @main.command("rules")
 def list_rules() -> None:
     """List the rules with their default severity."""
-    from analyzer.catalog import load_rules
+    from .catalog import load_rules
 
     for rule in sorted(load_rules().values(), key=lambda r: r.id):
         click.echo(f"{rule.id:<28} {rule.severity:<8} {rule.summary}")
@@ -457,8 +457,8 @@ def list_rules() -> None:
 @click.argument("rule")
 def explain(rule: str) -> None:
     """Print a rule's documentation."""
-    from analyzer.catalog import load_rules
-    from analyzer.rule_docs import rule_markdown
+    from .catalog import load_rules
+    from .rule_docs import rule_markdown
 
     rules = load_rules()
     if rule not in rules:
@@ -474,13 +474,13 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise Interrupted
 
 
-from analyzer.plan_cli import fanout, instrument, plan  # noqa: E402  (measure-then-plan commands)
+from .plan_cli import fanout, instrument, plan  # noqa: E402  (measure-then-plan commands)
 
 for _command in (instrument, plan, fanout):
     main.add_command(_command)
 
 
-def run() -> None:  # pragma: no cover - console entry for `python -m analyzer`
+def run() -> None:  # pragma: no cover - console entry for `python -m stagegraph`
     import signal
 
     signal.signal(signal.SIGINT, _on_sigint)

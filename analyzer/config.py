@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analyzer.model import Diagnostic, Severity
+from .model import Diagnostic, Severity
 
 if TYPE_CHECKING:
-    from analyzer.engine import Options
+    from .engine import Options
 
 SEVERITIES = ("error", "warning", "note")
 FAIL_ON = ("error", "warning", "note", "never")
@@ -67,7 +67,7 @@ class Config:
 
     def options(self, only_files: frozenset[str] | None = None) -> Options:
         """The engine options this configuration stands for."""
-        from analyzer.engine import Options
+        from .engine import Options
 
         selected = None if self.select is None else self.select | self.extend_select
         return Options(
@@ -160,7 +160,7 @@ def _confine(path: Path, values: dict[str, Any], prefix: str) -> list[Diagnostic
     author): it may not make stagegraph read catalogs or code, or write reports, anywhere else.
     Such paths are honoured only from the command line (or a `--config` file the user chose).
     """
-    from analyzer.confine import inside, repo_root
+    from .confine import inside, repo_root
 
     root = repo_root(path.parent)
     try:
@@ -228,7 +228,7 @@ def _parse_file(path: Path) -> dict[str, Any]:
 
 
 def _check_rule_ids(config: Config) -> None:
-    from analyzer.catalog import CatalogError, load_rules
+    from .catalog import CatalogError, load_rules
 
     try:
         known = load_rules(config.rule_catalogs)

@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from analyzer.confine import git_command, git_env
-from analyzer.model import DEPENDENCY_KINDS, Diagnostic, EdgeKey, GraphDelta, GroupKey, Pipeline, Report
+from .confine import git_command, git_env
+from .model import DEPENDENCY_KINDS, Diagnostic, EdgeKey, GraphDelta, GroupKey, Pipeline, Report
 
 __all__ = ["DiffError", "EdgeKey", "GraphDelta", "GroupKey", "analyze_ref", "compare", "run"]
 
 if TYPE_CHECKING:
-    from analyzer.engine import Options
+    from .engine import Options
 
 
 class DiffError(RuntimeError):
@@ -119,8 +119,8 @@ def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Repor
     A file git sees as renamed since `commit` is reported under its new path (its module name
     stays the old one, so the base's imports still resolve), so a pure rename changes no fingerprint.
     """
-    from analyzer.engine import analyze_modules, parse_sources
-    from analyzer.source import SKIP_DIRS, common_root, decode, excluded, module_name, report_root, too_large
+    from .engine import analyze_modules, parse_sources
+    from .source import SKIP_DIRS, common_root, decode, excluded, module_name, report_root, too_large
 
     root = common_root(targets)
     repo = toplevel(root)
@@ -191,7 +191,7 @@ def group_keys(report: Report) -> set[GroupKey]:
 
 def compare(base: Report, head: Report, base_ref: str, base_commit: str) -> tuple[Report, GraphDelta]:
     """The head report with only findings new relative to `base` (the others in `unchanged`), and the delta."""
-    from analyzer.baseline import apply
+    from .baseline import apply
 
     base_prints = frozenset(f.fingerprint for f in base.findings)
     head_prints = {f.fingerprint for f in head.findings}
@@ -221,7 +221,7 @@ def run(targets: Sequence[Path], ref: str, options: Options, head: Report) -> tu
 
 
 def _common(targets: Sequence[Path]) -> Path:
-    from analyzer.source import common_root
+    from .source import common_root
 
     return common_root(targets)
 
@@ -229,13 +229,13 @@ def _common(targets: Sequence[Path]) -> Path:
 # ------------------------------------------------------------------ presenting the delta
 
 def to_dict(delta: GraphDelta) -> dict[str, Any]:
-    """The `"delta"` key of the JSON report (rendered by `analyzer.render.json`)."""
-    from analyzer.render.json import delta_to_dict
+    """The `"delta"` key of the JSON report (rendered by `stagegraph.render.json`)."""
+    from .render.json import delta_to_dict
 
     return delta_to_dict(delta)
 
 
 def from_dict(data: dict[str, Any]) -> GraphDelta:
-    from analyzer.render.json import delta_from_dict
+    from .render.json import delta_from_dict
 
     return delta_from_dict(data)

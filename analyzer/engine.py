@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analyzer import __version__
-from analyzer.isolation import deep_stack
-from analyzer.model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Rule, Severity, Summary
+from . import __version__
+from .isolation import deep_stack
+from .model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Rule, Severity, Summary
 
 if TYPE_CHECKING:
-    from analyzer.source import ParsedModule
+    from .source import ParsedModule
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ Progress = Callable[[int, int, str], None]
 
 @deep_stack
 def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progress | None = None) -> Report:
-    from analyzer import source
+    from . import source
 
     found = source.discover(paths, options.exclude, options.root)
     def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
@@ -65,7 +65,7 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
 def _uninstrumented(text: str | Diagnostic) -> str | Diagnostic:
     """The text without what `stagegraph instrument` added, so timing wrappers never become stages."""
     if isinstance(text, str) and "_stagegraph_" in text:
-        from analyzer.instrument import strip
+        from .instrument import strip
 
         return strip(text)
     return text
@@ -86,7 +86,7 @@ def parse_sources(
     disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files);
     `modules` their dotted names when those differ from the report path's.
     """
-    from analyzer import source
+    from . import source
 
     parsed: list[ParsedModule] = []
     diagnostics: list[Diagnostic] = []
@@ -117,10 +117,10 @@ def analyze_modules(
     files_analysed: int,
 ) -> Report:
     """Everything after parsing: facts, graph, checks. Also used by diff mode on git objects."""
-    from analyzer import catalog, graph
-    from analyzer.checks import CheckSettings, run_checks
-    from analyzer.facts import extract
-    from analyzer.source import ParsedModule
+    from . import catalog, graph
+    from .checks import CheckSettings, run_checks
+    from .facts import extract
+    from .source import ParsedModule
 
     modules = [m for m in parsed if isinstance(m, ParsedModule)]
     resources = catalog.load_resources(options.extra_resources)
@@ -162,7 +162,7 @@ def _per_file_ignored(findings: Sequence[Finding], table: tuple[tuple[str, froze
     """Findings `per-file-ignores` leaves out (patterns have gitignore semantics, as ruff's)."""
     if not table:
         return []
-    from analyzer.source import gitignore_spec
+    from .source import gitignore_spec
 
     specs = [(gitignore_spec((pattern,)), rules) for pattern, rules in table]
     return [f for f in findings if any(spec.match_file(f.file) and (f.rule in rules or "*" in rules)

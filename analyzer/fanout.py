@@ -27,9 +27,9 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from analyzer.instrument import MARK, Change
-from analyzer.model import DEPENDENCY_KINDS, Pipeline, Report
-from analyzer.plan import pinned_stages, unsafe_pairs
+from .instrument import MARK, Change
+from .model import DEPENDENCY_KINDS, Pipeline, Report
+from .plan import pinned_stages, unsafe_pairs
 
 DRIVER_STYLES = frozenset({"plain", "class"})
 DEFAULT_TIMEOUT = 600.0
@@ -104,7 +104,7 @@ def _unsafe_between(pipeline: Pipeline, a: str, b: str) -> str:
 
 def refusal(report: Report, root: Path, spec: str) -> str:
     """Why `apply` would refuse `spec` ("" when it would rewrite it)."""
-    from analyzer.instrument import strip
+    from .instrument import strip
 
     try:
         group = resolve(report, spec)

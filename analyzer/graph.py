@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from analyzer.model import (
+from .model import (
     DEPENDENCY_KINDS,
     MEMORY_KINDS,
     Edge,

@@ -16,8 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from analyzer.engine import Options
-from analyzer.model import Diagnostic, Report
+from .engine import Options
+from .model import Diagnostic, Report
 
 _IMPORT = re.compile(
     r"^[ \t]*(?:from[ \t]+(?P<from>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\([^)]*\)|[^\n#;]+)"
@@ -57,7 +57,7 @@ def imported_modules(module: str, is_package: bool, text: str) -> set[str]:
 
 def import_context(files: dict[str, str], changed: Iterable[str]) -> set[str]:
     """Root-relative files to analyse for `changed`: they, their importers (transitively) and all their imports."""
-    from analyzer.source import module_name
+    from .source import module_name
 
     by_suffix: dict[str, set[str]] = {}
     for rel in files:
@@ -110,8 +110,8 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     """The report for the pipelines touching `files`, and the changed files it covered."""
     from dataclasses import replace
 
-    from analyzer import source
-    from analyzer.engine import analyze_modules, make_report, parse_sources
+    from . import source
+    from .engine import analyze_modules, make_report, parse_sources
 
     root = source.report_root(targets, options.root)
     changed = changed_relpaths(root, files)
@@ -143,8 +143,8 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
 
 def render_compact(report: Report, changed: frozenset[str]) -> str:
     """A few lines for a commit log: findings with their code line, unreadable changed files, one summary line."""
-    from analyzer.render.safe import sanitize
-    from analyzer.render.text import code_frame, counts_line, finding_line, plural, suppression_lines
+    from .render.safe import sanitize
+    from .render.text import code_frame, counts_line, finding_line, plural, suppression_lines
 
     report = sanitize(report)
 

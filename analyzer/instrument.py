@@ -24,7 +24,7 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from analyzer.model import Report
+from .model import Report
 
 MARK = "_stagegraph_"
 WRAP, WRAP_ASYNC, DECORATOR = "_stagegraph_stage", "_stagegraph_stage_async", "_stagegraph_timed"
@@ -162,8 +162,8 @@ def _stripped_module(text: str) -> cst.Module:
 
 def analyze_original(paths: Sequence[Path], options: object | None = None) -> tuple[Report, Path]:
     """The analysis of `paths` (which never sees instrumentation: the engine strips it) and its root."""
-    from analyzer import source
-    from analyzer.engine import Options, analyze
+    from . import source
+    from .engine import Options, analyze
 
     opts = options if isinstance(options, Options) else Options()
     return analyze(paths, opts), source.common_root(paths)

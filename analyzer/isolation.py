@@ -74,7 +74,7 @@ def deep_stack(fn: Callable[P, R]) -> Callable[P, R]:
 # ------------------------------------------------------------------ the parse worker
 
 #: how the worker is started; tests replace it with a worker that dies
-WORKER_COMMAND: list[str] = [sys.executable, "-m", "analyzer.isolation"]
+WORKER_COMMAND: list[str] = [sys.executable, "-m", f"{__package__}.isolation"]
 
 
 class WorkerDied(Exception):
@@ -148,7 +148,7 @@ def _death(exc: BaseException | None, proc: subprocess.Popen[bytes]) -> str:
 
 def _serve() -> None:
     """Worker main loop: length-prefixed texts in, one JSON line per text out."""
-    from analyzer.source import libcst_parse
+    from .source import libcst_parse
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     parse = deep_stack(libcst_parse)

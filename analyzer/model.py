@@ -212,7 +212,7 @@ class Finding:
     related: tuple[Location, ...] = ()
     #: the source line the finding points at, for reports people read
     snippet: str = ""
-    #: `message` as (text, is code) pieces: code spans as data, for renderers (see analyzer.spans)
+    #: `message` as (text, is code) pieces: code spans as data, for renderers (see stagegraph.spans)
     message_parts: tuple[tuple[str, bool], ...] = ()
 
 

@@ -4,7 +4,7 @@ Per pipeline: per-stage p50/p95/p99 and CPU share; the critical path and makespa
 declared order) vs with every safe fan-out (real dependencies only); the Amdahl bound; for each
 candidate group its expected saving, tail amplification, capacity check and worker cap; and the
 `unknown` edges whose resolution would gain most. Input is the `Report` and `Timings`; nothing
-here re-analyses code (pool sizes come from `analyzer.capacity`).
+here re-analyses code (pool sizes come from `stagegraph.capacity`).
 
 Safety rules, as in the analysis: a stage with any `unknown` edge keeps its declared order and is
 never proposed; two stages sharing a resource that is not safe to share keep their order too.
@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, replace
 
 import networkx as nx
 
-from analyzer.capacity import Pool
-from analyzer.model import DEPENDENCY_KINDS, Edge, ParallelGroup, Pipeline, Report, Stage
-from analyzer.timings import StageTimes, Timings, max_quantile, quantile
+from .capacity import Pool
+from .model import DEPENDENCY_KINDS, Edge, ParallelGroup, Pipeline, Report, Stage
+from .timings import StageTimes, Timings, max_quantile, quantile
 
 CPU_BOUND, IO_BOUND = 0.7, 0.3
 

@@ -1,4 +1,4 @@
-"""Commands `instrument`, `plan` and `fanout` (registered on the main group by `analyzer.cli`).
+"""Commands `instrument`, `plan` and `fanout` (registered on the main group by `stagegraph.cli`).
 
 They share one flow: analyse PATH as if it were not instrumented, then act on the Report. Heavy
 modules are imported inside the commands so `stagegraph --help` stays fast.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from analyzer.model import Report
+from .model import Report
 
 
 class _Usage(click.ClickException):
@@ -23,9 +23,9 @@ exclude_option = click.option("--exclude", multiple=True, metavar="GLOB",
 
 
 def _analysis(path: Path, exclude: tuple[str, ...] = ()) -> tuple[Report, Path]:
-    from analyzer.catalog import CatalogError
-    from analyzer.engine import Options
-    from analyzer.instrument import analyze_original
+    from .catalog import CatalogError
+    from .engine import Options
+    from .instrument import analyze_original
 
     if not path.exists():
         raise _Usage(f"no such file or folder: {path}")
@@ -45,7 +45,7 @@ def _analysis(path: Path, exclude: tuple[str, ...] = ()) -> tuple[Report, Path]:
 def instrument(path: Path, pipeline_id: str | None, dry_run: bool, show_diff: bool, undo: bool,
                exclude: tuple[str, ...]) -> None:
     """Wrap each stage of the pipelines under PATH with timing records (JSON lines to $STAGEGRAPH_TIMINGS)."""
-    from analyzer import instrument as codemod
+    from . import instrument as codemod
 
     if dry_run and show_diff:
         raise _Usage("--dry-run and --diff are alternatives; pick one")
@@ -90,9 +90,9 @@ def instrument(path: Path, pipeline_id: str | None, dry_run: bool, show_diff: bo
 def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_runs: int, fmt: str,
          output: Path | None, exclude: tuple[str, ...]) -> None:
     """Plan the fan-out of the pipelines under PATH from measured stage timings."""
-    from analyzer import capacity, timings
-    from analyzer import fanout as rewrite
-    from analyzer import plan as planning
+    from . import capacity, timings
+    from . import fanout as rewrite
+    from . import plan as planning
 
     try:
         measured = timings.load(timings_file)
@@ -122,7 +122,7 @@ def plan(path: Path, timings_file: Path, pipeline_id: str | None, concurrent_run
 def fanout(path: Path, group: str, flag: str | None, timeout: float, workers: int | None, show_diff: bool,
            exclude: tuple[str, ...]) -> None:
     """Rewrite one safe parallel group of a plain driver as a bounded ThreadPoolExecutor behind a flag."""
-    from analyzer import fanout as codemod
+    from . import fanout as codemod
 
     report, root = _analysis(path, exclude)
     try:
@@ -141,11 +141,11 @@ def fanout(path: Path, group: str, flag: str | None, timeout: float, workers: in
 def add_timings(report: Report, targets: list[Path], timings_file: Path, fmt: str, text: str,
                 out_dir: Path | None) -> str:
     """`audit --timings`: the plan added to `text` (markdown/html) and to report.md/report.html in `out_dir`."""
-    from analyzer import capacity, timings
-    from analyzer import fanout as rewrite
-    from analyzer import plan as planning
-    from analyzer.render.timings import add_to
-    from analyzer.source import common_root
+    from . import capacity, timings
+    from . import fanout as rewrite
+    from . import plan as planning
+    from .render.timings import add_to
+    from .source import common_root
 
     try:
         measured = timings.load(timings_file)

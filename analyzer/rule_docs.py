@@ -1,6 +1,6 @@
 """Rule documentation as Markdown, generated from rules/rules.toml (for `explain` and docs/rules/).
 
-`python -m analyzer.rule_docs docs/rules` rewrites one page per rule plus an index; a test
+`python -m stagegraph.rule_docs docs/rules` rewrites one page per rule plus an index; a test
 fails when the committed pages drift from the catalog.
 """
 
@@ -10,9 +10,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from analyzer.catalog import RuleDoc, load_rules
+from .catalog import RuleDoc, load_rules
 
-GENERATED = "<!-- generated from rules/rules.toml by `python -m analyzer.rule_docs docs/rules`; do not edit -->"
+GENERATED = "<!-- generated from rules/rules.toml by `python -m stagegraph.rule_docs docs/rules`; do not edit -->"
 
 
 def rule_markdown(rule: RuleDoc) -> str:
@@ -67,7 +67,7 @@ def write_rule_docs(folder: Path) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m analyzer.rule_docs FOLDER", file=sys.stderr)
+        print("usage: python -m stagegraph.rule_docs FOLDER", file=sys.stderr)
         return 2
     for path in write_rule_docs(Path(argv[0])):
         print(path)

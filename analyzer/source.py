@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 import libcst as cst
 import pathspec
 
-from analyzer.confine import git_command, git_env
-from analyzer.isolation import ParseWorker, WorkerDied
-from analyzer.model import Diagnostic
+from .confine import git_command, git_env
+from .isolation import ParseWorker, WorkerDied
+from .model import Diagnostic
 
 DEFAULT_MAX_BYTES = 2_000_000
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from analyzer.graph import conflicts
-from analyzer.model import DEPENDENCY_KINDS, Edge, Effect, Pipeline, Report, Stage
+from .graph import conflicts
+from .model import DEPENDENCY_KINDS, Edge, Effect, Pipeline, Report, Stage
 
 _ORIGIN = {"code": "seen in the code", "model": "catalog model", "fallback": "open-world fallback (assumed)"}
 _WHAT = {"raw": "reads what the earlier one writes", "war": "writes what the earlier one reads",

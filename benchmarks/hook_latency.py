@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    stagegraph = [sys.executable, "-m", "analyzer"]
+    stagegraph = [sys.executable, "-m", "stagegraph"]
     with tempfile.TemporaryDirectory(prefix="stagegraph-bench-") as tmp:
         root = Path(tmp)
         changed = generate(root, args.files)

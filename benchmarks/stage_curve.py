@@ -28,7 +28,7 @@ def measure(n: int, extra: list[str]) -> tuple[float, float, float]:
         (Path(tmp) / "chain.py").write_text(chain(n))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "analyzer", "audit", tmp, "--format", "json",
+        proc = subprocess.run([sys.executable, "-m", "stagegraph", "audit", tmp, "--format", "json",
                                "--max-file-bytes", "100000000", *extra],
                               capture_output=True, check=False)
         wall = time.perf_counter() - start

@@ -2,7 +2,7 @@
 
 Whether each tool is present is looked up once, when the test session starts. Tests that need one
 carry the `needs_dot` / `needs_chromium` marker and are skipped here when it is missing, and the
-renderer sees the same answer for the whole run (`analyzer.render.dot` is pinned to it), so a
+renderer sees the same answer for the whole run (`stagegraph.render.dot` is pinned to it), so a
 tool installed mid-run can no longer make collection and run time disagree.
 """
 
@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _pinned_tools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The renderer finds `dot` exactly where the session decided it is (or not at all)."""
-    from analyzer.render import dot
+    from stagegraph.render import dot
 
     monkeypatch.setattr(dot, "find_dot", lambda: DOT)
     yield

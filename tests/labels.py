@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analyzer.model import Pipeline, Report
+from stagegraph.model import Pipeline, Report
 
 DEPENDENCY_KINDS = frozenset({"data", "control", "unknown"})
 

@@ -7,9 +7,9 @@ from itertools import pairwise
 
 import networkx as nx
 
-from analyzer.checks import Hit, all_checks
-from analyzer.graph import parallel_groups
-from analyzer.model import (
+from stagegraph.checks import Hit, all_checks
+from stagegraph.graph import parallel_groups
+from stagegraph.model import (
     DEPENDENCY_KINDS,
     Edge,
     EdgeKind,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from analyzer.model import (
+from stagegraph.model import (
     Diagnostic,
     Edge,
     Effect,

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.model import Diagnostic
+from stagegraph.model import Diagnostic
 
 BAD_INPUT = Path(__file__).resolve().parents[1] / "fixtures" / "bad_input"
 GOOD_FILE = "good_pipeline.py"
@@ -31,7 +31,7 @@ Json = dict[str, Any]
 
 
 def audit(folder: Path) -> tuple[int, Json, str]:
-    from analyzer.cli import main
+    from stagegraph.cli import main
 
     result = CliRunner().invoke(main, ["audit", str(folder), "--format", "json"], catch_exceptions=False)
     return result.exit_code, json.loads(result.stdout), result.stderr
@@ -169,14 +169,14 @@ def test_odd_but_valid_file_is_analysed(tmp_path: Path, name: str, pipeline: str
 
 
 def test_cookie_decodes_the_text() -> None:
-    from analyzer.source import SourceFile, read_source
+    from stagegraph.source import SourceFile, read_source
 
     text = read_source(SourceFile(BAD_INPUT / "latin1_with_cookie.py", "latin1_with_cookie.py"))
     assert isinstance(text, str) and "Montréal" in text
 
 
 def test_bom_is_stripped() -> None:
-    from analyzer.source import SourceFile, read_source
+    from stagegraph.source import SourceFile, read_source
 
     text = read_source(SourceFile(BAD_INPUT / "utf8_bom.py", "utf8_bom.py"))
     assert isinstance(text, str) and text.startswith('"""Saved')
@@ -193,7 +193,7 @@ def test_everything_at_once_in_a_real_process(tmp_path: Path) -> None:
         *_file_symlink_loop(folder), *_dir_symlink_loop(folder),
     ]
     proc = subprocess.run(
-        [sys.executable, "-m", "analyzer", "audit", str(folder), "--format", "json"],
+        [sys.executable, "-m", "stagegraph", "audit", str(folder), "--format", "json"],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode in (0, 1), proc.stderr
@@ -230,7 +230,7 @@ PYTHONISH = st.lists(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.text(max_size=300), PYTHONISH))
 def test_parse_text_never_raises(text: str) -> None:
-    from analyzer.source import ParsedModule, parse_text
+    from stagegraph.source import ParsedModule, parse_text
 
     result = parse_text("random.py", text)
     assert isinstance(result, ParsedModule | Diagnostic)
@@ -241,7 +241,7 @@ def test_parse_text_never_raises(text: str) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=400), PYTHONISH.map(str.encode)))
 def test_analyze_never_raises(data: bytes) -> None:
-    from analyzer.engine import analyze
+    from stagegraph.engine import analyze
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

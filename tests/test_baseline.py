@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from workflow_helpers import DRIVER_DIRTY, install_stand_in, orders_project, shift_lines, write_files
 
-from analyzer import baseline
-from analyzer.cli import main
-from analyzer.engine import Options, analyze
+from stagegraph import baseline
+from stagegraph.cli import main
+from stagegraph.engine import Options, analyze
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_real_engine_baseline_survives_line_shift(tmp_path: Path) -> None:
     """End to end with the real engine (no stand-in): needs the dedup-before-validation rule to fire."""
     root = tmp_path / "legacy"
     write_files(root, orders_project(DRIVER_DIRTY))
-    cli = [sys.executable, "-m", "analyzer"]
+    cli = [sys.executable, "-m", "stagegraph"]
     audit = subprocess.run([*cli, "audit", ".", "--format", "json"], cwd=root, capture_output=True, text=True)
     rules = [f["rule"] for f in json.loads(audit.stdout)["findings"]]
     assert "dedup-before-validation" in rules, "the engine does not flag dedup-before-validation yet"

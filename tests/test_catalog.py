@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import catalog
-from analyzer.catalog import CatalogError, bundled, load_resources, load_roles, load_rules, rules_dir
+from stagegraph import catalog
+from stagegraph.catalog import CatalogError, bundled, load_resources, load_roles, load_rules, rules_dir
 
 ROLES = {"extract", "validate", "dedup", "transform", "enrich", "aggregate", "load", "notify"}
 

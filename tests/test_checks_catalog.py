@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from analyzer.catalog import load_rules
-from analyzer.checks import all_checks
-from analyzer.rule_docs import rendered_pages
+from stagegraph.catalog import load_rules
+from stagegraph.checks import all_checks
+from stagegraph.rule_docs import rendered_pages
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules"
 
@@ -18,7 +18,7 @@ def test_every_rule_has_a_check_module_and_vice_versa() -> None:
 
 def test_check_modules_are_named_after_their_rule_and_documented() -> None:
     for rule in load_rules():
-        module = importlib.import_module(f"analyzer.checks.{rule.replace('-', '_')}")
+        module = importlib.import_module(f"stagegraph.checks.{rule.replace('-', '_')}")
         assert rule == module.RULE
         assert module.__doc__ and module.__doc__.startswith(f"{rule}:")
 
@@ -36,7 +36,7 @@ def test_every_rule_has_real_documentation() -> None:
 def test_committed_docs_match_the_catalog() -> None:
     pages = rendered_pages(load_rules())
     committed = {p.name for p in DOCS.glob("*.md")}
-    assert committed == set(pages), "run: python -m analyzer.rule_docs docs/rules"
+    assert committed == set(pages), "run: python -m stagegraph.rule_docs docs/rules"
     for name, text in pages.items():
-        drifted = f"{name} drifted: run python -m analyzer.rule_docs docs/rules"
+        drifted = f"{name} drifted: run python -m stagegraph.rule_docs docs/rules"
         assert (DOCS / name).read_text(encoding="utf-8") == text, drifted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline_builders import chain, edge, hits, pipeline, signal, stage, stage_sets, table, var
 
-from analyzer.facts.signals import (
+from stagegraph.facts.signals import (
     EXECUTOR_CAPPED,
     EXECUTOR_UNCAPPED,
     GATHER_UNBOUNDED,
@@ -12,7 +12,7 @@ from analyzer.facts.signals import (
     TASK_PER_ROW,
     WAIT_NO_TIMEOUT,
 )
-from analyzer.model import FanOut, Resource
+from stagegraph.model import FanOut, Resource
 
 CONN = Resource("database", "conn", call="psycopg2.connect", thread_safe=False)
 ENGINE = Resource("database", "engine", call="sqlalchemy.create_engine", thread_safe=True, capacity_limited=True)

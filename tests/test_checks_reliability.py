@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pipeline_builders import hits, pipeline, signal, stage, stage_sets
 
-from analyzer.facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT
-from analyzer.model import FanOut
+from stagegraph.facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT
+from stagegraph.model import FanOut
 
 BRANCH = FanOut("executor", "pool.submit", 10, capped=True)
 

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 from workflow_helpers import DRIVER_CLEAN, DRIVER_DIRTY, install_stand_in, orders_project, write_files
 
-from analyzer.cli import main
+from stagegraph.cli import main
 
-CLI = [sys.executable, "-m", "analyzer"]
+CLI = [sys.executable, "-m", "stagegraph"]
 
 
 def test_help_does_not_import_heavy_modules() -> None:
-    code = ("import sys; from analyzer.cli import main\n"
+    code = ("import sys; from stagegraph.cli import main\n"
             "heavy = {'libcst', 'networkx', 'jinja2', 'graphviz', 'sqlglot', 'rich'} & set(sys.modules)\n"
             "print(sorted(heavy))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -88,7 +88,7 @@ def test_output_file_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_out_dir_from_config_in_diff_mode_keeps_the_delta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for fmt in ("markdown", "html", "sarif", "dot"):
-        pytest.importorskip(f"analyzer.render.{fmt}", reason="renderer not written yet")
+        pytest.importorskip(f"stagegraph.render.{fmt}", reason="renderer not written yet")
     from workflow_helpers import make_repo
 
     install_stand_in(monkeypatch)
@@ -106,13 +106,13 @@ def test_out_dir_from_config_in_diff_mode_keeps_the_delta(tmp_path: Path, monkey
 
 def test_internal_errors_become_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    import analyzer.engine
-    from analyzer import cli
+    import stagegraph.engine
+    from stagegraph import cli
 
     def boom(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(analyzer.engine, "analyze", boom)
+    monkeypatch.setattr(stagegraph.engine, "analyze", boom)
     monkeypatch.setattr(sys, "argv", ["stagegraph", "audit", str(tmp_path)])
     with pytest.raises(SystemExit) as info:
         cli.run()

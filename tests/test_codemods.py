@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from analyzer import fanout, instrument
-from analyzer.cli import main
-from analyzer.engine import Options
-from analyzer.model import Report
+from stagegraph import fanout, instrument
+from stagegraph.cli import main
+from stagegraph.engine import Options
+from stagegraph.model import Report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -231,7 +231,7 @@ def test_instrumented_code_emits_opentelemetry_spans_when_importable(tmp_path: P
     recorded = _records(spans)
     assert {r["name"] for r in recorded} == {"collect", "lock", "total"}
     assert all(r["stagegraph.pipeline"] == "main.py::Close.run" and r["stagegraph.outcome"] == "ok" for r in recorded)
-    from analyzer.timings import parse
+    from stagegraph.timings import parse
 
     timings = parse("\n".join(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
         "name": r["name"], "traceId": "t", "startTimeUnixNano": "0", "endTimeUnixNano": "1000",

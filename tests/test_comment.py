@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import REPORT_MARKER, main
-from analyzer.engine import make_report
-from analyzer.github import Client, GitHubError, upsert_comment
-from analyzer.model import Finding
-from analyzer.render.json import to_dict
+from stagegraph.cli import REPORT_MARKER, main
+from stagegraph.engine import make_report
+from stagegraph.github import Client, GitHubError, upsert_comment
+from stagegraph.model import Finding
+from stagegraph.render.json import to_dict
 
 
 @dataclass

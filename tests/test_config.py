@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from analyzer.cli import main
-from analyzer.config import ConfigError, Overrides, find_config_file, load_config
+from stagegraph.cli import main
+from stagegraph.config import ConfigError, Overrides, find_config_file, load_config
 
 
 def _write(path: Path, text: str) -> Path:

@@ -22,10 +22,10 @@ from workflow_helpers import (
     write_files,
 )
 
-from analyzer import diffmode
-from analyzer.cli import main
-from analyzer.engine import make_report
-from analyzer.model import Edge, ParallelGroup, Pipeline, Stage
+from stagegraph import diffmode
+from stagegraph.cli import main
+from stagegraph.engine import make_report
+from stagegraph.model import Edge, ParallelGroup, Pipeline, Stage
 
 
 def _snapshot(repo: Path) -> tuple[str, str, dict[str, float]]:
@@ -115,7 +115,7 @@ def test_subfolder_target_maps_paths_like_the_work_tree(repo: Path) -> None:
     assert code == 0, data
     assert data["delta"]["findings"] == {"new": 0, "fixed": 0, "unchanged": 1}
     base = diffmode.analyze_ref([Path("etl")], git(repo, "rev-parse", "HEAD").stdout.strip(),
-                                __import__("analyzer.engine", fromlist=["Options"]).Options())
+                                __import__("stagegraph.engine", fromlist=["Options"]).Options())
     assert {p.file for p in base.pipelines} == {"driver.py"}  # relative to the analysed folder, as in the work tree
 
 
@@ -141,7 +141,7 @@ def test_binary_and_too_large_blobs_become_diagnostics(repo: Path) -> None:
     write_files(repo, {"big.py": "x = 1\n" * 100})
     (repo / "bin.py").write_bytes(b"\0\1\2")
     sha = commit(repo, "odd files")
-    from analyzer.engine import Options
+    from stagegraph.engine import Options
 
     report = diffmode.analyze_ref([repo], sha, Options(max_file_bytes=300))
     kinds = {(d.file, d.kind) for d in report.diagnostics}
@@ -178,7 +178,7 @@ def test_real_engine_diff_between_two_commits(tmp_path: Path) -> None:
     (root / "etl" / "driver.py").write_text(DRIVER_DIRTY, encoding="utf-8")
     commit(root, "head: dedup before validation")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-m", "analyzer", "audit", ".", "--diff-base", "HEAD~1", "--format",
+    proc = subprocess.run([sys.executable, "-m", "stagegraph", "audit", ".", "--diff-base", "HEAD~1", "--format",
                            "json"], cwd=root, capture_output=True, text=True, env=env)
     assert proc.returncode in (0, 1), proc.stderr
     data = json.loads(proc.stdout)
@@ -186,6 +186,6 @@ def test_real_engine_diff_between_two_commits(tmp_path: Path) -> None:
         "the engine does not flag dedup-before-validation yet"
     assert proc.returncode == 1
     assert data["delta"]["findings"]["new"] == len(data["findings"])
-    same = subprocess.run([sys.executable, "-m", "analyzer", "audit", ".", "--diff-base", "HEAD", "--format",
+    same = subprocess.run([sys.executable, "-m", "stagegraph", "audit", ".", "--diff-base", "HEAD", "--format",
                            "json"], cwd=root, capture_output=True, text=True, env=env)
     assert same.returncode == 0 and json.loads(same.stdout)["findings"] == []

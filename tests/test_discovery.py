@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer import source
+from stagegraph import source
 
 
 def _found(root: Path) -> set[str]:

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from update_docs_examples import featured_report  # noqa: E402
 
-from analyzer.render import dot  # noqa: E402
+from stagegraph.render import dot  # noqa: E402
 
 
 def test_readme_diagram_matches_the_renderer() -> None:

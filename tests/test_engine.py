@@ -11,9 +11,9 @@ from pathlib import Path
 
 import networkx as nx
 
-from analyzer import graph
-from analyzer.engine import analyze
-from analyzer.model import DEPENDENCY_KINDS, Effect, Link, Pipeline, PipelineFacts, Report, Stage
+from stagegraph import graph
+from stagegraph.engine import analyze
+from stagegraph.model import DEPENDENCY_KINDS, Effect, Link, Pipeline, PipelineFacts, Report, Stage
 
 
 def run(tmp_path: Path, files: dict[str, str]) -> Report:
@@ -255,7 +255,7 @@ def test_fast_positions_agree_with_libcst_position_provider() -> None:
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
 
-    from analyzer.facts.tree import start_positions
+    from stagegraph.facts.tree import start_positions
 
     root = Path(__file__).resolve().parents[1]
     checked = 0
@@ -282,7 +282,7 @@ def test_reports_do_not_depend_on_hash_seeds(tmp_path: Path) -> None:
     outputs = set()
     for seed in ("1", "2", "3"):
         proc = subprocess.run(
-            [sys.executable, "-m", "analyzer", "audit", str(example), "--format", "json"],
+            [sys.executable, "-m", "stagegraph", "audit", str(example), "--format", "json"],
             capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}, check=False,
         )
         assert proc.returncode in (0, 1), proc.stderr

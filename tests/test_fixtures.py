@@ -26,7 +26,8 @@ import pytest
 from labels import find_cases, judge, labelled_pipeline
 from update_goldens import FIXTURES, GOLDEN_NAME, REPO, audit_json, fixture_dirs, fixture_id
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "report.schema.json"
+from stagegraph.render.json import schema
+
 SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 CASES_DIR = FIXTURES / "cases"
 UPDATE = os.environ.get("STAGEGRAPH_UPDATE") == "1"
@@ -219,10 +220,10 @@ def test_bundled_example_reports_its_bad_files() -> None:
 
 @cache
 def validator() -> Any:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    contract = schema()
+    cls = jsonschema.validators.validator_for(contract)
+    cls.check_schema(contract)
+    return cls(contract)
 
 
 @pytest.mark.parametrize("folder", fixture_dirs(), ids=fixture_id)

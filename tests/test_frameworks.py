@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from labels import model_depends, pick_model
 
-from analyzer.engine import Options, analyze
-from analyzer.model import Pipeline, Report
+from stagegraph.engine import Options, analyze
+from stagegraph.model import Pipeline, Report
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "frameworks"
 SHARED = Path(__file__).parents[2] / "shared" / "examples"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from labels import model_depends, pick_model
 
-from analyzer.engine import Options, analyze
-from analyzer.model import Pipeline, Report
+from stagegraph.engine import Options, analyze
+from stagegraph.model import Pipeline, Report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "frameworks"
@@ -343,7 +343,7 @@ def test_sklearn_unreadable_steps_are_unknown(tmp_path: Path) -> None:
 
 def test_functions_that_only_assemble_framework_pipelines_are_not_plain_pipelines() -> None:
     """`register_pipelines()` calling Kedro `create_pipeline()`s is wiring: report only the Kedro pipelines."""
-    from analyzer.engine import analyze
+    from stagegraph.engine import analyze
 
     case = Path(__file__).resolve().parents[1] / "fixtures" / "frameworks" / "kedro_churn"
     report = analyze([case])

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from stagegraph.render.json import schema
+
 Json = dict[str, Any]
 
 #: a driver whose dedup runs before its validation: one error, exit status 1
@@ -76,7 +78,7 @@ def make_repo(tmp_path: Path, files: dict[str, str]) -> Path:
 def cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None,
         ) -> subprocess.CompletedProcess[str]:
     """The installed CLI in its own process: a native crash shows up as a return code, not a dead pytest."""
-    return subprocess.run([sys.executable, "-m", "analyzer", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stagegraph", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env, check=False)
 
 
@@ -87,7 +89,7 @@ def audit_json(repo: Path, *extra: str, timeout: float = 120) -> tuple[int, Json
 
 
 def audit_in_process(repo: Path, *extra: str) -> tuple[int, Json, str]:
-    from analyzer.cli import main
+    from stagegraph.cli import main
 
     result = CliRunner().invoke(main, ["audit", str(repo), "--format", "json", *extra], catch_exceptions=False)
     return result.exit_code, json.loads(result.stdout), result.stderr
@@ -111,7 +113,7 @@ def diagnostics_of(report: Json, name: str) -> list[Json]:
 def assert_schema_valid(report: Json) -> None:
     import jsonschema
 
-    jsonschema.validate(report, json.loads((Path(__file__).parent / "data" / "report.schema.json").read_text()))
+    jsonschema.validate(report, schema())
 
 
 # ------------------------------------------------------------------ 1-3: native crash, RecursionError, lost results
@@ -140,7 +142,7 @@ def test_native_parser_crash_costs_one_diagnostic(tmp_path: Path) -> None:
 
 def test_a_parser_that_dies_costs_one_diagnostic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Files the screen flags as risky are parsed by a worker process; a worker that dies is one diagnostic."""
-    from analyzer import engine, isolation, source
+    from stagegraph import engine, isolation, source
 
     monkeypatch.setattr(isolation, "WORKER_COMMAND", [sys.executable, "-c", "import os; os.abort()"])
     monkeypatch.setattr(source, "_worker", isolation.ParseWorker())
@@ -175,7 +177,7 @@ def test_one_deep_file_never_wipes_the_others(tmp_path: Path) -> None:
 @pytest.fixture()
 def shallow_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let deep code past the depth gate into the facts layer, with a small recursion budget there."""
-    from analyzer import isolation, source
+    from stagegraph import isolation, source
 
     monkeypatch.setattr(source, "MAX_DEPTH", 100_000)
     monkeypatch.setattr(source, "RISKY_DEPTH", 100_000)
@@ -222,7 +224,7 @@ def test_unreadable_folder_is_one_diagnostic() -> None:
         locked.mkdir()
         (locked / "job.py").write_text("def a():\n    return 1\n")
         locked.chmod(0)
-        proc = subprocess.run([*prefix, sys.executable, "-m", "analyzer", "audit", str(repo), "--format", "json"],
+        proc = subprocess.run([*prefix, sys.executable, "-m", "stagegraph", "audit", str(repo), "--format", "json"],
                               capture_output=True, text=True, timeout=120, cwd=base, check=False,
                               env={**os.environ, "HOME": str(base)})
         assert proc.stdout, proc.stderr
@@ -261,7 +263,7 @@ def test_sigint_exits_130_and_leaves_no_output_claiming_to_be_complete(tmp_path:
     repo = make_repo(tmp_path, {})
     _many_files(repo, 600)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "audit", str(repo), "--out-dir", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "stagegraph", "audit", str(repo), "--out-dir", str(out),
                              "--output", str(tmp_path / "report.txt")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
@@ -281,7 +283,7 @@ def _limited_run(args: list[str], max_bytes: int) -> subprocess.CompletedProcess
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
 
-    return subprocess.run([sys.executable, "-m", "analyzer", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stagegraph", *args], capture_output=True, text=True,
                           timeout=120, preexec_fn=limit, check=False)
 
 
@@ -423,8 +425,8 @@ HOSTILE_STRINGS = ["\x1b[2J", "\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x
 
 def _hostile_report() -> Any:
     """A report whose every text field carries terminal escapes, bidi overrides and forged lines."""
-    from analyzer.engine import make_report
-    from analyzer.model import Diagnostic, Finding
+    from stagegraph.engine import make_report
+    from stagegraph.model import Diagnostic, Finding
 
     nasty = "".join(HOSTILE_STRINGS)
     name = "x\nforged.py:1: error: fake-rule: forged line" + nasty
@@ -442,7 +444,7 @@ def _assert_inert(text: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html", "dot", "mermaid"])
 def test_human_formats_escape_control_and_bidi_characters(fmt: str) -> None:
-    from analyzer.render import render
+    from stagegraph.render import render
 
     out = render(_hostile_report(), fmt)
     _assert_inert(out)
@@ -451,7 +453,7 @@ def test_human_formats_escape_control_and_bidi_characters(fmt: str) -> None:
 
 
 def test_hook_output_escapes_control_characters() -> None:
-    from analyzer.hook import render_compact
+    from stagegraph.hook import render_compact
 
     _assert_inert(render_compact(_hostile_report(), frozenset()))
 
@@ -462,7 +464,7 @@ def test_progress_bar_takes_file_names_literally(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from analyzer import cli as cli_module
+    from stagegraph import cli as cli_module
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=200)
@@ -478,7 +480,7 @@ def test_progress_bar_takes_file_names_literally(tmp_path: Path) -> None:
 def test_markdown_has_no_autolinks() -> None:
     import re
 
-    from analyzer.render import render
+    from stagegraph.render import render
 
     out = re.sub(r"(`+).+?\1", "", render(_hostile_report(), "markdown"))  # code spans are never autolinked
     out = re.sub(r"```mermaid.*?```", "", out, flags=re.S)
@@ -487,7 +489,7 @@ def test_markdown_has_no_autolinks() -> None:
 
 
 def test_html_forbids_scripts_and_remote_loads() -> None:
-    from analyzer.render.html import render
+    from stagegraph.render.html import render
 
     out = render(_hostile_report())
     head = out[: out.index("</head>")]
@@ -497,7 +499,7 @@ def test_html_forbids_scripts_and_remote_loads() -> None:
 
 
 def test_sarif_keeps_backslashes_in_file_names() -> None:
-    from analyzer.render import sarif
+    from stagegraph.render import sarif
 
     assert sarif.uri("src\\x.py") == "src%5Cx.py"
     assert sarif.uri("./a b/c.py") == "a%20b/c.py"
@@ -508,7 +510,7 @@ def test_sarif_keeps_backslashes_in_file_names() -> None:
 
 def test_dot_gets_a_size_budget_not_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """A graph Graphviz cannot lay out is refused up front (a note), instead of a 60 s timeout per run."""
-    from analyzer.render import dot
+    from stagegraph.render import dot
 
     monkeypatch.setattr(dot.shutil, "which", lambda name: "/usr/bin/dot")
 
@@ -529,7 +531,7 @@ def _chain_driver(n: int) -> str:
 
 def test_a_long_linear_chain_costs_linear_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pairwise conflict checks and reachability sets grew n²: count the conflict checks instead of timing."""
-    from analyzer import engine, graph
+    from stagegraph import engine, graph
 
     calls = {"n": 0}
     real = graph.conflicts
@@ -569,7 +571,7 @@ def _deep_repo(tmp_path: Path, kind: str, depth: int) -> Path:
 def test_growing_deep_chains_inside_a_stage(tmp_path: Path, kind: str) -> None:
     """Mutation test: a chain inside a stage grows past every limit; up to the depth gate the file is
     analysed, past it the file is one diagnostic, and the good pipeline is reported throughout."""
-    from analyzer import engine, source
+    from stagegraph import engine, source
 
     for depth in (40, source.RISKY_DEPTH + 20, source.MAX_DEPTH - 20, source.MAX_DEPTH + 20, 1_500):
         report = engine.analyze([_deep_repo(tmp_path, kind, depth)])
@@ -595,7 +597,7 @@ def test_hypothesmith_programs_inside_stage_bodies() -> None:
     hypothesmith = pytest.importorskip("hypothesmith")
     from hypothesis import HealthCheck, given, settings
 
-    from analyzer import engine
+    from stagegraph import engine
 
     examples = int(os.environ.get("STAGEGRAPH_FUZZ_EXAMPLES", "8"))  # benchmarks/fuzz_stages.py raises it
 

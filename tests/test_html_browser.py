@@ -9,7 +9,7 @@ import pytest
 from conftest import CHROMIUM
 from render_samples import sample_report
 
-from analyzer.render import html
+from stagegraph.render import html
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 pytestmark = [pytest.mark.slow, pytest.mark.needs_chromium, pytest.mark.needs_dot]  # gates: conftest.py

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import catalog
-from analyzer.catalog import CatalogError
-from analyzer.engine import Options, analyze
-from analyzer.model import DEPENDENCY_KINDS, Pipeline
+from stagegraph import catalog
+from stagegraph.catalog import CatalogError
+from stagegraph.engine import Options, analyze
+from stagegraph.model import DEPENDENCY_KINDS, Pipeline
 
-CLI = [sys.executable, "-m", "analyzer"]
+CLI = [sys.executable, "-m", "stagegraph"]
 
 
 def _pipeline(tmp_path: Path, code: str, extra: dict[str, str] | None = None) -> Pipeline:

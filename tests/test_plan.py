@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pipeline_builders import FILE, edge, pipeline, stage
 
-from analyzer import plan as planning
-from analyzer.capacity import Pool, scan
-from analyzer.model import ParallelGroup, Report, Resource
-from analyzer.timings import Record, StageTimes, Timings, TimingsError, _group, max_quantile, parse, quantile
+from stagegraph import plan as planning
+from stagegraph.capacity import Pool, scan
+from stagegraph.model import ParallelGroup, Report, Resource
+from stagegraph.timings import Record, StageTimes, Timings, TimingsError, _group, max_quantile, parse, quantile
 
 PID = f"{FILE}::main"
 ENGINE = Resource("database", "engine", capacity_limited=True)
@@ -192,7 +192,7 @@ def test_bad_timings_are_errors_naming_the_problem(text: str, message: str) -> N
 
 
 def test_report_sections_highlight_the_critical_path_and_escape_names() -> None:
-    from analyzer.render.timings import add_to
+    from stagegraph.render.timings import add_to
 
     result = planning.build(report(_four()), times(a=1.0, b=4.0, c=2.5, d=3.0))
     html = add_to("html", "<html><main><p>report</p></main></html>", result)

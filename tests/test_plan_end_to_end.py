@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from legacy_run.sample import run_job, write_sample
 
-from analyzer.cli import main
+from stagegraph.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGACY = ROOT / "fixtures" / "legacy_etl"

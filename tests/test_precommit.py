@@ -23,8 +23,8 @@ from workflow_helpers import (
     orders_project,
 )
 
-from analyzer.cli import main
-from analyzer.hook import import_context, imported_modules
+from stagegraph.cli import main
+from stagegraph.hook import import_context, imported_modules
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,7 @@ def test_real_engine_hook_matches_a_full_audit(tmp_path: Path) -> None:
     import json
 
     project = make_repo(tmp_path / "project", orders_project(DRIVER_DIRTY))
-    cli = [sys.executable, "-m", "analyzer"]
+    cli = [sys.executable, "-m", "stagegraph"]
     audit = subprocess.run([*cli, "audit", ".", "--format", "json"], cwd=project, capture_output=True, text=True)
     expected = {(f["rule"], f["fingerprint"]) for f in json.loads(audit.stdout)["findings"]
                 if f["file"].startswith("etl/")}

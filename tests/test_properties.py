@@ -19,8 +19,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.engine import analyze
-from analyzer.model import DEPENDENCY_KINDS, Pipeline
+from stagegraph.engine import analyze
+from stagegraph.model import DEPENDENCY_KINDS, Pipeline
 
 GLOBALS = ["ledger", "seen", "cache"]
 FILES = ["raw.json", "clean.csv", "report.txt"]

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from render_samples import HOSTILE, big_report, hostile_report, sample_report
 
-from analyzer.model import Report
-from analyzer.render import dot
-from analyzer.render.outdir import write_out_dir
+from stagegraph.model import Report
+from stagegraph.render import dot
+from stagegraph.render.outdir import write_out_dir
 
 needs_dot = pytest.mark.needs_dot  # the gate is decided once, in conftest.py
 

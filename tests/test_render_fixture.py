@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import HAVE_DOT
 
-from analyzer.cli import main
-from analyzer.render.markdown import MARKER
+from stagegraph.cli import main
+from stagegraph.render.json import schema
+from stagegraph.render.markdown import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "fixtures" / "legacy_etl"
@@ -37,7 +38,7 @@ def test_out_dir_writes_every_format(out_dir: Path) -> None:
 
 def test_json_and_sarif_validate_against_their_schemas(out_dir: Path) -> None:
     report = json.loads((out_dir / "report.json").read_text())
-    jsonschema.validate(report, json.loads((DATA / "report.schema.json").read_text()))
+    jsonschema.validate(report, schema())
     assert {f["rule"] for f in report["findings"]} >= {"dedup-before-validation", "hidden-state-dependency"}
     sarif = json.loads((out_dir / "report.sarif").read_text())
     jsonschema.validate(sarif, json.loads((DATA / "sarif-schema-2.1.0.json").read_text()))

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 import pytest
 from render_samples import hostile_report, sample_report
 
-from analyzer.model import Report
-from analyzer.render import html
+from stagegraph.model import Report
+from stagegraph.render import html
 
 needs_dot = pytest.mark.needs_dot  # the gate is decided once, in conftest.py
 
@@ -80,7 +80,7 @@ def test_hostile_text_is_escaped() -> None:
 
 
 def test_without_dot_shows_a_note_and_the_dot_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    from analyzer.render import dot
+    from stagegraph.render import dot
 
     monkeypatch.setattr(dot, "find_dot", lambda: None)
     page = html.render(hostile_report())

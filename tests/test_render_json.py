@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 from render_samples import hostile_report, sample_report
 
-from analyzer.render import json as json_render
+from stagegraph.render import json as json_render
+from stagegraph.render.json import schema
 
-SCHEMA = json.loads((Path(__file__).parent / "data" / "report.schema.json").read_text(encoding="utf-8"))
+SCHEMA = schema()
 
 
 def test_sample_validates_and_round_trips() -> None:

@@ -7,8 +7,8 @@ import re
 from markdown_it import MarkdownIt
 from render_samples import big_report, hostile_report, sample_report, summarise
 
-from analyzer.model import Finding, Report
-from analyzer.render import markdown
+from stagegraph.model import Finding, Report
+from stagegraph.render import markdown
 
 #: the only raw HTML the comment may contain: our own marker and collapsible blocks
 _OWN_HTML = re.compile(r"(<!-- stagegraph-report -->|</?details>|<summary>|</summary>|</?b>)")

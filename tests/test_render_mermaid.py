@@ -6,7 +6,7 @@ import re
 
 from render_samples import HOSTILE, big_report, hostile_report, sample_report
 
-from analyzer.render import dot, mermaid
+from stagegraph.render import dot, mermaid
 
 #: every line the renderer may write; a hostile string that escaped its label would break one of these
 _LINE = re.compile(
@@ -66,6 +66,6 @@ def test_large_pipeline_folds_with_max_stages() -> None:
 
 
 def test_empty_report() -> None:
-    from analyzer.model import Report
+    from stagegraph.model import Report
 
     assert mermaid.render(Report("0", (), (), ())) == 'flowchart TB\n  empty["no pipelines found"]\n'

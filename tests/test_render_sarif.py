@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 from render_samples import hostile_report, sample_report
 
-from analyzer.catalog import load_rules
-from analyzer.model import Finding, Report
-from analyzer.render import sarif
+from stagegraph.catalog import load_rules
+from stagegraph.model import Finding, Report
+from stagegraph.render import sarif
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 

@@ -6,10 +6,10 @@ import textwrap
 
 import pytest
 
-from analyzer.catalog import load_roles
-from analyzer.facts.index import Project, index_module
-from analyzer.facts.roles import stage_roles
-from analyzer.source import ParsedModule, parse_text
+from stagegraph.catalog import load_roles
+from stagegraph.facts.index import Project, index_module
+from stagegraph.facts.roles import stage_roles
+from stagegraph.source import ParsedModule, parse_text
 
 ROLES = load_roles()
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.facts import signals as sig
-from analyzer.facts.index import Project, index_module
-from analyzer.source import ParsedModule, parse_text
+from stagegraph.facts import signals as sig
+from stagegraph.facts.index import Project, index_module
+from stagegraph.source import ParsedModule, parse_text
 
 EXAMPLES = Path("/work/shared/examples")
 

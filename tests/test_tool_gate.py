@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import HAVE_DOT
 
-from analyzer.render import dot
+from stagegraph.render import dot
 
 TESTS = Path(__file__).resolve().parent
 

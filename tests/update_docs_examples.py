@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analyzer.engine import analyze  # noqa: E402
-from analyzer.model import Report  # noqa: E402
-from analyzer.render import dot, render  # noqa: E402
+from stagegraph.engine import analyze  # noqa: E402
+from stagegraph.model import Report  # noqa: E402
+from stagegraph.render import dot, render  # noqa: E402
 
 IMAGES = ROOT / "docs" / "images"
 EXAMPLE = ROOT / "fixtures" / "legacy_etl"

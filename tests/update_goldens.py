@@ -35,7 +35,7 @@ def fixture_id(folder: Path) -> str:
 @cache
 def audit_json(folder: Path) -> str:
     """The JSON report of one fixture folder, produced by the real CLI entry point (in-process)."""
-    from analyzer.cli import main
+    from stagegraph.cli import main
 
     home, target = (folder, ".") if folder.is_dir() else (folder.parent, folder.name)
     with contextlib.chdir(home):

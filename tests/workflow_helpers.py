@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.checks import Hit
-from analyzer.model import Effect, Link, Location, Pipeline, PipelineFacts, Stage
+from stagegraph.checks import Hit
+from stagegraph.model import Effect, Link, Location, Pipeline, PipelineFacts, Stage
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
@@ -147,7 +147,7 @@ def stagegraph(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
     """Run the real command line in `cwd`, in-process (no interpreter start-up per call)."""
     from click.testing import CliRunner
 
-    from analyzer.cli import main
+    from stagegraph.cli import main
 
     with contextlib.chdir(cwd):
         result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
@@ -205,8 +205,9 @@ def _stand_in_check(pipeline: Pipeline) -> Iterator[Hit]:
 
 def install_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Swap the facts layer and the checks for the stand-in (in this process only)."""
-    import analyzer.checks
-    import analyzer.facts
 
-    monkeypatch.setattr(analyzer.facts, "extract", _stand_in_extract)
-    monkeypatch.setattr(analyzer.checks, "all_checks", lambda: {"dedup-before-validation": _stand_in_check})
+    import stagegraph.checks as checks_module
+    import stagegraph.facts as facts_module
+
+    monkeypatch.setattr(facts_module, "extract", _stand_in_extract)
+    monkeypatch.setattr(checks_module, "all_checks", lambda: {"dedup-before-validation": _stand_in_check})

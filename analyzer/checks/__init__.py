@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from analyzer.model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
-from analyzer.spans import parts_of
+from ..model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
+from ..spans import parts_of
 
 CheckFn = Callable[[Pipeline], Iterator["Hit"]]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from analyzer.model import DEPENDENCY_KINDS, Pipeline, Signal, Stage
-from analyzer.spans import Text, code, join
+from ..model import DEPENDENCY_KINDS, Pipeline, Signal, Stage
+from ..spans import Text, code, join
 
 #: Fan-out mechanisms whose branches really run at the same time (a plain loop does not).
 CONCURRENT_MECHANISMS = frozenset({"executor", "pool", "gather", "map", "group", "chord", "expand", "union"})

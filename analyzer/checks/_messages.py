@@ -7,7 +7,7 @@ template is a `Template`: its backticks mark code spans, which findings keep as 
 
 from __future__ import annotations
 
-from analyzer.spans import Template
+from ..spans import Template
 
 DEDUP_BEFORE_VALIDATION = Template(
     "dedup stage `{dedup}` runs before validation stage `{validate}` on the same data: when the copy dedup "

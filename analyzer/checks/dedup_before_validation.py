@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.checks._common import reachable, successors
-from analyzer.model import Location, Pipeline
+from ..model import Location, Pipeline
+from . import Hit
+from . import _messages as msg
+from ._common import reachable, successors
 
 RULE = "dedup-before-validation"
 

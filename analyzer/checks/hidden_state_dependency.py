@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.model import Location, Pipeline
-from analyzer.spans import code, join
+from ..model import Location, Pipeline
+from ..spans import code, join
+from . import Hit
+from . import _messages as msg
 
 RULE = "hidden-state-dependency"
 STATE_KINDS = frozenset({"attribute", "global"})

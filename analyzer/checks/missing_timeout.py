@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.checks._common import fanout_targets, signals_of
-from analyzer.facts.signals import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT
-from analyzer.model import Pipeline, Signal
+from ..facts.signals import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT
+from ..model import Pipeline, Signal
+from . import Hit
+from . import _messages as msg
+from ._common import fanout_targets, signals_of
 
 RULE = "missing-timeout"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.checks._common import signals_of
-from analyzer.facts.signals import RETRY_NONIDEMPOTENT
-from analyzer.model import Pipeline
+from ..facts.signals import RETRY_NONIDEMPOTENT
+from ..model import Pipeline
+from . import Hit
+from . import _messages as msg
+from ._common import signals_of
 
 RULE = "non-idempotent-retry"
 

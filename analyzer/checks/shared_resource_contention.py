@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.checks._common import is_concurrent_fanout, later, quoted
-from analyzer.model import Location, Pipeline, Resource
-from analyzer.spans import Text, code, join, plain
+from ..model import Location, Pipeline, Resource
+from ..spans import Text, code, join, plain
+from . import Hit
+from . import _messages as msg
+from ._common import is_concurrent_fanout, later, quoted
 
 RULE = "shared-resource-contention"
 

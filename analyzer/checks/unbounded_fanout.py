@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.checks._common import attributed, is_concurrent_fanout
-from analyzer.facts.signals import EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW
-from analyzer.model import Location, Pipeline, Signal, Stage
+from ..facts.signals import EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW
+from ..model import Location, Pipeline, Signal, Stage
+from . import Hit
+from . import _messages as msg
+from ._common import attributed, is_concurrent_fanout
 
 RULE = "unbounded-fanout"
 KINDS = (EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW)

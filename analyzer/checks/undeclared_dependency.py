@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from analyzer.checks import Hit
-from analyzer.checks import _messages as msg
-from analyzer.model import Location, Pipeline
+from ..model import Location, Pipeline
+from . import Hit
+from . import _messages as msg
 
 RULE = "undeclared-dependency"
 UNSCHEDULED_STYLES = frozenset({"plain", "class"})

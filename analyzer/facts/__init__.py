@@ -13,16 +13,16 @@ from typing import Any
 
 import libcst as cst
 
-from analyzer.catalog import ResourceCatalog, RoleModel
-from analyzer.facts.effects import Context
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project, index_module
-from analyzer.facts.roles import stage_roles
-from analyzer.facts.signals import body_signals, function_signals
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles import airflow, celery, dagster, kedro, luigi, plain, prefect, sklearn
-from analyzer.facts.summaries import compose
-from analyzer.model import Diagnostic, PipelineFacts, Signal
-from analyzer.source import ParsedModule
+from ..catalog import ResourceCatalog, RoleModel
+from ..model import Diagnostic, PipelineFacts, Signal
+from ..source import ParsedModule
+from .effects import Context
+from .index import FunctionRef, ModuleIndex, Project, index_module
+from .roles import stage_roles
+from .signals import body_signals, function_signals
+from .stagefx import StageBuilder
+from .styles import airflow, celery, dagster, kedro, luigi, plain, prefect, sklearn
+from .summaries import compose
 
 Suppressions = Mapping[str, Mapping[int, frozenset[str]]]
 
@@ -45,7 +45,7 @@ STYLES: tuple[tuple[str, Finder], ...] = (
 def extract(
     modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
-    from analyzer.facts import tree
+    from . import tree
 
     tree.reset()
     try:
@@ -115,7 +115,7 @@ def _extract(
 def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tuple[Signal, ...]],
                       diagnostics: list[Diagnostic]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Summarise each function on its own (isolation point: one function), then compose the rest."""
-    from analyzer.facts.effects import summarize
+    from .effects import summarize
 
     direct: dict[str, Any] = {}
     for q, fn in project.functions.items():

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 import libcst as cst
 
-from analyzer.catalog import CallModel, Factory, OpaqueLibrary, ResourceCatalog
-from analyzer.facts import sql as sqlmod
-from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.tree import children as _children
-from analyzer.facts.values import SQL_COMPOSERS, WILD, Scope, evaluate, finish, known, subscript_value, templated
-from analyzer.model import Resource
+from ..catalog import CallModel, Factory, OpaqueLibrary, ResourceCatalog
+from ..model import Resource
+from . import sql as sqlmod
+from .index import ClassRef, FunctionRef, ModuleIndex, Project
+from .tree import children as _children
+from .values import SQL_COMPOSERS, WILD, Scope, evaluate, finish, known, subscript_value, templated
 
 Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
 SELF: Place = ("self", "")

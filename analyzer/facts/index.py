@@ -14,8 +14,8 @@ from pathlib import Path
 
 import libcst as cst
 
-from analyzer.facts.tree import start_positions
-from analyzer.source import ParsedModule
+from ..source import ParsedModule
+from .tree import start_positions
 
 _SUPPRESS = re.compile(r"#\s*stagegraph:\s*ignore(?:\[([\w\-, ]+)\])?")
 

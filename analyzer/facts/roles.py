@@ -14,10 +14,10 @@ from fnmatch import fnmatchcase
 
 import libcst as cst
 
-from analyzer.catalog import RoleModel
-from analyzer.facts.index import FunctionRef, Project, dotted
-from analyzer.facts.tree import children as _children
-from analyzer.facts.tree import strings as _strings
+from ..catalog import RoleModel
+from .index import FunctionRef, Project, dotted
+from .tree import children as _children
+from .tree import strings as _strings
 
 _PYDANTIC_BASES = frozenset({"pydantic.BaseModel", "pydantic.main.BaseModel", "pydantic.RootModel"})
 

@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project, dotted
-from analyzer.facts.tree import children as _children
-from analyzer.facts.tree import strings as _strings
-from analyzer.model import Signal
+from ..model import Signal
+from .index import FunctionRef, ModuleIndex, Project, dotted
+from .tree import children as _children
+from .tree import strings as _strings
 
 BROAD_EXCEPT_SWALLOW = "broad-except-swallow"
 EXECUTOR_UNCAPPED = "executor-uncapped"

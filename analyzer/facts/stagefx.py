@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.facts import sql as sqlmod
-from analyzer.facts.effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
-from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex
-from analyzer.facts.summaries import Total
-from analyzer.facts.values import MARK, finish, known, substitute
-from analyzer.model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
+from ..model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
+from . import sql as sqlmod
+from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
+from .index import ClassRef, FunctionRef, ModuleIndex
+from .summaries import Total
+from .values import MARK, finish, known, substitute
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
 FunctionSignalsFn = Callable[[FunctionRef], tuple[Signal, ...]]

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from analyzer.facts.effects import (
+from ..model import Signal
+from .effects import (
     SELF,
     Access,
     CallSite,
@@ -24,9 +25,8 @@ from analyzer.facts.effects import (
     resolve_sql,
     summarize,
 )
-from analyzer.facts.index import FunctionRef
-from analyzer.facts.values import MARK, substitute
-from analyzer.model import Signal
+from .index import FunctionRef
+from .values import MARK, substitute
 
 _MAX_ROUNDS = 8
 
@@ -83,7 +83,7 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
 
 
 def _label(place: Place) -> str:
-    from analyzer.facts.effects import place_label
+    from .effects import place_label
 
     return place_label(place)
 

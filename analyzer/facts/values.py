@@ -14,7 +14,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from analyzer.facts.index import ModuleIndex, Project, analysed_root
+from .index import ModuleIndex, Project, analysed_root
 
 WILD = "*"
 #: a parameter's value inside a summary: `\x00path\x00`, filled in at each call site

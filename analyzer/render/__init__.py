@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from analyzer.model import Report
+from ..model import Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,14 +23,14 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {
-    "text": Format("analyzer.render.text"),
-    "json": Format("analyzer.render.json", "report.json"),
-    "markdown": Format("analyzer.render.markdown", "report.md", folds=True),
-    "html": Format("analyzer.render.html", "report.html", folds=True),
-    "sarif": Format("analyzer.render.sarif", "report.sarif"),
-    "dot": Format("analyzer.render.dot", "graph.dot", folds=True),
-    "mermaid": Format("analyzer.render.mermaid", folds=True),
-    "github": Format("analyzer.render.github"),
+    "text": Format(f"{__name__}.text"),
+    "json": Format(f"{__name__}.json", "report.json"),
+    "markdown": Format(f"{__name__}.markdown", "report.md", folds=True),
+    "html": Format(f"{__name__}.html", "report.html", folds=True),
+    "sarif": Format(f"{__name__}.sarif", "report.sarif"),
+    "dot": Format(f"{__name__}.dot", "graph.dot", folds=True),
+    "mermaid": Format(f"{__name__}.mermaid", folds=True),
+    "github": Format(f"{__name__}.github"),
 }
 
 
@@ -40,7 +40,7 @@ HUMAN_FORMATS = frozenset({"text", "markdown", "html", "dot", "mermaid", "github
 
 def render(report: Report, fmt: str, max_stages: int | None = None) -> str:
     """`report` in format `fmt`; `max_stages` folds big pipelines in the formats that draw them."""
-    from analyzer.render.safe import sanitize
+    from .safe import sanitize
 
     spec = FORMATS[fmt]
     module = importlib.import_module(spec.module)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from analyzer.model import Edge, Finding, Pipeline, Report, Stage
+from ..model import Edge, Finding, Pipeline, Report, Stage
 
 if TYPE_CHECKING:
     import graphviz

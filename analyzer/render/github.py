@@ -7,7 +7,7 @@ not analysed and suppressions that do nothing become warnings, so they are not s
 
 from __future__ import annotations
 
-from analyzer.model import Report
+from ..model import Report
 
 _LEVEL = {"error": "error", "warning": "warning", "note": "notice"}
 

@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from analyzer.model import Edge, Finding, Pipeline, Report, Stage
-from analyzer.render import dot
-from analyzer.spans import parts_of
+from ..model import Edge, Finding, Pipeline, Report, Stage
+from ..spans import parts_of
+from . import dot
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -129,7 +129,7 @@ def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     return Environment(
-        loader=PackageLoader("analyzer.render", "templates"),
+        loader=PackageLoader(__package__ or "stagegraph.render", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -1,5 +1,8 @@
 """The JSON report: the contract in shared/contract/report.schema.json, and the fixtures' snapshot format.
 
+The schema ships inside the package (`schema()`), so users can validate a saved report without
+a checkout: `json.loads(importlib.resources.files("stagegraph").joinpath("report.schema.json").read_text())`.
+
 Deterministic: sorted keys where order carries no meaning, relative POSIX paths, no timestamps.
 `to_dict`/`from_dict` round-trip a `Report`, so other tools (the PR-comment command, diff mode)
 can work from a saved report.
@@ -8,9 +11,10 @@ can work from a saved report.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Any
 
-from analyzer.model import (
+from ..model import (
     SCHEMA_VERSION,
     Diagnostic,
     Edge,
@@ -266,3 +270,10 @@ def from_dict(data: dict[str, Any]) -> Report:
                                    for p in data.get("suppression_problems", [])),
         delta=delta,
     )
+
+
+def schema() -> dict[str, Any]:
+    """The report's JSON schema, as shipped in the package (a copy of the shared contract)."""
+    text = resources.files(__name__.partition(".")[0]).joinpath("report.schema.json")
+    loaded: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    return loaded

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from analyzer.model import Finding, GraphDelta, Pipeline, Report, Stage
-from analyzer.render.dot import DEFAULT_MAX_STAGES, clean, resource_line, view
-from analyzer.spans import parts_of
+from ..model import Finding, GraphDelta, Pipeline, Report, Stage
+from ..spans import parts_of
+from .dot import DEFAULT_MAX_STAGES, clean, resource_line, view
 
 MARKER = "<!-- stagegraph-report -->"
 #: GitHub rejects comments longer than this many characters
@@ -123,7 +123,7 @@ def _name(name_of: dict[str, str], stage_id: str) -> str:
 
 def pipeline_details(report: Report, pipeline: Pipeline, max_stages: int | None = DEFAULT_MAX_STAGES) -> str:
     """One collapsible block: stage table, real vs coincidental orderings, parallel groups, Mermaid diagram."""
-    from analyzer.render import mermaid
+    from . import mermaid
 
     name_of = {s.id: s.name for s in pipeline.stages}
     real = [e for e in pipeline.edges if e.kind != "order"]
@@ -261,7 +261,7 @@ def render(report: Report, budget: int = BUDGET, max_stages: int | None = DEFAUL
 
 def delta_section(delta: GraphDelta) -> str:
     """Diff mode's delta as a Markdown section."""
-    from analyzer.render.text import delta_lines
+    from .text import delta_lines
 
     head = f"### Changes since {code(delta.base_ref, cell=False)} ({code(delta.base_commit[:12], cell=False)})"
     return "\n".join([head, "", *delta_lines(delta, "- ", lambda value: code(value, cell=False))]) + "\n"

@@ -9,8 +9,8 @@ so analysed text can neither end a label nor add statements, links or HTML.
 
 from __future__ import annotations
 
-from analyzer.model import Report
-from analyzer.render.dot import FINDING_COLOUR, GROUP_FILLS, View, clean, edge_text, resource_line, view
+from ..model import Report
+from .dot import FINDING_COLOUR, GROUP_FILLS, View, clean, edge_text, resource_line, view
 
 _SAFE = frozenset(" _.,:/()+=?-")
 _ARROW = {"data": "-->", "control": "-->", "unknown": "==>", "order": "-.->"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from analyzer.model import Report
-from analyzer.render import FORMATS, render
+from ..model import Report
+from . import FORMATS, render
 
 #: files `--out-dir` writes, by format (from the one registry of formats)
 OUT_FILES = {fmt: spec.out_file for fmt, spec in FORMATS.items() if spec.out_file}
@@ -24,7 +24,7 @@ def out_dir_files(report: Report, max_stages: int | None = None, overrides: Mapp
 
     `max_stages` folds big pipelines in the formats that draw them; `overrides` replaces named files.
     """
-    from analyzer.render import dot as dot_render
+    from . import dot as dot_render
 
     notes: list[str] = []
     files = {name: render(report, fmt, max_stages) for fmt, name in OUT_FILES.items()}
@@ -51,7 +51,7 @@ def out_dir_files(report: Report, max_stages: int | None = None, overrides: Mapp
 def write_out_dir(report: Report, out_dir: Path, max_stages: int | None = None,
                   overrides: Mapping[str, str] | None = None) -> list[str]:
     """Write every format into `out_dir`, all or nothing (see `output.write_set`). Returns notes for stderr."""
-    from analyzer.output import write_set
+    from ..output import write_set
 
     files, notes = out_dir_files(report, max_stages, overrides)
     write_set({out_dir / name: text for name, text in files.items()})

@@ -19,10 +19,10 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from analyzer.model import Diagnostic, Finding, Location, Pipeline, Report, Rule
+from ..model import Diagnostic, Finding, Location, Pipeline, Report, Rule
 
 if TYPE_CHECKING:
-    from analyzer.catalog import RuleDoc
+    from ..catalog import RuleDoc
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/stagegraph/stagegraph"
@@ -142,7 +142,7 @@ def to_dict(report: Report) -> dict[str, Any]:
     if report.rules:
         catalog = {r.id: r for r in report.rules}
     else:  # a report read back from JSON: the bundled catalog
-        from analyzer.catalog import load_rules
+        from ..catalog import load_rules
 
         catalog = dict(load_rules())
     rule_ids = list(catalog)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from analyzer.model import Edge, EdgeKey, Finding, GraphDelta, GroupKey, Pipeline, Report, Stage
+from ..model import Edge, EdgeKey, Finding, GraphDelta, GroupKey, Pipeline, Report, Stage
 
 _KIND_WORD = {"data": "depends on", "control": "runs only if", "unknown": "may depend on", "order": "only follows"}
 

@@ -7,7 +7,7 @@ section draws its own inline SVG: the schedule with every safe fan-out, critical
 
 from __future__ import annotations
 
-from analyzer.plan import PipelinePlan, Plan, render_markdown, seconds
+from ..plan import PipelinePlan, Plan, render_markdown, seconds
 
 _TEMPLATE = """
 <section id="fanout-plan">

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def stagegraph(cwd: Path, *args: str) -> str:
     command = ["stagegraph", *args]
     print(f"\n$ {' '.join(command)}")
-    proc = subprocess.run([sys.executable, "-m", "analyzer", *args], cwd=cwd, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "stagegraph", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     print(proc.stdout + proc.stderr, end="")
     return proc.stdout

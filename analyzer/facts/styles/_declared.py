@@ -10,13 +10,13 @@ from collections.abc import Iterable
 
 import libcst as cst
 
-from analyzer.facts.effects import Context, summarize
-from analyzer.facts.index import FunctionRef, ModuleIndex
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.summaries import Total, map_access
-from analyzer.facts.tree import walk as walk  # re-exported for the adapters
-from analyzer.facts.values import Scope, evaluate
-from analyzer.model import Diagnostic, Effect
+from ...model import Diagnostic, Effect
+from ..effects import Context, summarize
+from ..index import FunctionRef, ModuleIndex
+from ..stagefx import StageBuilder
+from ..summaries import Total, map_access
+from ..tree import walk as walk  # re-exported for the adapters
+from ..values import Scope, evaluate
 
 _CODE_MODULE = cst.Module(body=[])
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
-from analyzer.facts.effects import _walk
-from analyzer.facts.index import FunctionRef, ModuleIndex
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles.plain import Driver, Obj, bind_arguments
-from analyzer.model import Diagnostic, Effect, FanOut, Link, PipelineFacts, Stage, Style
+from ...model import Diagnostic, Effect, FanOut, Link, PipelineFacts, Stage, Style
+from ..effects import _walk
+from ..index import FunctionRef, ModuleIndex
+from ..stagefx import StageBuilder
+from .plain import Driver, Obj, bind_arguments
 
 PREFECT_FLOWS = frozenset({"prefect.flow", "prefect.flows.flow"})
 PREFECT_TASKS = frozenset({"prefect.task", "prefect.tasks.task"})

@@ -34,10 +34,12 @@ from typing import Literal
 import libcst as cst
 import networkx as nx
 
-from analyzer.confine import inside, repo_root
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder, sql_effects
-from analyzer.facts.styles._declared import (
+from ...confine import inside, repo_root
+from ...model import Effect, FanOut, Link, PipelineFacts, Stage
+from ..index import FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder, sql_effects
+from ..values import WILD, Scope, evaluate
+from ._declared import (
     argument,
     body_of,
     code,
@@ -52,8 +54,6 @@ from analyzer.facts.styles._declared import (
     unresolved,
     walk,
 )
-from analyzer.facts.values import WILD, Scope, evaluate
-from analyzer.model import Effect, FanOut, Link, PipelineFacts, Stage
 
 DAG_CLASSES = frozenset({
     "airflow.DAG", "airflow.models.DAG", "airflow.models.dag.DAG", "airflow.sdk.DAG", "airflow.sdk.definitions.dag.DAG",
@@ -713,7 +713,7 @@ class DagWalker:
                     extra_reads=reads, extra_writes=writes,
                 ))
             else:
-                from analyzer.facts.stagefx import dedupe
+                from ..stagefx import dedupe
 
                 out.append(Stage(id=task.task_id, name=task.task_id, file=file, line=task.line,
                                  reads=dedupe(reads), writes=dedupe(writes), fanout=task.fanout,

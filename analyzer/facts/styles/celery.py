@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from analyzer.facts.effects import _walk, is_true
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles._decorated import (
+from ...model import FanOut, Link, PipelineFacts
+from ..effects import _walk, is_true
+from ..index import FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder
+from ._decorated import (
     FrameworkDriver,
     builds_celery_canvas,
     is_celery_task,
@@ -30,8 +31,7 @@ from analyzer.facts.styles._decorated import (
     placeholder_stage,
     string_value,
 )
-from analyzer.facts.styles.plain import _code
-from analyzer.model import FanOut, Link, PipelineFacts
+from .plain import _code
 
 _SIGNATURE_METHODS = frozenset({"s", "si", "signature", "subtask"})
 _SEND_METHODS = frozenset({"delay", "apply_async"})

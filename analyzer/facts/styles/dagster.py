@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import libcst as cst
 import networkx as nx
 
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles._decorated import (
+from ...model import Diagnostic, Effect, FanOut, Link, PipelineFacts, Stage
+from ..index import FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder
+from ._decorated import (
     DAGSTER_ASSETS,
     DAGSTER_BODIES,
     DAGSTER_OPS,
@@ -33,8 +34,7 @@ from analyzer.facts.styles._decorated import (
     note_unresolved,
     string_value,
 )
-from analyzer.facts.styles.plain import _code
-from analyzer.model import Diagnostic, Effect, FanOut, Link, PipelineFacts, Stage
+from .plain import _code
 
 _CONTEXT_PARAMS = frozenset({"context", "ctx", "_context", "config"})
 _PASSTHROUGH = frozenset({"with_hooks", "tag", "with_retry_policy", "configured"})

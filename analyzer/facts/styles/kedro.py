@@ -30,12 +30,12 @@ from typing import Any
 
 import libcst as cst
 
-from analyzer.confine import inside, repo_root
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles._declared import argument, code, kwarg, unresolved, walk
-from analyzer.facts.values import WILD, Scope, evaluate, subscript_value
-from analyzer.model import Effect, Link, PipelineFacts, Stage
+from ...confine import inside, repo_root
+from ...model import Effect, Link, PipelineFacts, Stage
+from ..index import FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder
+from ..values import WILD, Scope, evaluate, subscript_value
+from ._declared import argument, code, kwarg, unresolved, walk
 
 PIPELINE_CALLS = frozenset({
     "kedro.pipeline.pipeline", "kedro.pipeline.Pipeline", "kedro.pipeline.modular_pipeline.pipeline",
@@ -484,7 +484,7 @@ def _stage(builder: StageBuilder, node: KedroNode, stage_id: str, catalog: dict[
     reads = [effect(d) for _, d in node.inputs if not _is_param(d)]
     writes = [effect(d) for d in node.outputs]
     if node.func is None:
-        from analyzer.facts.stagefx import dedupe
+        from ..stagefx import dedupe
 
         return Stage(id=stage_id, name=node.name, file=file, line=line, reads=dedupe(reads), writes=dedupe(writes),
                      roles=builder.roles(node.name, None))

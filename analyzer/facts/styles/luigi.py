@@ -25,11 +25,11 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder, dedupe
-from analyzer.facts.styles._declared import argument, code, kwarg, unresolved, walk
-from analyzer.facts.values import WILD, Scope, evaluate
-from analyzer.model import Effect, Link, PipelineFacts, Stage
+from ...model import Effect, Link, PipelineFacts, Stage
+from ..index import ClassRef, FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder, dedupe
+from ..values import WILD, Scope, evaluate
+from ._declared import argument, code, kwarg, unresolved, walk
 
 TASK_BASES = ("luigi.Task", "luigi.WrapperTask", "luigi.ExternalTask", "luigi.task.Task", "luigi.task.WrapperTask",
               "luigi.task.ExternalTask")

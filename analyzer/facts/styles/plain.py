@@ -16,12 +16,12 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from analyzer.facts.effects import INSTANCE, MUTATORS, Access, Context, Handle, _self_attr, _walk, function_scope
-from analyzer.facts.index import ClassRef, FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder, dedupe, effect_of
-from analyzer.facts.tree import children as _children
-from analyzer.facts.values import evaluate
-from analyzer.model import Effect, FanOut, Link, PipelineFacts, Stage
+from ...model import Effect, FanOut, Link, PipelineFacts, Stage
+from ..effects import INSTANCE, MUTATORS, Access, Context, Handle, _self_attr, _walk, function_scope
+from ..index import ClassRef, FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder, dedupe, effect_of
+from ..tree import children as _children
+from ..values import evaluate
 
 _EXECUTORS = {
     "concurrent.futures.ThreadPoolExecutor": ("executor", ("max_workers",), 0),
@@ -918,7 +918,7 @@ def _main_blocks(module: ModuleIndex) -> list[cst.If]:
 def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
     """Every plain or class driver in the project with two or more stages."""
     # Prefect flows, Dagster jobs and Celery canvas builders are reported by their own adapters.
-    from analyzer.facts.styles._decorated import is_framework_entry
+    from ._decorated import is_framework_entry
 
     project = builder.ctx.project
     found: list[PipelineFacts] = []

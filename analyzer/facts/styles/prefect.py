@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles._decorated import (
+from ...model import FanOut, Link, PipelineFacts
+from ..index import FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder
+from ._decorated import (
     PREFECT_FLOWS,
     PREFECT_TASKS,
     FrameworkDriver,
@@ -24,8 +25,7 @@ from analyzer.facts.styles._decorated import (
     note_unresolved,
     placeholder_stage,
 )
-from analyzer.facts.styles.plain import _code
-from analyzer.model import FanOut, Link, PipelineFacts
+from .plain import _code
 
 #: Keyword arguments Prefect consumes itself (not passed to the task function).
 _PREFECT_KWARGS = frozenset({"wait_for", "return_state", "timeout"})

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from analyzer.facts.effects import _walk
-from analyzer.facts.index import FunctionRef, ModuleIndex, Project
-from analyzer.facts.stagefx import StageBuilder
-from analyzer.facts.styles._decorated import note_unresolved, placeholder_stage, string_value
-from analyzer.facts.styles.plain import _code
-from analyzer.model import Effect, FanOut, Link, PipelineFacts, Stage
+from ...model import Effect, FanOut, Link, PipelineFacts, Stage
+from ..effects import _walk
+from ..index import FunctionRef, ModuleIndex, Project
+from ..stagefx import StageBuilder
+from ._decorated import note_unresolved, placeholder_stage, string_value
+from .plain import _code
 
 _SEQUENCE = frozenset({"sklearn.pipeline.Pipeline", "imblearn.pipeline.Pipeline"})
 _MAKE_SEQUENCE = frozenset({"sklearn.pipeline.make_pipeline", "imblearn.pipeline.make_pipeline"})
