@@ -1229,6 +1229,7 @@ def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project
         {n: v for n, v in single.items() if counts[n] == 1 and n not in params},
         frozenset(params | {n for n, c in counts.items() if c > 1}),
         params=frozenset(p for p in params if markers and p not in {"self", "cls"} and counts.get(p, 0) == 0),
+        owner=fn if fn.is_method else None,
     )
 
 

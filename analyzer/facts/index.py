@@ -15,7 +15,7 @@ from pathlib import Path
 import libcst as cst
 
 from ..source import ParsedModule
-from .tree import start_positions
+from .tree import start_positions, walk
 
 _SUPPRESS = re.compile(r"#\s*stagegraph:\s*ignore(?:\[([\w\-, ]+)\])?")
 
@@ -267,6 +267,10 @@ class Project:
     functions: dict[str, FunctionRef] = field(default_factory=dict)
     classes: dict[str, ClassRef] = field(default_factory=dict)
     _suffix: dict[str, list[str]] = field(default_factory=dict)
+    #: analysed subclasses of each class (by qualname), computed on first use
+    _children: dict[str, list[ClassRef]] | None = None
+    #: per class, the attribute names its methods assign on `self`
+    _assigned: dict[str, frozenset[str]] = field(default_factory=dict)
     #: dotted names of the packages the analysed folder sits in (`search` when `search/` itself is
     #: audited): `from search.api import f` then names the analysed module `api`
     _outer: tuple[str, ...] = ()
@@ -302,7 +306,10 @@ class Project:
             return hits[0]
         if depth < 4 and "." in qualified:
             mod, _, attr = qualified.rpartition(".")
-            owner = self.modules.get(mod) or self.modules.get((self._suffix.get(mod) or [""])[0])
+            # the owner is found the way any name is (outer packages, suffixes, its own re-exports),
+            # so `pkg.sub.f` reaches `f` re-exported by `sub/__init__.py` when `pkg/` is audited
+            owner_key = self._canonical(mod, depth + 1)
+            owner = self.modules.get(owner_key) if owner_key else None
             if owner is not None and attr in owner.imports and owner.imports[attr] != qualified:
                 return self._canonical(owner.imports[attr], depth + 1)
         return None
@@ -331,6 +338,86 @@ class Project:
                     if found:
                         return found
         return None
+
+    def class_constant(self, fn: FunctionRef, attr: str) -> tuple[cst.BaseExpression, ModuleIndex] | None:
+        """The class-level value `self.<attr>` has in a method, when it is provably that one value.
+
+        `table = "artists"` on the class (or an analysed base) and `self.table` in its method. Not
+        when an analysed subclass overrides the attribute (the method runs for it too), and not
+        when any method in the hierarchy assigns `self.<attr>` (an instance value may shadow it).
+        """
+        if fn.class_name is None:
+            return None
+        klass = fn.module.classes.get(fn.class_name)
+        if klass is None:
+            return None
+        lineage = self._lineage(klass)
+        family = [*lineage, *self._descendants(klass)]
+        if any(attr in self._self_assigned(c) or "*" in self._self_assigned(c) for c in family):
+            return None
+        if any(attr in c.attributes for c in self._descendants(klass)):
+            return None
+        for owner in lineage:
+            if attr in owner.attributes:
+                value = owner.attributes[attr]
+                # names in a class body are the class's own first: `b = a + "_x"` must not read a
+                # module constant `a`, so such a value is left unresolved
+                if any(isinstance(n, cst.Name) and n.value in owner.attributes for n in walk(value)):
+                    return None
+                return value, owner.module
+        return None
+
+    def _lineage(self, klass: ClassRef) -> list[ClassRef]:
+        """The class and its analysed bases, nearest first (depth-first, as a simple MRO stand-in)."""
+        out: list[ClassRef] = []
+        todo = [klass]
+        while todo and len(out) < 32:
+            current = todo.pop(0)
+            if current in out:
+                continue
+            out.append(current)
+            todo.extend(b for b in (self.klass(base) for base in current.bases) if b is not None)
+        return out
+
+    def _descendants(self, klass: ClassRef) -> list[ClassRef]:
+        if self._children is None:
+            children: dict[str, list[ClassRef]] = {}
+            for candidate in self.classes.values():
+                for base in candidate.bases:
+                    parent = self.klass(base)
+                    if parent is not None and parent is not candidate:
+                        children.setdefault(parent.qualname, []).append(candidate)
+            self._children = children
+        out: list[ClassRef] = []
+        todo = list(self._children.get(klass.qualname, ()))
+        while todo and len(out) < 256:
+            current = todo.pop()
+            if current not in out and current is not klass:
+                out.append(current)
+                todo.extend(self._children.get(current.qualname, ()))
+        return out
+
+    def _self_assigned(self, klass: ClassRef) -> frozenset[str]:
+        found = self._assigned.get(klass.qualname)
+        if found is None:
+            names: set[str] = set()
+            for method in klass.methods.values():
+                for node in walk(method.node.body):
+                    targets: list[cst.BaseExpression] = []
+                    if isinstance(node, cst.Assign):
+                        targets = [t.target for t in node.targets]
+                    elif isinstance(node, cst.AugAssign | cst.AnnAssign):
+                        targets = [node.target]
+                    for target in targets:
+                        for sub in walk(target):
+                            if (isinstance(sub, cst.Attribute) and isinstance(sub.value, cst.Name)
+                                    and sub.value.value in {"self", "cls"}):
+                                names.add(sub.attr.value)
+                    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "setattr":
+                        names.add("*")  # setattr(self, name, ...) can assign any attribute
+            found = frozenset(names)
+            self._assigned[klass.qualname] = found
+        return found
 
     def module_of(self, qualified: str) -> ModuleIndex | None:
         key = self._canonical(qualified)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from .index import ModuleIndex, Project, analysed_root
+from .index import FunctionRef, ModuleIndex, Project, analysed_root
 
 WILD = "*"
 #: a parameter's value inside a summary: `\x00path\x00`, filled in at each call site
@@ -38,6 +38,8 @@ class Scope:
     shadowed: frozenset[str] = frozenset()
     #: parameters: evaluated to a marker so callers can substitute their argument's value
     params: frozenset[str] = frozenset()
+    #: the method whose body this is, so `self.table` can read a class-level constant
+    owner: FunctionRef | None = None
 
 
 def known(value: str | None) -> bool:
@@ -102,6 +104,12 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
         if expr.attr.value == "parent":  # pathlib: Path(__file__).parent
             inner = _eval(expr.value, scope, depth + 1)
             return _dirname(inner) if inner is not None else WILD
+        if (isinstance(expr.value, cst.Name) and expr.value.value in {"self", "cls"}
+                and scope.owner is not None and scope.project is not None):
+            found = scope.project.class_constant(scope.owner, expr.attr.value)
+            if found is not None:
+                return _eval(found[0], Scope(found[1], scope.project), depth + 1)
+            return WILD
         qualified = scope.module.qualify(expr)
         if qualified and scope.project is not None:
             owner, _, attr = qualified.rpartition(".")
