@@ -323,3 +323,86 @@ def test_an_object_of_our_own_class_handed_to_stages_is_not_proven_apart(tmp_pat
             check(wh)
     """)
     assert _kind(pipeline, "prepare", "check") == "unknown"
+
+
+@pytest.mark.parametrize(("text", "reads", "writes"), [
+    # DDL changes what every later reader sees: a write, never only a read
+    ("drop table if exists mart.daily cascade;", (), ("mart.daily",)),
+    ("DROP TABLE a.x, a.y", (), ("a.x", "a.y")),
+    ("ALTER TABLE a.b ADD COLUMN c int", ("a.b",), ("a.b",)),
+    ("ALTER TABLE a.b RENAME TO c", ("a.b", "c"), ("a.b", "c")),
+    # COPY ... FROM loads the table; COPY ... TO reads it
+    ("COPY raw.orders FROM STDIN WITH CSV HEADER", (), ("raw.orders",)),
+    ("COPY raw.orders TO STDOUT", ("raw.orders",), ()),
+    # a schema or a database holds every table in it
+    ("CREATE SCHEMA IF NOT EXISTS staging", (), ("staging.*",)),
+    ("DROP SCHEMA staging CASCADE", (), ("staging.*",)),
+    ("CREATE DATABASE shop", (), ("*",)),
+    # an index holds no rows; building one reads its table
+    ("DROP INDEX ix_orders", (), ()),
+    ("CREATE INDEX ix ON semantic.events (date)", ("semantic.events",), ()),
+])
+def test_sql_statements_name_the_tables_they_change(text: str, reads: tuple[str, ...],
+                                                      writes: tuple[str, ...]) -> None:
+    from stagegraph.facts.sql import tables
+
+    got = tables(text)
+    assert got is not None and got.parsed
+    assert (got.reads, got.writes) == (reads, writes)
+
+
+def test_a_drop_then_a_copy_into_the_same_table_is_a_real_dependency(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        import psycopg2
+
+        conn = psycopg2.connect("dbname=shop")
+
+        def reset():
+            conn.cursor().execute("DROP TABLE IF EXISTS staging.orders")
+
+        def load(fh):
+            conn.cursor().copy_expert("COPY staging.orders FROM STDIN WITH CSV", fh)
+
+        def export(fh):
+            conn.cursor().copy_expert("COPY public.customers TO STDOUT WITH CSV", fh)
+
+        def main(fh):
+            reset()
+            load(fh)
+            export(fh)
+    """)
+    assert _kind(pipeline, "reset", "load") == "data"
+    assert _kind(pipeline, "load", "export") == "order"  # different tables: coincidental
+
+
+def test_a_handle_handed_to_a_method_we_do_not_model_is_an_unknown_effect_on_it(tmp_path: Path) -> None:
+    # `Base.metadata.create_all(engine)`: the declarative base is a plain value, but what it does with
+    # the engine it is given is not modelled, so it may write any table of that database
+    pipeline = _pipeline(tmp_path, """
+        import sqlalchemy as sa
+        from sqlalchemy.orm import declarative_base
+
+        import db
+
+        Base = declarative_base()
+
+        def drop_orders():
+            with db.connection_engine().begin() as con:
+                con.execute(sa.text("DROP TABLE IF EXISTS orders"))
+
+        def create_models(models_base):
+            models_base.metadata.create_all(db.connection_engine())
+
+        def load_orders():
+            with db.connection_engine().begin() as con:
+                con.execute(sa.text("INSERT INTO orders SELECT * FROM staging_orders"))
+
+        def main():
+            drop_orders()
+            create_models(Base)
+            load_orders()
+    """, {"db.py": "import sqlalchemy as sa\n\n\ndef connection_engine():\n"
+                   "    return sa.create_engine('postgresql://db/shop')\n"})
+    assert _kind(pipeline, "drop_orders", "create_models") == "unknown"
+    assert _kind(pipeline, "create_models", "load_orders") == "unknown"
+    assert _kind(pipeline, "drop_orders", "load_orders") == "data"

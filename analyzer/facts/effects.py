@@ -21,7 +21,7 @@ import libcst as cst
 from ..catalog import CallModel, Factory, OpaqueLibrary, ResourceCatalog
 from ..model import Resource
 from . import sql as sqlmod
-from .index import ClassRef, FunctionRef, ModuleIndex, Project
+from .index import ClassRef, FunctionRef, ModuleIndex, Project, dotted
 from .tree import children as _children
 from .values import SQL_COMPOSERS, WILD, Scope, evaluate, finish, known, subscript_value, templated
 
@@ -344,7 +344,10 @@ class Context:
             return self.handle_from(expr, module, "", handles, scope)  # `S3Hook(conn_id).load_file(...)`
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
             base = self.handle_of_expr(expr.func.value, module, handles, klass, depth + 1)
-            return self.method_result(base, expr, scope) if base is not None else None
+            if base is not None:
+                return self.method_result(base, expr, scope)
+            # `db.connection_engine()`: a handle made by an analysed function (or a factory) in a module
+            return self.handle_from(expr, module, "", handles, scope) if isinstance(expr.func.value, cst.Name) else None
         if isinstance(expr, cst.Attribute | cst.Subscript):
             base = self.handle_of_expr(expr.value, module, handles, klass, depth + 1)
             if base is None:
@@ -991,6 +994,8 @@ class _Function:
             return
         if any_model is None:
             self.through_param(receiver, method, node, found_sql, read_only=method in PURE)
+            if not found_sql and method not in self.ctx.catalog.pure_methods and method not in PURE | MUTATORS:
+                self.handles_passed(node, f"{dotted(receiver) or 'an object'}.{method}")
         places = self.places(receiver)
         if not places:
             return
@@ -1002,6 +1007,16 @@ class _Function:
             self.write_places(places, node)
         else:
             self.read_places(places, node)
+
+    def handles_passed(self, node: cst.Call, callee: str) -> None:
+        """`Base.metadata.create_all(engine)`: a method we know nothing of was handed a handle, so it may
+        read or write through it (open world: an unknown effect on the handle, never none)."""
+        for arg in node.args:
+            if not isinstance(arg.value, cst.Name | cst.Attribute | cst.Call):
+                continue
+            handle = self.handle_of(arg.value)
+            if handle is not None and RESULT not in handle.type:
+                self.unknown_on(handle, f"passing it to {callee}()", node)
 
     def through_param(self, receiver: cst.BaseExpression, method: str, node: cst.Call, found_sql: bool,
                       read_only: bool = False) -> None:

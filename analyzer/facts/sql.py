@@ -1,6 +1,7 @@
 """Tables a SQL string reads and writes, with sqlglot.
 
-Handles CTEs, schema-qualified names, INSERT/UPDATE/DELETE/MERGE/CREATE TABLE AS/TRUNCATE/DROP,
+Handles CTEs, schema-qualified names, INSERT/UPDATE/DELETE/MERGE/CREATE TABLE AS/TRUNCATE/DROP/ALTER,
+COPY ... FROM (a load) and TO (a read), CREATE/DROP SCHEMA (`s.*`) and DATABASE (`*`),
 DB-API placeholders (`%s`, `%(name)s`, `:name`, `?`) and Jinja templating (`{{ ds }}`).
 Unknown parts of a statically built string arrive as `*` and become wildcard table names.
 """
@@ -52,6 +53,16 @@ def _name(table: object) -> str:
     return re.sub(rf"{_ANY}\w*", "*", name)
 
 
+def _container(table: object, kind: str) -> str:
+    """What a DROP/CREATE of `kind` names: a table, every table of a schema (`s.*`), or of a database (`*`)."""
+    if kind == "DATABASE":
+        return "*"
+    name = _name(table)
+    if kind == "SCHEMA":
+        return f"{name}.*" if name else "*"
+    return name
+
+
 @lru_cache(maxsize=4096)
 def tables(text: str) -> SqlTables | None:
     """Tables read and written by `text`, or None when it is not SQL. Unparseable SQL: parsed=False."""
@@ -80,7 +91,27 @@ def tables(text: str) -> SqlTables | None:
         ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
         targets: set[str] = set()
         target_node = None
-        if isinstance(statement, exp.Insert | exp.Update | exp.Delete | exp.Merge | exp.Create | exp.Drop):
+        kind = str(statement.args.get("kind") or "").upper()
+        if isinstance(statement, exp.Drop):
+            # DROP TABLE a, b / DROP SCHEMA s / DROP DATABASE d (sqlglot >= 25 keeps them in `tables`)
+            dropped = statement.args.get("tables") or ([statement.this] if statement.this is not None else [])
+            if kind != "INDEX":  # an index holds no rows: dropping one changes no result
+                targets.update(_container(t, kind) for t in dropped if isinstance(t, exp.Table))
+            writes.update(targets)
+            continue
+        if isinstance(statement, exp.Create) and kind in {"SCHEMA", "DATABASE"}:
+            # every table in it is written (created or replaced) from here on
+            if isinstance(statement.this, exp.Table):
+                writes.add(_container(statement.this, kind))
+            continue
+        if isinstance(statement, exp.Copy) and isinstance(statement.this, exp.Table):
+            # COPY t FROM ... loads rows into t; COPY t TO ... reads it
+            if statement.args.get("kind"):
+                target_node = statement.this
+        elif isinstance(statement, exp.Alter) and isinstance(statement.this, exp.Table):
+            # ALTER TABLE changes what every reader sees; RENAME TO names a second table it writes
+            targets.update(_name(t) for t in statement.find_all(exp.Table) if isinstance(t.this, exp.Identifier))
+        elif isinstance(statement, exp.Insert | exp.Update | exp.Delete | exp.Merge | exp.Create):
             target_node = statement.this
             if isinstance(target_node, exp.Schema):
                 target_node = target_node.this
@@ -101,7 +132,7 @@ def tables(text: str) -> SqlTables | None:
             if table is target_node:
                 continue
             reads.add(name)
-        if isinstance(statement, exp.Update | exp.Delete | exp.Merge):
+        if isinstance(statement, exp.Update | exp.Delete | exp.Merge | exp.Alter):
             reads.update(targets)  # they read the rows they change
         writes.update(targets)
     return SqlTables(tuple(sorted(reads)), tuple(sorted(writes)))
