@@ -350,3 +350,37 @@ def test_functions_that_only_assemble_framework_pipelines_are_not_plain_pipeline
     ids = [p.id for p in report.pipelines]
     assert len(ids) == len(set(ids))  # no function reported twice (plain and kedro)
     assert {p.style for p in report.pipelines} == {"kedro"}
+
+
+def test_xcom_pulls_in_templates_are_found_whatever_the_keyword_order() -> None:
+    from stagegraph.facts.styles.airflow import template_pulls
+
+    text = ("{{ task_instance.xcom_pull(task_ids='keys', dag_id='erasure', key='user_ids') }} "
+            "{{ ti.xcom_pull('rows') }} {{ ti.xcom_pull(key='k', task_ids='b') }}")
+    assert template_pulls(text) == [("keys", "user_ids"), ("rows", "return_value"), ("b", "k")]
+
+
+def test_a_dict_return_annotation_pushes_each_key_as_airflow_infers(tmp_path: Path) -> None:
+    (tmp_path / "dag.py").write_text(textwrap.dedent("""
+        import pendulum
+        from typing import Dict
+        from airflow.decorators import dag, task
+        from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+
+        @dag(schedule=None, start_date=pendulum.datetime(2024, 1, 1))
+        def erase():
+            @task()
+            def keys() -> Dict[str, str]:
+                return {"ids": "1, 2"}
+
+            forms = SQLExecuteQueryOperator(
+                task_id="forms", conn_id="dw",
+                sql="SELECT * FROM f WHERE id IN ({{ ti.xcom_pull(task_ids='keys', key='ids') }})",
+            )
+            keys() >> forms
+
+        erase()
+    """))
+    report = analyze([tmp_path], Options())
+    (pipeline,) = report.pipelines
+    assert [(e.source, e.target, e.kind) for e in pipeline.edges] == [("keys", "forms", "data")]

@@ -86,9 +86,24 @@ SQL_OPERATORS = frozenset({
 EMPTY_OPERATORS = frozenset({"EmptyOperator", "DummyOperator", "LatestOnlyOperator"})
 #: keyword arguments that cap how many mapped task instances run at once
 MAPPING_CAPS = ("max_active_tis_per_dag", "max_active_tis_per_dagrun", "pool")
-_XCOM_TEMPLATE = re.compile(
-    r"xcom_pull\(\s*(?:task_ids\s*=\s*)?['\"]([^'\"]+)['\"](?:\s*,\s*key\s*=\s*['\"]([^'\"]+)['\"])?"
-)
+#: `xcom_pull(...)` in a Jinja template, with its argument text (no nested parentheses in practice)
+_XCOM_TEMPLATE = re.compile(r"xcom_pull\(([^()]*)\)")
+_QUOTED = r"['\"]([^'\"]+)['\"]"
+_PULL_TASK = re.compile(rf"^\s*{_QUOTED}|\btask_ids\s*=\s*{_QUOTED}")
+_PULL_KEY = re.compile(rf"\bkey\s*=\s*{_QUOTED}")
+
+
+def template_pulls(text: str) -> list[tuple[str, str]]:
+    """(task id, key) of every `xcom_pull` in a template, whatever order its keywords come in."""
+    out: list[tuple[str, str]] = []
+    for m in _XCOM_TEMPLATE.finditer(text):
+        args = m.group(1)
+        task = _PULL_TASK.search(args)
+        if task is None:
+            continue
+        key = _PULL_KEY.search(args)
+        out.append((task.group(1) or task.group(2), key.group(1) if key else "return_value"))
+    return out
 _PARAMS_TEMPLATE = re.compile(r"\{\{\s*params\.(\w+)\s*\}\}|\{\{\s*params\[['\"](\w+)['\"]\]\s*\}\}")
 
 Ref = tuple[str, str]  # ("task", id) | ("group", id)
@@ -110,6 +125,8 @@ class Task:
     xcom_push: bool = True
     #: "branch" / "short-circuit": every task downstream runs only depending on this task's outcome
     gate: str = ""
+    #: a TaskFlow task whose returned dict is pushed key by key (`multiple_outputs`, or a dict return type)
+    multiple_outputs: bool = False
 
 
 @dataclass(slots=True)
@@ -489,6 +506,7 @@ class DagWalker:
                 raw = evaluate(kwarg(source, "task_id"), self.scope())
         task = Task(self.task_id(raw or fn.name), self.module.line(call), call, "taskflow", callee=fn, fanout=fanout)
         task.gate = _gate(_task_decorator_names(fn))
+        task.multiple_outputs = _multiple_outputs(fn, (override, dec))
         ref = self.add(task, call)
         for source_call in (partial, call):
             if source_call is None:
@@ -543,8 +561,8 @@ class DagWalker:
         for node in walk(call):
             if isinstance(node, cst.SimpleString | cst.FormattedStringText):
                 text = node.value
-                for m in _XCOM_TEMPLATE.finditer(text):
-                    task.reads.append(_xcom(m.group(1), m.group(2) or "return_value", file, line))
+                for tid, key in template_pulls(text):
+                    task.reads.append(_xcom(tid, key, file, line))
         return self.add(task, site)
 
     def resolve_callable(self, expr: cst.BaseExpression | None) -> FunctionRef | None:
@@ -594,6 +612,8 @@ class DagWalker:
                 else:
                     texts.append(item)
         for text in texts:
+            # `{{ ti.xcom_pull(task_ids='t', key='k') }}` inside the SQL (a `.sql` file's too) reads t's XCom
+            task.reads.extend(_xcom(tid, key, file, line) for tid, key in template_pulls(text))
             text = _PARAMS_TEMPLATE.sub(lambda m: params.get(m.group(1) or m.group(2), "{{ x }}"), text)
             reads, writes = sql_effects(text, file, line)
             task.reads.extend(reads)
@@ -707,6 +727,8 @@ class DagWalker:
                 writes.extend(xw)
                 if task.xcom_push and returns_value(fn.node):
                     writes.append(_xcom(task.task_id, "return_value", file, task.line))
+                    if task.multiple_outputs:  # each key of the returned dict is an XCom of its own
+                        writes.extend(_xcom(task.task_id, key, file, task.line) for key in _returned_keys(fn))
                 out.append(self.builder.stage(
                     stage_id=task.task_id, callee=fn, file=file, line=task.line, params={}, labels={},
                     via_self=False, fanout=task.fanout, module=self.module, name=task.task_id,
@@ -715,6 +737,10 @@ class DagWalker:
             else:
                 from ..stagefx import dedupe
 
+                if task.xcom_push:
+                    # an operator's execute() result is pushed as its return_value (query rows, the last
+                    # line of a shell command...), which `task.output` hands to a later task
+                    writes.append(_xcom(task.task_id, "return_value", file, task.line))
                 out.append(Stage(id=task.task_id, name=task.task_id, file=file, line=task.line,
                                  reads=dedupe(reads), writes=dedupe(writes), fanout=task.fanout,
                                  roles=self.builder.roles(task.task_id, None)))
@@ -826,6 +852,35 @@ def _gate(names: Sequence[str]) -> str:
 
 def _is_task_decorator(name: str) -> bool:
     return any(name == d or name.startswith(d + ".") for d in TASK_DECORATORS)
+
+
+def _multiple_outputs(fn: FunctionRef, calls: Sequence[cst.Call | None]) -> bool:
+    """`@task(multiple_outputs=True)`, or (Airflow's inference) a return annotation of dict/Dict[...]."""
+    for call in calls:
+        flag = kwarg(call, "multiple_outputs") if call is not None else None
+        if flag is not None:
+            return isinstance(flag, cst.Name) and flag.value == "True"
+    returns = fn.node.returns.annotation if fn.node.returns is not None else None
+    if isinstance(returns, cst.Subscript):
+        returns = returns.value
+    return (fn.module.qualify(returns) or "") in {"dict", "typing.Dict", "Dict"} if returns is not None else False
+
+
+def _returned_keys(fn: FunctionRef) -> list[str]:
+    """The keys a function's returned dict has: every `return {...}` with literal keys, else `*` (any)."""
+    keys: list[str] = []
+    for node in walk(fn.node.body, skip_defs=True):
+        if not isinstance(node, cst.Return) or node.value is None:
+            continue
+        if not isinstance(node.value, cst.Dict):
+            return [WILD]
+        for element in node.value.elements:
+            key = element.key.evaluated_value if isinstance(element, cst.DictElement) and isinstance(
+                element.key, cst.SimpleString) else None
+            if not isinstance(key, str):
+                return [WILD]
+            keys.append(key)
+    return sorted(set(keys)) or [WILD]
 
 
 def _task_decorator_names(fn: FunctionRef) -> list[str]:
