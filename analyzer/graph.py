@@ -42,6 +42,20 @@ def space(effect: Effect) -> str:
     return effect.kind
 
 
+def _file_path(text: str) -> str:
+    """A local path spelled one way: `./data//x.csv` and `data/x.csv` are one file (`..` is kept:
+    collapsing it lexically is wrong under symlinks). URLs are left as they are."""
+    if "://" in text or ("/" not in text and not text.startswith(".")):
+        return text
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    joined = "/".join(parts)
+    return ("/" + joined if text.startswith("/") else joined) or text
+
+
+def _identity(effect: Effect, where: str) -> str:
+    return _file_path(effect.identity) if where == "file" else effect.identity
+
+
 def _pattern(text: str) -> str:
     return text.replace("[", "[[]")
 
@@ -116,11 +130,12 @@ def overlap(a: Effect, b: Effect) -> int:
         if a.target.lower() == b.target.lower() and "*" not in a.target:
             return EXACT
         return MAYBE if _tables_overlap(a.target, b.target) else NONE
-    if a.identity == b.identity and "*" not in a.identity:
+    ia, ib = _identity(a, sa), _identity(b, sb)
+    if ia == ib and "*" not in ia:
         return EXACT
     # the same pattern (`/data/stock/*.json`) may well be the same file, but the unknown part can differ
     # per run or per task: a dependency to respect (unknown), never proof enough for an error
-    return MAYBE if _paths_overlap(a.identity, b.identity) else NONE
+    return MAYBE if _paths_overlap(ia, ib) else NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +203,8 @@ def _buckets(effect: Effect) -> tuple[str, str | None]:
     if where == "table":
         name = effect.target.lower().strip('"`[]')
         return where, None if "*" in name else name.split(".")[-1]
-    return where, None if "*" in effect.identity else effect.identity
+    identity = _identity(effect, where)
+    return where, None if "*" in identity else identity
 
 
 def _candidate_pairs(stages: Sequence[Stage], profiles: dict[str, _Profile]) -> list[tuple[int, int]]:

@@ -406,3 +406,31 @@ def test_a_handle_handed_to_a_method_we_do_not_model_is_an_unknown_effect_on_it(
     assert _kind(pipeline, "drop_orders", "create_models") == "unknown"
     assert _kind(pipeline, "create_models", "load_orders") == "unknown"
     assert _kind(pipeline, "drop_orders", "load_orders") == "data"
+
+
+@pytest.mark.parametrize(("change", "kind"), [
+    ("", "data"),  # a config dict nobody changes: its entry names the file
+    ('CONFIG["list"] = sys.argv[1]', "unknown"),  # ...changed at run time: the entry proves nothing
+    ('CONFIG.update(json.load(open("override.json")))', "unknown"),
+])
+def test_a_module_config_dict_names_a_path_only_while_nothing_changes_it(tmp_path: Path, change: str,
+                                                                         kind: str) -> None:
+    pipeline = _pipeline(tmp_path, f"""
+        import json
+        import sys
+        import pandas as pd
+
+        CONFIG = {{"list": "raw/list.csv", "other": "raw/other.csv"}}
+
+        def scrape():
+            pd.DataFrame().to_csv("./raw/list.csv")
+
+        def clean():
+            pd.read_csv(CONFIG["list"]).to_parquet("clean/list.parquet")
+
+        def main():
+            {change or "pass"}
+            scrape()
+            clean()
+    """)
+    assert _kind(pipeline, "scrape", "clean") == kind

@@ -15,6 +15,7 @@ from pathlib import Path
 import libcst as cst
 
 from .index import FunctionRef, ModuleIndex, Project, analysed_root
+from .tree import walk
 
 WILD = "*"
 #: a parameter's value inside a summary: `\x00path\x00`, filled in at each call site
@@ -128,9 +129,65 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
         return None
     if isinstance(expr, cst.Call):
         return _call(expr, scope, depth)
-    if isinstance(expr, cst.Subscript | cst.IfExp):
+    if isinstance(expr, cst.Subscript):
+        return _lookup(expr, scope, depth)
+    if isinstance(expr, cst.IfExp):
         return WILD
     return None
+
+
+_DICT_MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__"})
+
+
+def _lookup(expr: cst.Subscript, scope: Scope, depth: int) -> str:
+    """`CONFIG["fund_list"]` with CONFIG a module-level dict literal no code in its module changes."""
+    if not isinstance(expr.value, cst.Name):
+        return WILD
+    name = expr.value.value
+    if name in scope.locals or name in scope.shadowed or name in scope.params:
+        return WILD
+    module: ModuleIndex | None = scope.module
+    if name not in scope.module.constants and name in scope.module.imports and scope.project is not None:
+        owner, _, name = scope.module.imports[name].rpartition(".")
+        module = scope.project.module_of(owner)
+    if module is None or not isinstance(module.constants.get(name), cst.Dict) or name in _changed_names(module):
+        return WILD
+    key = subscript_value(expr, scope)
+    if key is None or not known(key) or WILD in key or MARK in key:
+        return WILD
+    inner = Scope(module, scope.project)
+    found: cst.BaseExpression | None = None
+    for element in module.constants[name].elements:  # type: ignore[attr-defined]
+        if not isinstance(element, cst.DictElement):
+            return WILD  # `**other`: any key may come from it
+        if evaluate(element.key, inner) == key:
+            found = element.value  # the last one wins, as in Python
+    return (_eval(found, inner, depth + 1) or WILD) if found is not None else WILD
+
+
+def _changed_names(module: ModuleIndex) -> frozenset[str]:
+    """Module-level names whose contents some code in the module changes (`d[k] = v`, `d.update()`...)."""
+    cached = module.memo.get("changed_names")
+    if isinstance(cached, frozenset):
+        return cached
+    names: set[str] = set()
+    for node in walk(module.parsed.tree):
+        targets: list[cst.BaseExpression] = []
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+        elif isinstance(node, cst.AugAssign | cst.AnnAssign | cst.Del):
+            targets = [node.target]
+        elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+              and node.func.attr.value in _DICT_MUTATORS and isinstance(node.func.value, cst.Name)):
+            names.add(node.func.value.value)
+        elif isinstance(node, cst.Global):
+            names.update(n.name.value for n in node.names)
+        for target in targets:
+            if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+                names.add(target.value.value)
+    found = frozenset(names)
+    module.memo["changed_names"] = found
+    return found
 
 
 def module_file(module: ModuleIndex) -> str:
