@@ -89,6 +89,8 @@ class _Walk:
     handles: dict[str, int] = field(default_factory=dict)
     gathers: list[FanOut] = field(default_factory=list)  # enclosing concurrent calls (asyncio.gather, ...)
     concurrent: list[set[str]] = field(default_factory=list)  # stages started together: no order among them
+    #: objects the driver read itself (`df = pd.read_parquet(P)`) -> the reads that made them
+    read_objs: dict[str, list[Access]] = field(default_factory=dict)
 
 
 class Driver:
@@ -109,10 +111,13 @@ class Driver:
         self.scope = function_scope(fn, module, self.project)
         #: the driver's own writes (files, tables, keys) by the call node that makes them
         self.own_writes: dict[int, list[Access]] = {}
+        #: ...and its own reads: a stage handed what the driver read reads it too
+        self.own_reads: dict[int, list[Access]] = {}
         summary = builder.direct.get(fn.qualname) if fn is not None else None
         for access in summary.accesses if summary is not None else ():
-            if access.write and access.place is None:
-                self.own_writes.setdefault(id(access.site.node), []).append(access)
+            if access.place is None:
+                (self.own_writes if access.write else self.own_reads).setdefault(
+                    id(access.site.node), []).append(access)
         if fn is not None:
             for p in fn.params:
                 if p not in {"self", "cls"}:
@@ -485,6 +490,11 @@ class Driver:
         if isinstance(func, cst.Attribute) and func.attr.value in MUTATORS:
             # batch.append(other()): the container now holds the argument's value
             self.absorb(self.expr_names(func.value), set().union(*arg_objs) if arg_objs else set())
+        if id(call) in self.own_reads:
+            # `df = pd.read_parquet(P)`: the value stands for what was read, so a stage given it reads P
+            read = self.new_obj(_code(func), f"driver-read:{id(call)}", set(out))
+            self.w.read_objs[read.key] = self.own_reads[id(call)]
+            out = out | {read.key}
         if id(call) in self.own_writes:
             self.driver_write(id(call), out)
         elif self.w.handles:
@@ -620,6 +630,10 @@ class Driver:
                 or self.instance_handle(arg.value)) is not None
         }
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
+        # what the driver read and handed over is a read of that file or table, not a variable of its own
+        driver_reads = [effect_of(a) for keys in keys_by_param.values() for k in sorted(keys)
+                        for a in self.w.read_objs.get(k, ())]
+        keys_by_param = {p: {k for k in keys if k not in self.w.read_objs} for p, keys in keys_by_param.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
         stage = self.builder.stage(
@@ -631,6 +645,7 @@ class Driver:
         if via_self:
             self.w.self_calls += 1
         carried = self.attribute_values(stage)
+        carried += driver_reads
         if carried:
             stage = replace(stage, reads=dedupe([*stage.reads, *carried]))
         self.w.stages.append(stage)
