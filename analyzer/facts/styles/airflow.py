@@ -508,12 +508,18 @@ class DagWalker:
         task.gate = _gate(_task_decorator_names(fn))
         task.multiple_outputs = _multiple_outputs(fn, (override, dec))
         ref = self.add(task, call)
+        used = _used_names(fn)
+        position = 0
         for source_call in (partial, call):
             if source_call is None:
                 continue
             for arg in source_call.args:
+                param = _bound_param(fn, arg, position)
+                position += arg.keyword is None and not arg.star
                 for upstream in self.expr(arg.value):
                     self.w.relations.append((upstream, ref, "task result passed as an argument"))
+                    if param is not None and param not in used:
+                        continue  # Airflow still orders them; no data reaches a parameter the body never reads
                     for tid in self.ref_tasks(upstream):
                         task.reads.append(_xcom(tid, "return_value", self.module.relpath, task.line))
         return ref
@@ -852,6 +858,22 @@ def _gate(names: Sequence[str]) -> str:
 
 def _is_task_decorator(name: str) -> bool:
     return any(name == d or name.startswith(d + ".") for d in TASK_DECORATORS)
+
+
+def _used_names(fn: FunctionRef) -> frozenset[str]:
+    """Every name a function's body mentions; `locals()` / `vars()` make every parameter used."""
+    names = {n.value for n in walk(fn.node.body) if isinstance(n, cst.Name)}
+    return frozenset({"*"} if names & {"locals", "vars"} else names)
+
+
+def _bound_param(fn: FunctionRef, arg: cst.Arg, position: int) -> str | None:
+    """The parameter an argument binds to, when that is certain (None: unsure, so assumed read)."""
+    if arg.star:
+        return None
+    names = [*fn.params, *(p.name.value for p in fn.node.params.kwonly_params)]
+    if arg.keyword is not None:
+        return arg.keyword.value if arg.keyword.value in names else None  # else it lands in **kwargs
+    return fn.params[position] if position < len(fn.params) else None
 
 
 def _multiple_outputs(fn: FunctionRef, calls: Sequence[cst.Call | None]) -> bool:
