@@ -347,6 +347,10 @@ class Project:
                 return self._canonical(owner.imports[attr], depth + 1)
         return None
 
+    def shared_name(self, name: str) -> bool:
+        """Whether more than one analysed function, class or module ends in `name` (`main` in every step)."""
+        return len(self._suffix.get(name, ())) > 1
+
     def function(self, qualified: str | None) -> FunctionRef | None:
         if not qualified:
             return None

@@ -603,7 +603,12 @@ class Driver:
     def stage(self, callee: FunctionRef, call: cst.Call, arg_objs: list[set[str]], args: list[cst.Arg],
               fanout: FanOut | None, via_self: bool, dynamic: str | None = None,
               instance: tuple[str, str] | None = None) -> set[str]:
-        name = callee.name
+        # `from steps.ingest import main as bronze; bronze()`: when the function's own name does not tell it
+        # apart (a `main` in every step module), the stage is what the driver calls it
+        func = call.func
+        aliased = (isinstance(func, cst.Name) and func.value != callee.name and func.value in self.module.imports
+                   and self.project.shared_name(callee.name))
+        name = func.value if aliased and isinstance(func, cst.Name) else callee.name
         count = self.w.names.get(name, 0) + 1
         self.w.names[name] = count
         stage_id = name if count == 1 else f"{name}#{count}"
@@ -626,7 +631,7 @@ class Driver:
             stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
-            instance=instance, assumed=dynamic is not None, param_handles=param_handles,
+            instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=name,
         )
         if via_self:
             self.w.self_calls += 1
