@@ -166,3 +166,42 @@ def test_plain_driver_calling_prefect_flows_is_kept(tmp_path: Path) -> None:
     p = _pipeline(_audit(tmp_path), "run_all")
     assert p.style == "plain" and _names(p) == ["one", "two"]
     assert any(e.source == "one" and e.target == "two" and e.kind == "data" for e in p.edges)
+
+
+def test_orchestrator_class_runs_other_classes_and_imported_singletons(tmp_path: Path) -> None:
+    """`Extract(cfg).run()`, `job = Load(cfg); job.run()` and `service.publish()` on a module-level
+    instance imported from elsewhere are stages of the orchestrating method."""
+    _write(tmp_path, {
+        "services.py": """
+            class Board:
+                def publish(self):
+                    open("/out/board.txt", "w").write("done")
+            board = Board()
+        """,
+        "steps.py": """
+            class Extract:
+                def __init__(self, cfg):
+                    self.cfg = cfg
+                def run(self):
+                    open("/mid/a.txt", "w").write("x")
+            class Load:
+                def __init__(self, cfg):
+                    self.cfg = cfg
+                def run(self):
+                    return open("/mid/a.txt").read()
+        """,
+        "main.py": """
+            from services import board
+            from steps import Extract, Load
+            class Main:
+                def run(self, cfg):
+                    Extract(cfg).run()
+                    job = Load(cfg)
+                    job.run()
+                    board.publish()
+        """,
+    })
+    p = _pipeline(_audit(tmp_path), "Main.run")
+    assert [s.id for s in p.stages] == ["run", "run#2", "publish"]
+    assert [s.qualname for s in p.stages] == ["steps.Extract.run", "steps.Load.run", "services.Board.publish"]
+    assert any(e.source == "run" and e.target == "run#2" and e.kind == "data" for e in p.edges)

@@ -347,6 +347,19 @@ class Project:
                 return self._canonical(owner.imports[attr], depth + 1)
         return None
 
+    def singleton(self, qualified: str | None) -> tuple[ClassRef, str] | None:
+        """A module-level instance of an analysed class (`service = OrderService()` in `services.py`,
+        imported elsewhere): its class and qualified name."""
+        if not qualified or "." not in qualified:
+            return None
+        mod, _, var = qualified.rpartition(".")
+        owner = self.module_of(mod)
+        value = owner.constants.get(var) if owner is not None else None
+        if owner is None or not isinstance(value, cst.Call):
+            return None
+        klass = self.klass(owner.qualify(value.func))
+        return (klass, f"{owner.name}.{var}") if klass is not None else None
+
     def shared_name(self, name: str) -> bool:
         """Whether more than one analysed function, class or module ends in `name` (`main` in every step)."""
         return len(self._suffix.get(name, ())) > 1

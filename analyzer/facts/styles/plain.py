@@ -540,6 +540,10 @@ class Driver:
         if isinstance(expr, cst.Name) and expr.value in self.w.instances:
             klass, key = self.w.instances[expr.value]
             return klass, (key, expr.value)
+        if isinstance(expr, cst.Name | cst.Attribute) and not (isinstance(expr, cst.Name) and expr.value in self.w.env):
+            single = self.project.singleton(self.module.qualify(expr))
+            if single is not None:  # a module-level instance shared by everyone who imports it
+                return single[0], (f"global:{single[1]}", single[1].rsplit(".", 1)[-1])
         attr = _self_attr(expr)
         if attr is not None and self.klass is not None:
             self.ctx.handles_of_class(self.klass)
@@ -984,6 +988,7 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
     """Cheap pre-check: does the body mention two or more analysed functions (or dispatch by name)?"""
     klass = project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn is not None and fn.class_name else None
     seen: set[str] = set()
+    constructed: dict[str, cst.BaseExpression] | None = None
     for node in _walk(list(body)):
         if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
             continue
@@ -1002,8 +1007,39 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
                         seen.add(found.qualname)
         elif isinstance(node, cst.Call) and _dispatches(node, module):
             return True
+        if ref is None and isinstance(node, cst.Attribute):
+            if constructed is None:
+                constructed = _constructed(body)
+            ref = _method_of_instance(project, module, node, constructed)
         if ref is not None and (fn is None or ref.qualname != fn.qualname):
             seen.add(ref.qualname)
             if len(seen) >= 2:
                 return True
     return False
+
+
+def _constructed(body: Sequence[cst.BaseStatement]) -> dict[str, cst.BaseExpression]:
+    """Local names bound to a call's result (`job = Extract(cfg)`): name -> the called expression."""
+    out: dict[str, cst.BaseExpression] = {}
+    for n in _walk(list(body)):
+        if isinstance(n, cst.Assign) and isinstance(n.value, cst.Call):
+            for t in n.targets:
+                if isinstance(t.target, cst.Name):
+                    out.setdefault(t.target.value, n.value.func)
+    return out
+
+
+def _method_of_instance(project: Project, module: ModuleIndex, node: cst.Attribute,
+                        constructed: dict[str, cst.BaseExpression]) -> FunctionRef | None:
+    """`Extract(cfg).run`, `job.run` after `job = Extract(cfg)`, `service.load` on an imported module-level
+    instance: the analysed method a driver calls on an object of the project's own classes."""
+    receiver = node.value
+    klass: ClassRef | None = None
+    if isinstance(receiver, cst.Call):
+        klass = project.klass(module.qualify(receiver.func))
+    elif isinstance(receiver, cst.Name) and receiver.value in constructed:
+        klass = project.klass(module.qualify(constructed[receiver.value]))
+    elif isinstance(receiver, cst.Name | cst.Attribute):
+        single = project.singleton(module.qualify(receiver))
+        klass = single[0] if single is not None else None
+    return project.method(klass, node.attr.value) if klass is not None else None
