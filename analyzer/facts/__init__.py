@@ -200,10 +200,13 @@ def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
 
     `register_pipelines()` calling two Kedro `create_pipeline()`s, or a DAG factory seen as a plain
     driver, is wiring, not a data pipeline: its stages have no data effects of their own and the
-    framework pipeline is already reported with the framework's semantics.
+    framework pipeline is already reported with the framework's semantics. A driver that calls Prefect
+    flows is kept: calling a flow runs it, so the driver is a pipeline whose stages are those flows.
     """
     framework = {p.id for p in pipelines if p.style not in ("plain", "class")}
     framework |= {member for p in pipelines for member in p.assembled_from}
+    # calling a Prefect flow runs it: a driver calling flows in sequence is a pipeline of flows, not wiring
+    run_when_called = {p.id for p in pipelines if p.style == "prefect"}
     if not framework:
         return pipelines
     kept = []
@@ -211,8 +214,9 @@ def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
         if p.style in ("plain", "class"):
             if p.id in framework:
                 continue
-            entries = {f"{s.definition.file}::{s.name}" for s in p.stages if s.definition is not None}
-            if entries and len(entries) == len(p.stages) and entries <= framework:
+            entries = {f"{s.definition.file}::{(s.qualname or s.name).rsplit('.', 1)[-1]}"
+                       for s in p.stages if s.definition is not None}
+            if entries and len(entries) == len(p.stages) and entries <= framework and not entries <= run_when_called:
                 continue
         kept.append(p)
     return kept

@@ -397,12 +397,18 @@ _NON_SQL_SYSTEMS = frozenset({"pymongo", "motor", "mongoengine", "elasticsearch"
 INSTANCE = "instance:"
 
 
+#: query engines that read and write files (local or object-store URLs) as readily as tables
+_FILE_AND_TABLE_ENGINES = frozenset({"pyspark", "duckdb", "databricks", "deltalake", "pyiceberg"})
+
+
 def handle_space(handle: Handle) -> str:
     """The effect namespace an unknown effect on `handle` stands for."""
     if handle.type.startswith(INSTANCE):
         return "any"  # our own class's method, not resolved: it may touch anything
     if _system(handle) in _NON_SQL_SYSTEMS:
         return "key"
+    if _system(handle) in _FILE_AND_TABLE_ENGINES:
+        return "any"  # `spark.read.csv(path)`, `duckdb.read_parquet(path)`: files as much as tables
     return _HANDLE_SPACE.get(handle.kind, "key")
 
 
@@ -1213,8 +1219,11 @@ def sql_accesses(text: str, site: Site, assumed: bool = False) -> list[Access]:
         return []
     if not found.parsed:
         return [Access(True, "unknown", None, "SQL that could not be parsed", site, "table", assumed)]
+    files = [Access(False, "file", None, f, site, "", assumed) if f != "*"
+             else Access(False, "unknown", None, "file named by SQL built at run time", site, "file", assumed)
+             for f in found.files]
     return ([Access(False, "table", None, t, site, "", assumed) for t in found.reads]
-            + [Access(True, "table", None, t, site, "", assumed) for t in found.writes])
+            + [Access(True, "table", None, t, site, "", assumed) for t in found.writes] + files)
 
 
 def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project,

@@ -69,6 +69,8 @@ class ModuleIndex:
     suppressions: dict[int, frozenset[str]] = field(default_factory=dict)
     #: per-module results computed once by later passes (mutable globals, handles)
     memo: dict[str, object] = field(default_factory=dict)
+    #: modules this one imports with `from x import *`, resolved into `imports` by `Project.build`
+    star_imports: list[str] = field(default_factory=list)
 
     @property
     def relpath(self) -> str:
@@ -137,6 +139,21 @@ def _outer_packages(modules: Iterable[ModuleIndex]) -> tuple[str, ...]:
             folder = folder.parent
         return tuple(".".join(names[i:]) for i in range(len(names)))
     return ()
+
+
+def _exported(module: ModuleIndex) -> dict[str, str]:
+    """What `from module import *` binds: name -> the qualified name it refers to."""
+    names: dict[str, str] = {}
+    for name in [*module.functions, *module.classes, *module.constants]:
+        names[name] = f"{module.name}.{name}"
+    for name, qualified in module.imports.items():
+        names.setdefault(name, qualified)
+    listed = module.constants.get("__all__")
+    if isinstance(listed, cst.List | cst.Tuple):
+        wanted = {e.value.evaluated_value for e in listed.elements
+                  if isinstance(e.value, cst.SimpleString) and isinstance(e.value.evaluated_value, str)}
+        return {n: q for n, q in names.items() if n in wanted}
+    return {n: q for n, q in names.items() if not n.startswith("_")}
 
 
 def dotted(expr: cst.BaseExpression) -> str | None:
@@ -226,6 +243,8 @@ def _collect_small(small: cst.BaseSmallStatement, index: ModuleIndex, is_package
         mod = _import_name(small.module) if small.module else None
         base = _absolute(index.name, level, mod, is_package) if level else (mod or "")
         if isinstance(small.names, cst.ImportStar):
+            if base:
+                index.star_imports.append(base)
             return
         for alias in small.names:
             name = _import_name(alias.name)
@@ -290,7 +309,28 @@ class Project:
             for i in range(1, len(parts)):
                 project._suffix.setdefault(".".join(parts[i:]), []).append(key)
         project._outer = _outer_packages(project.modules.values())
+        project._resolve_star_imports()
         return project
+
+    def _resolve_star_imports(self) -> None:
+        """`from helpers import *` binds every public name of an analysed `helpers` (its `__all__` when
+        that is a literal list) as if imported one by one; explicit bindings of the importer win.
+        Chains (`a` star-imports `b`, which star-imports `c`) settle in a few rounds."""
+        importers = [m for m in self.modules.values() if m.star_imports]
+        for _ in range(4):
+            changed = False
+            for module in importers:
+                for target in module.star_imports:
+                    source = self.module_of(target)
+                    if source is None or source is module:
+                        continue
+                    for name, qualified in _exported(source).items():
+                        if (name not in module.imports and name not in module.functions
+                                and name not in module.classes and name not in module.constants):
+                            module.imports[name] = qualified
+                            changed = True
+            if not changed:
+                break
 
     def _canonical(self, qualified: str, depth: int = 0) -> str | None:
         """Map an import-qualified name onto a key of this project (suffix match, re-exports)."""
@@ -313,6 +353,23 @@ class Project:
             if owner is not None and attr in owner.imports and owner.imports[attr] != qualified:
                 return self._canonical(owner.imports[attr], depth + 1)
         return None
+
+    def singleton(self, qualified: str | None) -> tuple[ClassRef, str] | None:
+        """A module-level instance of an analysed class (`service = OrderService()` in `services.py`,
+        imported elsewhere): its class and qualified name."""
+        if not qualified or "." not in qualified:
+            return None
+        mod, _, var = qualified.rpartition(".")
+        owner = self.module_of(mod)
+        value = owner.constants.get(var) if owner is not None else None
+        if owner is None or not isinstance(value, cst.Call):
+            return None
+        klass = self.klass(owner.qualify(value.func))
+        return (klass, f"{owner.name}.{var}") if klass is not None else None
+
+    def shared_name(self, name: str) -> bool:
+        """Whether more than one analysed function, class or module ends in `name` (`main` in every step)."""
+        return len(self._suffix.get(name, ())) > 1
 
     def function(self, qualified: str | None) -> FunctionRef | None:
         if not qualified:

@@ -28,6 +28,33 @@ class SqlTables:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     parsed: bool = True
+    #: files read by table functions (`FROM read_parquet('/data/x.parquet')`, DuckDB and friends)
+    files: tuple[str, ...] = ()
+
+
+#: table-valued functions that read the file (or glob) named by their first argument
+_FILE_READERS = frozenset({
+    "read_parquet", "parquet_scan", "read_csv", "read_csv_auto", "csv_scan", "read_json", "read_json_auto",
+    "read_ndjson", "read_ndjson_auto", "json_scan", "read_text", "read_blob", "delta_scan", "iceberg_scan",
+})
+
+
+def _file_read(function: object) -> str | None:
+    """The path a table function such as `read_parquet('/data/x.parquet')` reads; '*' when it is not literal."""
+    from sqlglot import exp
+
+    if isinstance(function, exp.Anonymous):
+        name = str(function.this).lower()
+    elif isinstance(function, exp.Func):
+        name = function.sql_name().lower()
+    else:
+        return None
+    if name not in _FILE_READERS:
+        return None
+    first = (function.expressions or [function.args.get("this")])[0] if isinstance(function, exp.Expression) else None
+    if isinstance(first, exp.Literal) and first.is_string:
+        return re.sub(rf"\s*{_ANY}\w*\s*", "*", first.this) or "*"
+    return "*"
 
 
 def looks_like_sql(text: str) -> bool:
@@ -85,6 +112,7 @@ def tables(text: str) -> SqlTables | None:
         return SqlTables((), (), parsed=False)
     reads: set[str] = set()
     writes: set[str] = set()
+    files: set[str] = set()
     for statement in statements:
         if statement is None:
             continue
@@ -125,7 +153,10 @@ def tables(text: str) -> SqlTables | None:
             targets.add(_name(target_node))
         for table in statement.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier):
-                continue  # a table-valued function such as json_populate_recordset(...)
+                path = _file_read(table.this)  # a table-valued function such as json_populate_recordset(...)
+                if path is not None:
+                    files.add(path)
+                continue
             name = _name(table)
             if not name or name in ctes or (name in targets and isinstance(statement, exp.TruncateTable)):
                 continue
@@ -135,4 +166,4 @@ def tables(text: str) -> SqlTables | None:
         if isinstance(statement, exp.Update | exp.Delete | exp.Merge | exp.Alter):
             reads.update(targets)  # they read the rows they change
         writes.update(targets)
-    return SqlTables(tuple(sorted(reads)), tuple(sorted(writes)))
+    return SqlTables(tuple(sorted(reads)), tuple(sorted(writes)), files=tuple(sorted(files)))

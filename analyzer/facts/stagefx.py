@@ -77,6 +77,8 @@ def sql_effects(text: str, file: str, line: int) -> tuple[list[Effect], list[Eff
         return [], [Effect("unknown", "SQL that could not be parsed", file, line, of="table")]
     reads = [Effect("table", t, file, line, key=t) for t in found.reads]
     writes = [Effect("table", t, file, line, key=t) for t in found.writes]
+    reads += [Effect("file", f, file, line, key=f) if f != "*" else
+              Effect("unknown", "file named by SQL built at run time", file, line, of="file") for f in found.files]
     return reads, writes
 
 

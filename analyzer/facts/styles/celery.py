@@ -1,6 +1,7 @@
 """Celery canvases: `chain`, `group`, `chord`, `|`, `.s()`/`.si()`, `signature("name")`.
 
-A pipeline is a function that builds a canvas (or sends two or more tasks); its stages are the
+A pipeline is a function that builds a canvas (or sends two or more tasks), or a canvas assigned at
+module level (`pipeline = chain(...)`, named after the variable); its stages are the
 task functions the canvas names. The canvas is first read into a small tree (signatures, chains,
 groups, chords) while the driver walk tracks objects; the tree becomes stages when it is applied
 (`.apply_async()`, `.delay()`, `()`, returned, or at the end of the body). A chain declares order
@@ -114,7 +115,7 @@ class _Pending:
 class CeleryDriver(FrameworkDriver):
     """Walks a canvas-building function: objects as in a plain driver, canvases as trees."""
 
-    def __init__(self, builder: StageBuilder, module: ModuleIndex, fn: FunctionRef,
+    def __init__(self, builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None,
                  body: Sequence[cst.BaseStatement], tasks: dict[str, Task]) -> None:
         super().__init__(builder, module, fn, body)
         self.tasks = tasks
@@ -446,16 +447,53 @@ def _tuple_args(expr: cst.BaseExpression) -> list[cst.Arg]:
 
 
 def _task_uses(fn: FunctionRef, tasks: dict[str, Task], project: Project) -> int:
+    return _signatures_in(fn.node.body, fn.module, tasks, project)
+
+
+def _signatures_in(tree: cst.CSTNode, module: ModuleIndex, tasks: dict[str, Task], project: Project) -> int:
+    """How many task signatures or sends (`t.s()`, `t.delay()`, `signature("t")`) a tree holds."""
     count = 0
-    for node in _walk(fn.node.body):
+    for node in _walk(tree):
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
                 and node.func.attr.value in _SIGNATURE_METHODS | _SEND_METHODS:
-            ref = project.function(fn.module.qualify(node.func.value))
+            ref = project.function(module.qualify(node.func.value))
             if ref is not None and ref.qualname in tasks:
                 count += 1
-        elif isinstance(node, cst.Call) and (fn.module.qualify(node.func) or "") in _SIGNATURE_FUNCS:
+        elif isinstance(node, cst.Call) and (module.qualify(node.func) or "") in _SIGNATURE_FUNCS:
             count += 1
     return count
+
+
+def _module_canvases(builder: StageBuilder, tasks: dict[str, Task]) -> list[PipelineFacts]:
+    """`pipeline = chain(a.s(), b.s(), c.s())` at module level, started elsewhere (`pipeline.delay()`):
+    one pipeline named after the variable."""
+    project = builder.ctx.project
+    found: list[PipelineFacts] = []
+    for module in project.modules.values():
+        for stmt in module.parsed.tree.body:
+            if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+                continue
+            assign = stmt.body[0]
+            if not isinstance(assign, cst.Assign | cst.AnnAssign) or assign.value is None:
+                continue
+            targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
+            if len(targets) != 1 or not isinstance(targets[0], cst.Name):
+                continue
+            if _signatures_in(assign.value, module, tasks, project) < 2:
+                continue
+            driver = CeleryDriver(builder, module, None, [stmt], tasks)
+            driver.run()
+            driver.finish()
+            if not driver.w.stages:
+                continue
+            name = targets[0].value
+            found.append(PipelineFacts(
+                id=f"{module.relpath}::{name}", name=name, style="celery", file=module.relpath,
+                line=module.line(stmt), stages=tuple(driver.w.stages), declared=tuple(driver.declared),
+                links=(*driver.w.links, *driver.unknown_links), signals=builder.driver_signals(None, [stmt], module),
+                notes=tuple(driver.w.notes),
+            ))
+    return found
 
 
 def is_canvas_builder(fn: FunctionRef, tasks: dict[str, Task], project: Project) -> bool:
@@ -477,4 +515,5 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
         facts = driver.facts("celery", driver.unknown_links)
         if facts is not None:
             found.append(facts)
+    found += _module_canvases(builder, tasks)
     return found

@@ -231,7 +231,8 @@ def collect_assets(project: Project, diagnostics: list[Diagnostic]) -> dict[str,
         for p in fn.params[_op_params(fn):]:
             if p not in params and p not in _CONTEXT_PARAMS:
                 params[p] = p
-        stage_name = fn.name if multi else names_by_fn[fn.qualname]
+        # the stage is the function (as for ops and tasks); the asset's key is what it writes
+        stage_name = fn.name
         found[fn.qualname] = Asset(fn, stage_name, writes, params, deps)
     return found
 
@@ -320,34 +321,58 @@ def _definitions(project: Project, assets: dict[str, Asset],
             listed = keyword_arg(value, "assets")
             if listed is None:
                 continue
-            members: list[Asset] = []
-            elements = listed.elements if isinstance(listed, cst.List | cst.Tuple) else []
-            if not isinstance(listed, cst.List | cst.Tuple):
-                elements = [cst.Element(listed)]
-            for el in elements:
-                expr = el.value
-                if isinstance(expr, cst.Call) and (module.qualify(expr.func) or "") in _FROM_MODULES:
-                    if (module.qualify(expr.func) or "").endswith("current_module"):
-                        members += by_module.get(module.name, [])
-                        continue
-                    mods = expr.args[0].value if expr.args else None
-                    for m in mods.elements if isinstance(mods, cst.List | cst.Tuple) else []:
-                        target = project.module_of(module.qualify(m.value) or "")
-                        if target is not None:
-                            members += by_module.get(target.name, [])
-                        else:
-                            note_unresolved(diagnostics, module, module.line(m.value),
-                                            f"assets module {_code(m.value)} is not in the analysed code")
-                    continue
-                fn = project.function(module.qualify(expr))
-                if fn is not None and fn.qualname in assets:
-                    members.append(assets[fn.qualname])
-                elif not isinstance(expr, cst.Name) or expr.value not in module.constants:
-                    note_unresolved(diagnostics, module, module.line(expr),
-                                    f"Definitions asset {_code(expr)} can't be resolved statically")
+            members = _members(listed, module, project, assets, by_module, diagnostics)
             unique = list({a.fn.qualname: a for a in members}.values())
             out.append((var, module, module.line(value), unique))
     return out
+
+
+def _members(expr: cst.BaseExpression, module: ModuleIndex, project: Project, assets: dict[str, Asset],
+             by_module: dict[str, list[Asset]], diagnostics: list[Diagnostic], depth: int = 0) -> list[Asset]:
+    """The assets an `assets=` expression stands for: a literal list (starred parts included), a module
+    variable holding one (`all_assets = load_assets_from_modules([a, b])`), a loader call, an asset."""
+    if depth > 6:
+        return []
+    if isinstance(expr, cst.List | cst.Tuple):
+        out: list[Asset] = []
+        for el in expr.elements:
+            out += _members(el.value, module, project, assets, by_module, diagnostics, depth + 1)
+        return out
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):  # [*a] + b
+        return (_members(expr.left, module, project, assets, by_module, diagnostics, depth + 1)
+                + _members(expr.right, module, project, assets, by_module, diagnostics, depth + 1))
+    qualified = (module.qualify(expr.func) or "") if isinstance(expr, cst.Call) else ""
+    if isinstance(expr, cst.Call) and qualified in _FROM_MODULES:
+        if qualified.endswith("current_module"):
+            return list(by_module.get(module.name, []))
+        package = qualified.endswith("package_module")
+        mods = keyword_arg(expr, "package_module" if package else "modules")
+        if mods is None and expr.args and expr.args[0].keyword is None:
+            mods = expr.args[0].value
+        out = []
+        listed = [mods] if package and mods is not None else (
+            [e.value for e in mods.elements] if isinstance(mods, cst.List | cst.Tuple) else [])
+        for value in listed:
+            target = project.module_of(module.qualify(value) or "")
+            if target is None:
+                note_unresolved(diagnostics, module, module.line(value),
+                                f"assets module {_code(value)} is not in the analysed code")
+                continue
+            for name, group in by_module.items():
+                if name == target.name or (package and name.startswith(target.name + ".")):
+                    out += group
+        if mods is not None and not package and not isinstance(mods, cst.List | cst.Tuple):
+            note_unresolved(diagnostics, module, module.line(mods),
+                            f"assets modules {_code(mods)} are not a literal list")
+        return out
+    fn = project.function(module.qualify(expr))
+    if fn is not None and fn.qualname in assets:
+        return [assets[fn.qualname]]
+    if isinstance(expr, cst.Name) and expr.value in module.constants:
+        return _members(module.constants[expr.value], module, project, assets, by_module, diagnostics, depth + 1)
+    note_unresolved(diagnostics, module, module.line(expr),
+                    f"Definitions asset {_code(expr)} can't be resolved statically")
+    return []
 
 
 def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:

@@ -550,6 +550,10 @@ class Driver:
         if isinstance(expr, cst.Name) and expr.value in self.w.instances:
             klass, key = self.w.instances[expr.value]
             return klass, (key, expr.value)
+        if isinstance(expr, cst.Name | cst.Attribute) and not (isinstance(expr, cst.Name) and expr.value in self.w.env):
+            single = self.project.singleton(self.module.qualify(expr))
+            if single is not None:  # a module-level instance shared by everyone who imports it
+                return single[0], (f"global:{single[1]}", single[1].rsplit(".", 1)[-1])
         attr = _self_attr(expr)
         if attr is not None and self.klass is not None:
             self.ctx.handles_of_class(self.klass)
@@ -613,7 +617,12 @@ class Driver:
     def stage(self, callee: FunctionRef, call: cst.Call, arg_objs: list[set[str]], args: list[cst.Arg],
               fanout: FanOut | None, via_self: bool, dynamic: str | None = None,
               instance: tuple[str, str] | None = None) -> set[str]:
-        name = callee.name
+        # `from steps.ingest import main as bronze; bronze()`: when the function's own name does not tell it
+        # apart (a `main` in every step module), the stage is what the driver calls it
+        func = call.func
+        aliased = (isinstance(func, cst.Name) and func.value != callee.name and func.value in self.module.imports
+                   and self.project.shared_name(callee.name))
+        name = func.value if aliased and isinstance(func, cst.Name) else callee.name
         count = self.w.names.get(name, 0) + 1
         self.w.names[name] = count
         stage_id = name if count == 1 else f"{name}#{count}"
@@ -640,7 +649,7 @@ class Driver:
             stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
-            instance=instance, assumed=dynamic is not None, param_handles=param_handles,
+            instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=name,
         )
         if via_self:
             self.w.self_calls += 1
@@ -994,6 +1003,7 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
     """Cheap pre-check: does the body mention two or more analysed functions (or dispatch by name)?"""
     klass = project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn is not None and fn.class_name else None
     seen: set[str] = set()
+    constructed: dict[str, cst.BaseExpression] | None = None
     for node in _walk(list(body)):
         if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
             continue
@@ -1012,8 +1022,39 @@ def _calls_enough(project: Project, module: ModuleIndex, fn: FunctionRef | None,
                         seen.add(found.qualname)
         elif isinstance(node, cst.Call) and _dispatches(node, module):
             return True
+        if ref is None and isinstance(node, cst.Attribute):
+            if constructed is None:
+                constructed = _constructed(body)
+            ref = _method_of_instance(project, module, node, constructed)
         if ref is not None and (fn is None or ref.qualname != fn.qualname):
             seen.add(ref.qualname)
             if len(seen) >= 2:
                 return True
     return False
+
+
+def _constructed(body: Sequence[cst.BaseStatement]) -> dict[str, cst.BaseExpression]:
+    """Local names bound to a call's result (`job = Extract(cfg)`): name -> the called expression."""
+    out: dict[str, cst.BaseExpression] = {}
+    for n in _walk(list(body)):
+        if isinstance(n, cst.Assign) and isinstance(n.value, cst.Call):
+            for t in n.targets:
+                if isinstance(t.target, cst.Name):
+                    out.setdefault(t.target.value, n.value.func)
+    return out
+
+
+def _method_of_instance(project: Project, module: ModuleIndex, node: cst.Attribute,
+                        constructed: dict[str, cst.BaseExpression]) -> FunctionRef | None:
+    """`Extract(cfg).run`, `job.run` after `job = Extract(cfg)`, `service.load` on an imported module-level
+    instance: the analysed method a driver calls on an object of the project's own classes."""
+    receiver = node.value
+    klass: ClassRef | None = None
+    if isinstance(receiver, cst.Call):
+        klass = project.klass(module.qualify(receiver.func))
+    elif isinstance(receiver, cst.Name) and receiver.value in constructed:
+        klass = project.klass(module.qualify(constructed[receiver.value]))
+    elif isinstance(receiver, cst.Name | cst.Attribute):
+        single = project.singleton(module.qualify(receiver))
+        klass = single[0] if single is not None else None
+    return project.method(klass, node.attr.value) if klass is not None else None
