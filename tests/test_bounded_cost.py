@@ -8,6 +8,7 @@ Counts and structure, never wall-clock time: composed summaries stay linear alon
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ def test_over_the_budget_edges_become_unknown_with_a_diagnostic(tmp_path: Path,
     assert edge.kind == "unknown" and any("composition budget" in v for v in edge.via), edge
     budget = [d for d in report.diagnostics if d.code == "over-budget"]
     assert budget and all(d.file == "chain.py" and "f_" in d.message for d in budget), report.diagnostics
+    import jsonschema
+
+    from stagegraph.render import json as json_render
+
+    jsonschema.validate(json.loads(json_render.render(report)), json_render.schema())
 
 
 def test_under_the_budget_the_same_chain_is_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,6 +87,14 @@ def fold_key(access: Access) -> FoldKey | None:
     return access.write, space
 
 
+_BUDGET = "composition budget:"
+
+
+def _is_fold(access: Access) -> bool:
+    """Whether an access is the one unknown access a fold left (an open-world fallback, by its reason)."""
+    return access.kind == "unknown" and access.place is None and access.target.startswith(_BUDGET)
+
+
 def _fold(total: Total) -> bool:
     """Fold a total over the budget; whether anything was folded."""
     groups: dict[FoldKey, list[Access]] = {}
@@ -102,8 +110,8 @@ def _fold(total: Total) -> bool:
         if key not in total.folded:
             anchor = min(group, key=lambda a: (a.kind, a.target, a.file, a.line))
             write, space = key
-            why = f"over {MAX_ACCESSES} effects through calls (composition budget): any {space} effect"
-            total.folded[key] = Access(write, "unknown", None, why, anchor.site, space, True, origin="budget")
+            why = f"{_BUDGET} over {MAX_ACCESSES} effects through calls, so any {space} effect"
+            total.folded[key] = Access(write, "unknown", None, why, anchor.site, space, True, origin="fallback")
             total.accesses.add(total.folded[key])
         folded = True
     return folded
@@ -120,7 +128,7 @@ def _fold_resources(total: Total) -> None:
 def _merge(total: Total, accesses: list[Access]) -> None:
     """Add accesses to a total: a callee's fold carries over, and stands for that namespace's accesses."""
     for access in accesses:
-        if access.origin == "budget":
+        if _is_fold(access):
             key = fold_key(access)
             if key is not None and key not in total.folded:
                 total.folded[key] = access
