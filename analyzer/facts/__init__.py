@@ -22,7 +22,7 @@ from .roles import stage_roles
 from .signals import body_signals, function_signals
 from .stagefx import StageBuilder
 from .styles import airflow, celery, dagster, kedro, luigi, plain, prefect, sklearn
-from .summaries import compose
+from .summaries import MAX_ACCESSES, compose
 
 Suppressions = Mapping[str, Mapping[int, frozenset[str]]]
 
@@ -127,8 +127,16 @@ def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tupl
             diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
                                           f"could not trace effects of {fn.name}: {exc!r}", safe_line(fn)))
     try:
+        over_budget: list[str] = []
         direct, totals, unconverged = compose({q: project.functions[q] for q in direct}, ctx, signals_of,
-                                              direct=direct)
+                                              direct=direct, over_budget=over_budget)
+        for q in dict.fromkeys(over_budget):
+            fn = project.functions[q]
+            diagnostics.append(Diagnostic(fn.module.relpath, "unresolved",
+                                          f"effects of {fn.name} through its calls are over the composition "
+                                          f"budget ({MAX_ACCESSES} effects): each namespace's effects were folded "
+                                          "into one unknown effect, so its stages' edges there are unknown",
+                                          safe_line(fn), code="over-budget"))
         for q in unconverged:
             fn = project.functions[q]
             diagnostics.append(Diagnostic(fn.module.relpath, "unresolved",

@@ -3,6 +3,12 @@
 Parameters of a callee are mapped onto the caller's argument places, `self` onto the caller's
 receiver; recursion is handled by iterating each strongly connected component of the call
 graph to a fixed point (networkx condensation gives the bottom-up order).
+
+Cost is bounded: a function's transitive callees are not stored (they are read off the call graph
+when a stage asks), and a total holding more than `MAX_ACCESSES` accesses is folded: each
+namespace's many exact accesses become one `unknown` access on that namespace (sound: it may
+overlap anything there, so edges become `unknown`), and callers inherit the fold. Without this, a
+chain of N functions each calling the previous one kept N²/2 accesses.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from ..model import Signal
+from ..model import MEMORY_KINDS, Signal
 from .effects import (
     SELF,
     Access,
@@ -29,6 +35,11 @@ from .index import FunctionRef
 from .values import MARK, substitute
 
 _MAX_ROUNDS = 8
+#: composition budget: a total with more accesses than this is folded (see the module docstring)
+MAX_ACCESSES = 500
+
+#: (is-write, namespace) of the accesses one fold stands for
+FoldKey = tuple[bool, str]
 
 
 @dataclass(slots=True)
@@ -38,7 +49,97 @@ class Total:
     accesses: set[Access] = field(default_factory=set)
     resources: set[ResourceUse] = field(default_factory=set)
     signals: set[Signal] = field(default_factory=set)
-    callees: set[str] = field(default_factory=set)
+    _callees: set[str] = field(default_factory=set)
+    #: the call graph `callees` is read from (None: `_callees` is the whole answer)
+    _graph: nx.DiGraph | None = None
+    _node: str = ""
+    #: namespaces whose accesses were folded into one unknown access, here or in a callee
+    folded: dict[FoldKey, Access] = field(default_factory=dict)
+
+    @property
+    def callees(self) -> set[str]:
+        """Every analysed function this one calls, directly or not (itself too when it is recursive)."""
+        if self._graph is None or self._node not in self._graph:
+            return self._callees
+        reach: set[str] = nx.descendants(self._graph, self._node)
+        if any(p == self._node or p in reach for p in self._graph.predecessors(self._node)):
+            reach.add(self._node)
+        return reach | self._callees
+
+    @callees.setter
+    def callees(self, value: set[str]) -> None:
+        self._callees = value
+        self._graph = None
+
+
+def fold_key(access: Access) -> FoldKey | None:
+    """The namespace an access could be folded into; None for accesses that must keep their place."""
+    if access.place is not None and access.place[0] != "global":
+        return None  # a parameter's or self's access: the caller maps it onto its own places
+    if access.kind in MEMORY_KINDS:
+        space = "memory"
+    elif access.kind == "unknown":
+        space = access.of or "any"
+    elif access.kind == "sql":
+        space = "table"
+    else:
+        space = access.kind
+    return access.write, space
+
+
+_BUDGET = "composition budget:"
+
+
+def _is_fold(access: Access) -> bool:
+    """Whether an access is the one unknown access a fold left (an open-world fallback, by its reason)."""
+    return access.kind == "unknown" and access.place is None and access.target.startswith(_BUDGET)
+
+
+def _fold(total: Total) -> bool:
+    """Fold a total over the budget; whether anything was folded."""
+    groups: dict[FoldKey, list[Access]] = {}
+    for access in total.accesses:
+        key = fold_key(access)
+        if key is not None and total.folded.get(key) is not access:
+            groups.setdefault(key, []).append(access)
+    folded = False
+    for key, group in sorted(groups.items()):
+        if len(group) < 2 and key not in total.folded:
+            continue
+        total.accesses.difference_update(group)
+        if key not in total.folded:
+            anchor = min(group, key=lambda a: (a.kind, a.target, a.file, a.line))
+            write, space = key
+            why = f"{_BUDGET} over {MAX_ACCESSES} effects through calls, so any {space} effect"
+            total.folded[key] = Access(write, "unknown", None, why, anchor.site, space, True, origin="fallback")
+            total.accesses.add(total.folded[key])
+        folded = True
+    return folded
+
+
+def _fold_resources(total: Total) -> None:
+    """Over the budget, keep one use per resource (its first site) instead of every call site of it."""
+    first: dict[tuple[str, str, bool, bool], ResourceUse] = {}
+    for use in sorted(total.resources, key=lambda u: (u.kind, u.name, u.site.file, u.site.line, u.call)):
+        first.setdefault((use.kind, use.name, use.thread_safe, use.capacity_limited), use)
+    total.resources = set(first.values())
+
+
+def _merge(total: Total, accesses: list[Access]) -> None:
+    """Add accesses to a total: a callee's fold carries over, and stands for that namespace's accesses."""
+    for access in accesses:
+        if _is_fold(access):
+            key = fold_key(access)
+            if key is not None and key not in total.folded:
+                total.folded[key] = access
+                total.accesses.add(access)
+    if not total.folded:
+        total.accesses.update(accesses)
+        return
+    for access in accesses:
+        key = fold_key(access)
+        if key is None or key not in total.folded:
+            total.accesses.add(access)
 
 
 def map_access(access: Access, site: CallSite) -> list[Access]:
@@ -93,11 +194,13 @@ def compose(
     ctx: Context,
     signals_of: dict[str, tuple[Signal, ...]] | None = None,
     direct: dict[str, Summary] | None = None,
+    over_budget: list[str] | None = None,
 ) -> tuple[dict[str, Summary], dict[str, Total], list[str]]:
     """Direct summaries (unless given), composed totals, and the functions whose recursion did not settle.
 
     A component still changing after the round budget gets an unknown effect on everything, so its
     stages' edges become `unknown` rather than silently missing what the last rounds would have added.
+    The functions whose totals were folded (see `MAX_ACCESSES`) are in `over_budget` when given.
     """
     unconverged: list[str] = []
     if direct is None:
@@ -114,26 +217,27 @@ def compose(
         members = sorted(condensed.nodes[component]["members"])
         for q in members:
             totals[q] = Total(set(direct[q].accesses), set(direct[q].resources),
-                              set((signals_of or {}).get(q, ())), set())
+                              set((signals_of or {}).get(q, ())), set(), graph, q)
         for _ in range(_MAX_ROUNDS):
             changed = False
             for q in members:
                 total = totals[q]
-                before = (len(total.accesses), len(total.resources), len(total.signals), len(total.callees))
+                before = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded))
                 for site in direct[q].calls:
                     callee = totals.get(site.callee)
                     if callee is None:
                         continue
                     # snapshot: a recursive function's callee total is its own total
-                    callees, accesses = set(callee.callees), list(callee.accesses)
+                    accesses = list(callee.accesses)
                     resources, signals = set(callee.resources), set(callee.signals)
-                    total.callees.add(site.callee)
-                    total.callees |= callees
-                    for access in accesses:
-                        total.accesses.update(map_access(access, site))
+                    _merge(total, [mapped for access in accesses for mapped in map_access(access, site)])
                     total.resources |= resources
                     total.signals |= signals
-                after = (len(total.accesses), len(total.resources), len(total.signals), len(total.callees))
+                if len(total.resources) > MAX_ACCESSES:
+                    _fold_resources(total)
+                if len(total.accesses) > MAX_ACCESSES and _fold(total) and over_budget is not None:
+                    over_budget.append(q)
+                after = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded))
                 changed = changed or after != before
             if not changed or (len(members) == 1 and not graph.has_edge(members[0], members[0])):
                 break

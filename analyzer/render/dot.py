@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import html
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -52,7 +55,11 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\s]+")
 
 
 class GraphvizError(RuntimeError):
-    """`dot` is installed but failed (bad input, crash or timeout)."""
+    """`dot` is installed but failed (bad input, crash or timeout), or the graph is over the budget."""
+
+
+class GraphvizTimeout(GraphvizError):
+    """`dot` ran out of time: a folded version of the graph may still be drawn."""
 
 
 # ------------------------------------------------------------------ presentation: what to draw
@@ -433,26 +440,86 @@ def dot_available() -> bool:
     return find_dot() is not None
 
 
-def svg_from_source(source: str, timeout: float = DOT_TIMEOUT) -> str | None:
-    """Run `dot -Tsvg` on DOT source; None when Graphviz is not installed, GraphvizError when it fails."""
+def over_budget(source: str) -> str | None:
+    """Why `dot` is not started on this source (too big to lay out in bounded time and memory), or None."""
+    edges = source.count("->")
+    if edges > DOT_MAX_EDGES or len(source) > DOT_MAX_BYTES:
+        return (f"the diagram has {edges:,} edges ({len(source):,} bytes of DOT), over the {DOT_MAX_EDGES:,} "
+                "edges Graphviz lays out in bounded time and memory; it was not drawn "
+                "(fold it with --format dot --max-stages N)")
+    return None
+
+
+#: drawings made ahead of rendering (`drawings`): DOT source -> SVG or the error drawing it raised
+_drawn: dict[str, str | GraphvizError] = {}
+
+
+def svg_from_source(source: str, timeout: float | None = None) -> str | None:
+    """Run `dot -Tsvg` on DOT source (at most `timeout`, default `DOT_TIMEOUT` seconds); None when
+    Graphviz is not installed, GraphvizError when it fails or the source is over the budget."""
+    timeout = DOT_TIMEOUT if timeout is None else timeout
+    done = _drawn.get(source)
+    if done is not None:
+        if isinstance(done, GraphvizError):
+            raise done
+        return done
     exe = find_dot()
     if exe is None:
         return None
-    edges = source.count("->")
-    if edges > DOT_MAX_EDGES or len(source) > DOT_MAX_BYTES:
-        raise GraphvizError(f"the diagram has {edges:,} edges ({len(source):,} bytes of DOT), over the "
-                            f"{DOT_MAX_EDGES:,} edges Graphviz lays out in bounded time and memory; it was not "
-                            "drawn (fold it with --format dot --max-stages N)")
+    reason = over_budget(source)
+    if reason is not None:
+        raise GraphvizError(reason)
     try:
-        done = subprocess.run([exe, "-Tsvg"], input=source.encode("utf-8"), capture_output=True,
-                              timeout=timeout, check=False)
+        run = subprocess.run([exe, "-Tsvg"], input=source.encode("utf-8"), capture_output=True,
+                             timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise GraphvizError(f"dot -Tsvg took longer than {timeout:g}s") from exc
+        raise GraphvizTimeout(f"dot -Tsvg took longer than {timeout:g}s") from exc
     except OSError as exc:
         raise GraphvizError(f"cannot run dot: {exc}") from exc
-    if done.returncode != 0:
-        raise GraphvizError(f"dot -Tsvg failed: {done.stderr.decode('utf-8', 'replace').strip()[:500]}")
-    return done.stdout.decode("utf-8")
+    if run.returncode != 0:
+        raise GraphvizError(f"dot -Tsvg failed: {run.stderr.decode('utf-8', 'replace').strip()[:500]}")
+    return run.stdout.decode("utf-8")
+
+
+def _try_draw(source: str) -> str | GraphvizError | None:
+    try:
+        return svg_from_source(source)
+    except GraphvizError as exc:
+        return exc
+
+
+def draw_jobs() -> int:
+    """How many `dot` processes to run at once: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def draw_all(sources: Iterable[str], jobs: int | None = None) -> dict[str, str | GraphvizError]:
+    """Draw many DOT sources at once (one `dot` process per source, `jobs` at a time), by source.
+
+    Results do not depend on which drawing finishes first. Sources over the budget are refused
+    without starting `dot`; nothing is returned for a source when Graphviz is not installed.
+    """
+    unique = list(dict.fromkeys(sources))
+    workers = max(1, min(jobs or draw_jobs(), len(unique) or 1))
+    if workers == 1:
+        results = [_try_draw(source) for source in unique]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stagegraph-dot") as pool:
+            results = list(pool.map(_try_draw, unique))
+    return {source: result for source, result in zip(unique, results, strict=True) if result is not None}
+
+
+@contextmanager
+def drawings(done: dict[str, str | GraphvizError]) -> Iterator[None]:
+    """While active, `svg_from_source` answers from drawings made ahead (`draw_all`) instead of running `dot`."""
+    _drawn.update(done)
+    try:
+        yield
+    finally:
+        _drawn.clear()
 
 
 def render_svg(report: Report, max_stages: int | None = None) -> str | None:
@@ -468,10 +535,32 @@ def inline_svg(svg: str) -> str:
     return _PROLOG.sub("", svg, count=1).strip()
 
 
-def pipeline_svg(report: Report, pipeline: Pipeline, max_stages: int | None = None,
-                 timeout: float = DOT_TIMEOUT) -> tuple[str | None, str]:
-    """(inline SVG or None when `dot` is missing, DOT source) for one pipeline."""
-    source = render_views([view(report, pipeline, max_stages)], name="pipeline", legend=False)
-    svg = svg_from_source(source, timeout)
-    return (inline_svg(svg) if svg is not None else None), source
+def pipeline_source(report: Report, pipeline: Pipeline, max_stages: int | None = None) -> str:
+    """DOT source of one pipeline's diagram, as the HTML report embeds it."""
+    return render_views([view(report, pipeline, max_stages)], name="pipeline", legend=False)
 
+
+def folded_stages(max_stages: int | None) -> int | None:
+    """The `max_stages` a drawing over the budget (or too slow) is folded to; None when it is folded already."""
+    if max_stages is not None and max_stages <= DEFAULT_MAX_STAGES:
+        return None
+    return DEFAULT_MAX_STAGES
+
+
+def pipeline_svg(report: Report, pipeline: Pipeline, max_stages: int | None = None,
+                 timeout: float | None = None) -> tuple[str | None, str]:
+    """(inline SVG or None when `dot` is missing, DOT source) for one pipeline.
+
+    A diagram over the budget, or one `dot` could not lay out in time, is drawn folded to
+    `DEFAULT_MAX_STAGES` instead (its cluster label says how many stages were folded).
+    """
+    source = pipeline_source(report, pipeline, max_stages)
+    try:
+        svg = svg_from_source(source, timeout)
+    except GraphvizError as exc:
+        fold = folded_stages(max_stages)
+        if fold is None or not (isinstance(exc, GraphvizTimeout) or over_budget(source)):
+            raise
+        source = pipeline_source(report, pipeline, fold)
+        svg = svg_from_source(source, timeout)
+    return (inline_svg(svg) if svg is not None else None), source
