@@ -43,19 +43,20 @@ STYLES: tuple[tuple[str, Finder], ...] = (
 
 
 def extract(
-    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
+    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...], jobs: int = 1
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
+    """Pipelines, diagnostics and suppression comments of the modules; `jobs` processes share the styles."""
     from . import tree
 
     tree.reset()
     try:
-        return _extract(modules, resources, roles)
+        return _extract(modules, resources, roles, jobs)
     finally:
         tree.reset()  # cached child lists are keyed by id(): never let them outlive the trees
 
 
 def _extract(
-    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
+    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...], jobs: int
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
     diagnostics: list[Diagnostic] = []
     indexes: list[ModuleIndex] = []
