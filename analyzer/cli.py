@@ -120,7 +120,44 @@ def _rooted(options: Options, targets: Sequence[Path]) -> Options:
 
     from .source import common_root, repository_root
 
-    return replace(options, root=repository_root(common_root(targets)))
+    return replace(options, root=repository_root(common_root(targets)), cache_dir=_default_cache_dir(),
+                   jobs=_cores())
+
+
+def _default_cache_dir() -> Path | None:
+    """The platform cache folder, or None when `STAGEGRAPH_NO_CACHE` is set (to anything but empty or 0)."""
+    from .cache import default_dir
+
+    return None if os.environ.get("STAGEGRAPH_NO_CACHE", "") not in ("", "0") else default_dir()
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _speed(options: Options, jobs: int | None, no_cache: bool, cache_dir: Path | None) -> Options:
+    """Options with the command line's --jobs / --no-cache / --cache-dir applied."""
+    from dataclasses import replace
+
+    if jobs is not None:
+        options = replace(options, jobs=jobs)
+    if no_cache:
+        return replace(options, cache_dir=None)
+    return replace(options, cache_dir=cache_dir) if cache_dir is not None else options
+
+
+def speed_options(command: Any) -> Any:
+    """--jobs, --no-cache and --cache-dir, shared by the commands that analyse."""
+    command = click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                           help="Keep the result cache here (e.g. .stagegraph-cache). [default: the platform's "
+                                "user cache folder, or $STAGEGRAPH_CACHE_DIR]")(command)
+    command = click.option("--no-cache", is_flag=True,
+                           help="Analyse everything afresh; neither read nor write the result cache.")(command)
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Processes for the analysis. [default: the number of cores]")(command)
 
 
 def _analyze(targets: Sequence[Path], options: Options) -> Report:
@@ -179,6 +216,7 @@ def main() -> None:
 @click.option("--ignore", multiple=True, metavar="RULE", help="Turn a rule off (repeatable; same as --disable).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--statistics", is_flag=True, help="Print how many findings each rule has, instead of the report.")
+@speed_options
 def audit(
     paths: tuple[Path, ...],
     fmt: str | None,
@@ -200,6 +238,9 @@ def audit(
     ignore: tuple[str, ...],
     exit_zero: bool,
     statistics: bool,
+    jobs: int | None,
+    no_cache: bool,
+    cache_dir: Path | None,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
     from .config import Overrides, describe
@@ -222,7 +263,7 @@ def audit(
         write_dir = None  # an explicit --format/--output asks for that one output, not the config's folder
     fmt = fmt or "text"
 
-    options = _rooted(config.options(), targets)
+    options = _speed(_rooted(config.options(), targets), jobs, no_cache, cache_dir)
     report = _analyze(targets, options)
     if diff_base is not None:
         from . import diffmode
@@ -331,7 +372,9 @@ def _repo_root(start: Path) -> Path:
 @config_option
 @click.option("--full", is_flag=True,
               help="Analyse the whole repository, not just the changed files and the modules linked to them.")
-def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None, full: bool) -> None:
+@speed_options
+def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None, full: bool, jobs: int | None,
+         no_cache: bool, cache_dir: Path | None) -> None:
     """pre-commit entry: check the pipelines that FILES (the changed files) belong to; print a compact report."""
     from .config import Overrides
     from .hook import run_hook
@@ -342,7 +385,8 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
     from .catalog import CatalogError
 
     try:
-        report, changed = run_hook(targets, files, _rooted(config.options(), [root]), full=full)
+        options = _speed(_rooted(config.options(), [root]), jobs, no_cache, cache_dir)
+        report, changed = run_hook(targets, files, options, full=full)
     except CatalogError as exc:
         raise UsageFailure(str(exc)) from None
     known = _known_fingerprints(config.baseline)

@@ -17,6 +17,7 @@ from .isolation import deep_stack
 from .model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Rule, Severity, Summary
 
 if TYPE_CHECKING:
+    from .cache import FactsOutcome
     from .source import ParsedModule
 
 
@@ -40,6 +41,10 @@ class Options:
     diagnostics: tuple[Diagnostic, ...] = ()
     #: report paths relative to this folder (the CLI passes the repository root); None: the analysed folder
     root: Path | None = None
+    #: the result cache's folder (see `cache`); None: no cache (the CLI passes the platform's cache folder)
+    cache_dir: Path | None = None
+    #: processes for fact extraction (1: this one only); the report is the same for any number
+    jobs: int = 1
 
 
 Progress = Callable[[int, int, str], None]
@@ -50,16 +55,67 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
     from . import source
 
     found = source.discover(paths, options.exclude, options.root)
-    def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
-        return lambda: _uninstrumented(source.read_source(src, options.max_file_bytes))
+    if options.cache_dir is None:
+        def reader(src: source.SourceFile) -> Callable[[], str | Diagnostic]:
+            return lambda: _uninstrumented(source.read_source(src, options.max_file_bytes))
 
-    parsed, diagnostics = parse_sources(
-        ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
-        paths={src.relpath: src.path for src in found.files},
-        modules={src.relpath: src.module for src in found.files},
+        parsed, diagnostics = parse_sources(
+            ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
+            paths={src.relpath: src.path for src in found.files},
+            modules={src.relpath: src.module for src in found.files},
+        )
+        return analyze_modules(parsed, [*options.diagnostics, *found.diagnostics, *diagnostics], options,
+                               files_analysed=len(parsed))
+    texts = {src.relpath: read_isolated(src.relpath, lambda src=src: _uninstrumented(  # type: ignore[misc]
+        source.read_source(src, options.max_file_bytes))) for src in found.files}
+    outcome, lines = cached_facts(texts, {src.relpath: src.path for src in found.files},
+                                  {src.relpath: src.module for src in found.files}, options, found.root, progress)
+    return finish(outcome, lines, [*options.diagnostics, *found.diagnostics, *outcome.parse_diagnostics], options,
+                  files_analysed=len(outcome.parsed))
+
+
+def read_isolated(relpath: str, read: Callable[[], str | Diagnostic]) -> str | Diagnostic:
+    """`read()`, with a failure turned into the diagnostic `parse_sources` would give it."""
+    try:
+        return read()
+    except Exception as exc:  # isolation point: one file never stops the run
+        return Diagnostic(relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
+
+
+def cached_facts(
+    texts: dict[str, str | Diagnostic],
+    paths: dict[str, Path],
+    modules: dict[str, str],
+    options: Options,
+    analysed: Path,
+    progress: Progress | None = None,
+) -> tuple[FactsOutcome, dict[str, list[str]]]:
+    """The facts of these texts from the cache when it holds them, else computed (and stored).
+
+    Also returns each parsed file's lines, which findings take their snippets from.
+    """
+    from . import cache
+    from .confine import repo_root
+
+    store = cache.Cache(options.cache_dir) if options.cache_dir is not None else None
+    key = ""
+    if store is not None:
+        key = cache.run_key(
+            [(rel, modules.get(rel, ""), cache.file_digest(text)) for rel, text in texts.items()],
+            cache.catalogs_digest((*options.extra_resources, *options.extra_roles)),
+            cache.side_files_digest(repo_root(analysed), analysed),
+        )
+        hit = store.load(key)
+        if hit is not None:
+            return hit, {rel: text.splitlines() for rel in hit.parsed if isinstance(text := texts.get(rel), str)}
+    parsed, problems = parse_sources(
+        ((rel, lambda text=text: text) for rel, text in texts.items()),  # type: ignore[misc]
+        total=len(texts), progress=progress, paths=paths, modules=modules,
     )
-    return analyze_modules(parsed, [*options.diagnostics, *found.diagnostics, *diagnostics], options,
-                           files_analysed=len(parsed))
+    outcome = facts_of(parsed, problems, options)
+    if store is not None:
+        store.store(key, outcome)
+    return outcome, {m.relpath: m.lines for m in parsed}
 
 
 def _uninstrumented(text: str | Diagnostic) -> str | Diagnostic:
@@ -117,16 +173,23 @@ def analyze_modules(
     files_analysed: int,
 ) -> Report:
     """Everything after parsing: facts, graph, checks. Also used by diff mode on git objects."""
-    from . import catalog, graph
-    from .checks import CheckSettings, run_checks
-    from .facts import extract
     from .source import ParsedModule
 
     modules = [m for m in parsed if isinstance(m, ParsedModule)]
+    outcome = facts_of(modules, [], options)
+    return finish(outcome, {m.relpath: m.lines for m in modules}, diagnostics, options, files_analysed)
+
+
+def facts_of(modules: Sequence[ParsedModule], parse_diagnostics: Sequence[Diagnostic],
+             options: Options) -> FactsOutcome:
+    """Facts and graphs of parsed modules: the part of a run the cache keeps (plain records only)."""
+    from . import catalog, graph
+    from .cache import FactsOutcome
+    from .facts import extract
+
     resources = catalog.load_resources(options.extra_resources)
     roles = catalog.load_roles(options.extra_roles)
-    facts, fact_diagnostics, suppressions = extract(modules, resources, roles)
-    diagnostics.extend(fact_diagnostics)
+    facts, diagnostics, suppressions = extract(modules, resources, roles, jobs=options.jobs)
     pipelines: list[Pipeline] = []
     for pf in facts:
         try:
@@ -134,16 +197,28 @@ def analyze_modules(
         except Exception as exc:  # isolation point
             message = f"could not build the graph of {pf.name}: {exc!r}"
             diagnostics.append(Diagnostic(pf.file, "internal-error", message))
+    pipelines.sort(key=lambda p: (p.file, p.line, p.id))
+    return FactsOutcome(tuple(pipelines), tuple(parse_diagnostics), tuple(diagnostics),
+                        {file: dict(lines) for file, lines in suppressions.items()},
+                        tuple(m.relpath for m in modules))
+
+
+def finish(outcome: FactsOutcome, lines: dict[str, list[str]], diagnostics: Sequence[Diagnostic],
+           options: Options, files_analysed: int) -> Report:
+    """Checks and the report over a run's facts (computed or cached): what rule settings change."""
+    from . import catalog
+    from .checks import CheckSettings, run_checks
+
+    diagnostics = [*diagnostics, *outcome.diagnostics]
+    pipelines = list(outcome.pipelines)
     if options.only_files is not None:
         pipelines = [p for p in pipelines if _touches(p, options.only_files)]
-    pipelines.sort(key=lambda p: (p.file, p.line, p.id))
     rules = catalog.load_rules(options.extra_rules)
-    lines = {m.relpath: m.lines for m in modules}
     checked = run_checks(
         tuple(pipelines),
         {rid: doc.severity for rid, doc in rules.items()},  # type: ignore[misc]
         CheckSettings(options.disabled_rules, options.severities, options.selected_rules),
-        suppressions,
+        outcome.suppressions,
         lines,
     )
     diagnostics.extend(checked.diagnostics)

@@ -111,7 +111,7 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
     from dataclasses import replace
 
     from . import source
-    from .engine import analyze_modules, make_report, parse_sources
+    from .engine import cached_facts, finish, make_report, read_isolated
 
     root = source.report_root(targets, options.root)
     changed = changed_relpaths(root, files)
@@ -126,18 +126,15 @@ def run_hook(targets: Sequence[Path], files: Sequence[Path], options: Options, f
         context = import_context({rel: t for rel, t in texts.items() if isinstance(t, str)}, changed)
         chosen = [rel for rel in chosen if rel in context]
     paths = {src.relpath: src for src in found.files}
-
-    def text_of(rel: str) -> str | Diagnostic:
-        # the import scan already read the file: parse that text rather than reading it again
-        return texts[rel] if rel in texts else source.read_source(paths[rel], options.max_file_bytes)
-
-    parsed, problems = parse_sources(
-        ((rel, lambda rel=rel: text_of(rel)) for rel in chosen),  # type: ignore[misc]
-        paths={rel: src.path for rel, src in paths.items()},
-        modules={rel: src.module for rel, src in paths.items()},
-    )
-    diagnostics = [d for d in [*found.diagnostics, *problems] if d.file in changed]
-    report = analyze_modules(parsed, diagnostics, replace(options, only_files=changed), files_analysed=len(parsed))
+    # the import scan already read the files: analyse those texts rather than reading them again
+    chosen_texts = {rel: texts[rel] if rel in texts else read_isolated(
+        rel, lambda rel=rel: source.read_source(paths[rel], options.max_file_bytes))  # type: ignore[misc]
+        for rel in chosen}
+    only = replace(options, only_files=changed)
+    outcome, lines = cached_facts(chosen_texts, {rel: src.path for rel, src in paths.items()},
+                                  {rel: src.module for rel, src in paths.items()}, only, found.root)
+    diagnostics = [d for d in [*found.diagnostics, *outcome.parse_diagnostics] if d.file in changed]
+    report = finish(outcome, lines, diagnostics, only, files_analysed=len(outcome.parsed))
     return report, changed
 
 

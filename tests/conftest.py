@@ -44,3 +44,11 @@ def _pinned_tools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(dot, "find_dot", lambda: DOT)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_cache(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests run without the result cache (a hit would skip the code under test) unless they ask for it,
+    and never touch the user's cache folder."""
+    monkeypatch.setenv("STAGEGRAPH_NO_CACHE", "1")
+    monkeypatch.setenv("STAGEGRAPH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "stagegraph-cache"))

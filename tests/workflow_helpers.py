@@ -159,7 +159,7 @@ def stagegraph(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
 _CALL = re.compile(r"^[ \t]+(?:(?P<target>\w+)[ \t]*=[ \t]*)?(?P<callee>\w+)\((?P<args>[^)]*)\)", re.MULTILINE)
 
 
-def _stand_in_extract(modules: Sequence[object], resources: object, roles: object
+def _stand_in_extract(modules: Sequence[object], resources: object, roles: object, jobs: int = 1
                       ) -> tuple[list[PipelineFacts], list[object], dict[str, object]]:
     """One plain pipeline per `def main():`, one stage per call statement in it, data flow by variable name."""
     facts: list[PipelineFacts] = []

@@ -7,6 +7,8 @@ find its pipelines and build stages with the shared StageBuilder.
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -43,19 +45,20 @@ STYLES: tuple[tuple[str, Finder], ...] = (
 
 
 def extract(
-    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
+    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...], jobs: int = 1
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
+    """Pipelines, diagnostics and suppression comments of the modules; `jobs` processes share the styles."""
     from . import tree
 
     tree.reset()
     try:
-        return _extract(modules, resources, roles)
+        return _extract(modules, resources, roles, jobs)
     finally:
         tree.reset()  # cached child lists are keyed by id(): never let them outlive the trees
 
 
 def _extract(
-    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...]
+    modules: Sequence[ParsedModule], resources: ResourceCatalog, roles: tuple[RoleModel, ...], jobs: int
 ) -> tuple[list[PipelineFacts], list[Diagnostic], Suppressions]:
     diagnostics: list[Diagnostic] = []
     indexes: list[ModuleIndex] = []
@@ -102,14 +105,106 @@ def _extract(
             return ()
 
     builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn, function_signals=signals_fn_of)
-    pipelines: list[PipelineFacts] = []
-    for style, finder in STYLES:
-        pipelines.extend(_run_style(style, finder, builder, project, indexes, diagnostics))
+    pipelines = _run_styles(builder, project, indexes, diagnostics, jobs)
     diagnostics.extend(builder.diagnostics)
     diagnostics = _one_too_deep_per_file(diagnostics)
     pipelines = _link_nested(_without_assembly(pipelines))
     suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
     return pipelines, diagnostics, suppressions
+
+
+#: below this many functions a run is too short for worker processes to pay for their start
+PARALLEL_MIN_FUNCTIONS = 400
+
+StyleResult = tuple[list[PipelineFacts], list[Diagnostic], list[Diagnostic]]
+
+
+def _run_styles(builder: StageBuilder, project: Project, indexes: Sequence[ModuleIndex],
+                diagnostics: list[Diagnostic], jobs: int) -> list[PipelineFacts]:
+    """Every style's pipelines, in STYLES order; with `jobs` > 1 the styles are shared among forked workers.
+
+    A forked worker inherits the trees, the index and the composed summaries, runs its styles and
+    sends back plain records (pipelines, diagnostics), so the report is the same for any `jobs`.
+    A worker that dies costs only its styles, each reported as a diagnostic.
+    """
+    groups = _style_groups(jobs)
+    if len(groups) == 1 or not hasattr(os, "fork") or len(project.functions) < PARALLEL_MIN_FUNCTIONS:
+        groups = [list(STYLES)]
+    workers = [_fork_styles(group, builder, project, indexes, diagnostics) for group in groups[1:]]
+    results = _styles_here(groups[0], builder, project, indexes, diagnostics)
+    for group, worker in zip(groups[1:], workers, strict=True):
+        results.update(_collect(group, *worker))
+    pipelines: list[PipelineFacts] = []
+    seen: set[Diagnostic] = set()
+    forked = bool(workers)
+    for name, _ in STYLES:
+        found, style_diagnostics, builder_diagnostics = results[name]
+        pipelines.extend(found)
+        # a diagnostic memoised in one process may be found again in another: report it once, as in one process
+        diagnostics.extend(d for d in style_diagnostics if d not in seen)
+        builder.diagnostics.extend(d for d in builder_diagnostics if d not in seen)
+        if forked:
+            seen.update(style_diagnostics, builder_diagnostics)
+    return pipelines
+
+
+def _style_groups(jobs: int) -> list[list[tuple[str, Finder]]]:
+    """The styles per process: the plain style (most of the work) alone, the adapters shared among the rest."""
+    if jobs <= 1:
+        return [list(STYLES)]
+    first, *rest = STYLES
+    groups: list[list[tuple[str, Finder]]] = [[first], *([] for _ in range(min(jobs - 1, len(rest))))]
+    for i, style in enumerate(rest):
+        groups[1 + i % (len(groups) - 1)].append(style)
+    return groups
+
+
+def _styles_here(group: Sequence[tuple[str, Finder]], builder: StageBuilder, project: Project,
+                 indexes: Sequence[ModuleIndex], diagnostics: list[Diagnostic]) -> dict[str, StyleResult]:
+    """Run styles in this process; each style's pipelines and the diagnostics it added (taken back out)."""
+    results: dict[str, StyleResult] = {}
+    for name, finder in group:
+        start, builder_start = len(diagnostics), len(builder.diagnostics)
+        found = _run_style(name, finder, builder, project, indexes, diagnostics)
+        results[name] = (found, diagnostics[start:], builder.diagnostics[builder_start:])
+        del diagnostics[start:], builder.diagnostics[builder_start:]
+    return results
+
+
+def _fork_styles(group: Sequence[tuple[str, Finder]], builder: StageBuilder, project: Project,
+                 indexes: Sequence[ModuleIndex], diagnostics: list[Diagnostic]) -> tuple[int, int]:
+    """Start a worker running `group`; its pid and the pipe its pickled results come through."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns into the caller's code
+        status = 1
+        try:
+            os.close(read_end)
+            payload = pickle.dumps(_styles_here(group, builder, project, indexes, diagnostics))
+            with os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _collect(group: Sequence[tuple[str, Finder]], pid: int, read_end: int) -> dict[str, StyleResult]:
+    """A worker's results; a worker that died becomes one diagnostic per style it was running."""
+    with os.fdopen(read_end, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        try:
+            results: dict[str, StyleResult] = pickle.loads(payload)  # our own child's records
+            if all(name in results for name, _ in group):
+                return results
+        except Exception:  # a garbled payload is a dead worker, reported below
+            pass
+    how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+    return {name: ([], [Diagnostic(".", "internal-error", f"the worker process running the {name} adapter died "
+                                   f"({how}); its pipelines are not reported")], []) for name, _ in group}
 
 
 def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tuple[Signal, ...]],
