@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -189,10 +190,20 @@ def side_files_digest(repository: Path, analysed: Path) -> str:
     return digest(*parts)
 
 
+@functools.cache
+def code_digest() -> str:
+    """stagegraph's own source, by content: an edited checkout (same version number) never reuses
+    what an older analyzer concluded."""
+    here = Path(__file__).resolve().parent
+    return digest(*(part for path in sorted(here.rglob("*.py"))
+                    for part in (path.relative_to(here).as_posix(), _file_bytes(path))))
+
+
 def run_key(files: Sequence[tuple[str, str, str]], catalogs: str, side_files: str) -> str:
-    """The key of one run: (relpath, module, content digest) of every file, catalogs, side files."""
+    """The key of one run: the analyzer's code, (relpath, module, content digest) of every file,
+    catalogs, side files."""
     rows = "\n".join(f"{rel}\t{module}\t{content}" for rel, module, content in sorted(files))
-    return digest(f"stagegraph {__version__} cache format {FORMAT}", catalogs, side_files, rows)
+    return digest(f"stagegraph {__version__} cache format {FORMAT}", code_digest(), catalogs, side_files, rows)
 
 
 # ------------------------------------------------------------------ the store

@@ -89,7 +89,8 @@ def test_no_cache_reads_and_writes_nothing(project: Path, tmp_path: Path) -> Non
     assert not store.exists()
 
 
-@pytest.mark.parametrize("change", ["edit a module", "add a module", "edit a sql file", "edit a catalog"])
+@pytest.mark.parametrize("change", ["edit a module", "add a module", "edit a sql file", "edit a catalog",
+                                    "edit the analyzer"])
 def test_what_the_key_covers(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
     store = tmp_path / "cache"
     catalog = project / "extra.toml"
@@ -105,6 +106,11 @@ def test_what_the_key_covers(project: Path, tmp_path: Path, monkeypatch: pytest.
         (module.parent / "zz_new.py").write_text("Y = 2\n", encoding="utf-8")
     elif change == "edit a sql file":
         (project / "etl" / "query.sql").write_text("SELECT 2\n", encoding="utf-8")
+    elif change == "edit the analyzer":
+        # a checkout edited without a version bump: what the older code concluded is not reused
+        from stagegraph import cache
+
+        monkeypatch.setattr(cache, "code_digest", lambda: "edited")
     else:
         catalog.write_text("# changed\n", encoding="utf-8")
     counting = Counting(monkeypatch)
