@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pipeline_builders import chain, edge, hits, pipeline, signal, stage, stage_sets, table, var
 
-from stagegraph.facts.signals import (
+from stagegraph.model import (
     EXECUTOR_CAPPED,
     EXECUTOR_UNCAPPED,
     GATHER_UNBOUNDED,
     REMOTE_NO_TIMEOUT,
     TASK_PER_ROW,
     WAIT_NO_TIMEOUT,
+    FanOut,
+    Resource,
 )
-from stagegraph.model import FanOut, Resource
 
 CONN = Resource("database", "conn", call="psycopg2.connect", thread_safe=False)
 ENGINE = Resource("database", "engine", call="sqlalchemy.create_engine", thread_safe=True, capacity_limited=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pipeline_builders import hits, pipeline, signal, stage, stage_sets
 
-from stagegraph.facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT
-from stagegraph.model import FanOut
+from stagegraph.model import BROAD_EXCEPT_SWALLOW, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT, FanOut
 
 BRANCH = FanOut("executor", "pool.submit", 10, capped=True)
 
@@ -18,14 +17,14 @@ def test_except_pass_in_a_stage_fires_on_the_handler_line() -> None:
 
 
 def test_logged_only_counts_in_a_fanout_branch() -> None:
-    logged = signal(BROAD_EXCEPT_SWALLOW, 20, f"except Exception: {LOGGED_ONLY}")
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, "except Exception: logged only", logged_only=True)
     assert stage_sets("swallowed-exception", pipeline([stage("worker", 10, signals=[logged], fanout=BRANCH)])) == [
         ("worker",)
     ]
 
 
 def test_logged_only_in_a_sequential_stage_is_the_near_miss() -> None:
-    logged = signal(BROAD_EXCEPT_SWALLOW, 20, f"except Exception: {LOGGED_ONLY}")
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, "except Exception: logged only", logged_only=True)
     assert stage_sets("swallowed-exception", pipeline([stage("load", 10, signals=[logged])])) == []
 
 

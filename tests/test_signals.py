@@ -9,6 +9,7 @@ import pytest
 
 from stagegraph.facts import signals as sig
 from stagegraph.facts.index import Project, index_module
+from stagegraph.model import SIGNAL_KINDS
 from stagegraph.source import ParsedModule, parse_text
 
 EXAMPLES = Path("/work/shared/examples")
@@ -358,7 +359,7 @@ def test_every_emitted_kind_is_declared() -> None:
         "import requests\ndef func(u):\n    try:\n        requests.get(u)\n"
         "    except Exception:\n        pass\n"
     )
-    assert {k for k, _ in kinds(code)} <= sig.SIGNAL_KINDS
+    assert {k for k, _ in kinds(code)} <= SIGNAL_KINDS
 
 
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason="shared examples not present")

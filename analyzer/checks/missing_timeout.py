@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT
-from ..model import Pipeline, Signal
+from ..model import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT, Pipeline, Signal
 from . import Hit
 from . import _messages as msg
 from ._common import fanout_targets, signals_of

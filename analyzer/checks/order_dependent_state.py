@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import ORDER_DEPENDENT_STATE
-from ..model import Pipeline
+from ..model import ORDER_DEPENDENT_STATE, Pipeline
 from . import Hit
 from . import _messages as msg
 from ._common import signals_of

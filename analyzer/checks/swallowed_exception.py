@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY
-from ..model import Pipeline
+from ..model import BROAD_EXCEPT_SWALLOW, Pipeline
 from . import Hit
 from . import _messages as msg
 from ._common import is_concurrent_fanout, signals_of
@@ -22,7 +21,7 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
     for stage in pipeline.stages:
         branch = is_concurrent_fanout(stage)
         found = [
-            s for s in signals_of(stage, (BROAD_EXCEPT_SWALLOW,)) if branch or not s.detail.endswith(LOGGED_ONLY)
+            s for s in signals_of(stage, (BROAD_EXCEPT_SWALLOW,)) if branch or not s.logged_only
         ]
         if not found:
             continue

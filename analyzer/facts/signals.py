@@ -6,7 +6,7 @@ it is given (plus, for a few patterns, one level of analysed callees to tell wha
 the engine composes the signals of callees into stages. Names are resolved through
 `ModuleIndex.qualify`, so `from concurrent.futures import ThreadPoolExecutor as TPE` still counts.
 
-Signal kinds (the `Signal.kind` values, stable; checks match on these constants):
+Signal kinds (the `Signal.kind` values, stable; the constants live in `model`, where checks read them):
 
 ==========================  =====================================================================
 kind                        meaning (detail text in parentheses)
@@ -41,30 +41,25 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ..model import Signal
+from ..model import (
+    BROAD_EXCEPT_SWALLOW,
+    EXECUTOR_CAPPED,
+    EXECUTOR_UNCAPPED,
+    GATHER_UNBOUNDED,
+    ORDER_DEPENDENT_STATE,
+    REMOTE_NO_TIMEOUT,
+    RETRY_NONIDEMPOTENT,
+    TASK_PER_ROW,
+    WAIT_NO_TIMEOUT,
+    Signal,
+    SignalKind,
+)
 from .index import FunctionRef, ModuleIndex, Project, dotted
 from .tree import children as _children
 from .tree import strings as _strings
 
-BROAD_EXCEPT_SWALLOW = "broad-except-swallow"
-EXECUTOR_UNCAPPED = "executor-uncapped"
-EXECUTOR_CAPPED = "executor-capped"
-GATHER_UNBOUNDED = "gather-unbounded"
-WAIT_NO_TIMEOUT = "wait-no-timeout"
-REMOTE_NO_TIMEOUT = "remote-no-timeout"
-RETRY_NONIDEMPOTENT = "retry-nonidempotent"
-ORDER_DEPENDENT_STATE = "order-dependent-state"
-TASK_PER_ROW = "task-per-row"
-
-SIGNAL_KINDS = frozenset(
-    {
-        BROAD_EXCEPT_SWALLOW, EXECUTOR_UNCAPPED, EXECUTOR_CAPPED, GATHER_UNBOUNDED, WAIT_NO_TIMEOUT,
-        REMOTE_NO_TIMEOUT, RETRY_NONIDEMPOTENT, ORDER_DEPENDENT_STATE, TASK_PER_ROW,
-    }
-)
-
-#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else:
-#: swallowing only matters inside a fan-out branch, whose log nobody reads.
+#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else (the signal's
+#: `logged_only` says so to the checks): swallowing only matters inside a fan-out branch, whose log nobody reads.
 LOGGED_ONLY = "logged only"
 
 _BROAD = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})
@@ -145,9 +140,10 @@ class _Context:
     signals: list[Signal] = field(default_factory=list)
     limited: bool = False
 
-    def add(self, kind: str, node: cst.CSTNode, detail: str) -> None:
+    def add(self, kind: SignalKind, node: cst.CSTNode, detail: str, *, logged_only: bool = False) -> None:
         self.signals.append(
-            Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node))
+            Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node),
+                   logged_only=logged_only)
         )
 
     def qualify(self, expr: cst.BaseExpression) -> str | None:
@@ -428,7 +424,7 @@ class _Visitor(cst.CSTVisitor):
             return
         how = _swallowed(node.body, self.ctx)
         if how is not None:
-            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}")
+            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}", logged_only=how == LOGGED_ONLY)
 
     # calls -------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
