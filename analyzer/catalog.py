@@ -118,6 +118,9 @@ class MethodModel:
     target: str = ""  # "file:ARG", "key:ARG", "table:ARG", "queue:ARG", "object:KW/KW", "sql", "model:N", "resource"
     inplace_kw: str = ""
     prefix: str = ""  # prepended to the evaluated name (`global_temp.` for Spark's global temp views)
+    #: each call hands out a handle of its own (a pool checkout): branches that each check one out
+    #: share only the base, so the returned handle is as safe to share as the base is
+    checkout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +198,7 @@ class ResourceCatalog:
 
 
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
-_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix")
+_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix", "checkout")
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
@@ -266,6 +269,8 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             where = f"[[method]] #{i + 1}"
             _check_keys(path, where, entry, _METHOD_KEYS, ("type", "names"))
             _check_effect(path, where, entry)
+            if not isinstance(entry.get("checkout", False), bool):
+                raise CatalogError(f"{path}: {where}: checkout must be true or false")
             for type_name in _as_list(entry["type"]):
                 methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"])}))
         for i, entry in enumerate(data.get("call", [])):
