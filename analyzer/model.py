@@ -130,6 +130,24 @@ class FanOut:
     capped: bool | None = None  # None when capping does not apply (a plain loop)
 
 
+RoleBasis = Literal["body", "name"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleEvidence:
+    """Why a stage has a role, as a person reads it: `before` + `code` (a code span) + `after`.
+
+    `basis` is "body" for what the code does (a `drop_duplicates(...)` call, rows dropped where a
+    field is null) and "name" for a name pattern, the weaker evidence: names lie.
+    """
+
+    role: str
+    basis: RoleBasis
+    before: str
+    code: str = ""
+    after: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Stage:
     """One step of a pipeline, with everything it reads, writes and touches."""
@@ -147,6 +165,13 @@ class Stage:
     nested_pipeline: str | None = None
     signals: tuple[Signal, ...] = ()
     qualname: str = ""
+    #: why each role was given, body evidence first (empty when only a role name is known)
+    role_evidence: tuple[RoleEvidence, ...] = ()
+
+    def evidence_for(self, role: str) -> RoleEvidence | None:
+        """The strongest evidence for `role`: what the body does, else the name."""
+        found = [e for e in self.role_evidence if e.role == role]
+        return min(found, key=lambda e: e.basis != "body") if found else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..model import DEPENDENCY_KINDS, Pipeline, Signal, Stage
-from ..spans import Text, code, join
+from ..model import DEPENDENCY_KINDS, Pipeline, RoleEvidence, Signal, Stage
+from ..spans import Text, code, join, plain
 
 #: Fan-out mechanisms whose branches really run at the same time (a plain loop does not).
 CONCURRENT_MECHANISMS = frozenset({"executor", "pool", "gather", "map", "group", "chord", "expand", "union"})
@@ -94,3 +94,14 @@ def attributed(pipeline: Pipeline, kinds: Iterable[str]) -> Iterator[tuple[tuple
     for signal in sorted(pipeline.signals, key=lambda s: (s.file, s.line, s.detail)):
         if signal.kind in wanted:
             yield fanout_targets(pipeline, signal), signal
+
+
+def evidence_text(evidence: RoleEvidence | None) -> Text:
+    """A role's evidence as message text: prose around one code span (empty when there is none)."""
+    if evidence is None:
+        return plain("")
+    pieces = [plain(evidence.before)]
+    if evidence.code:
+        pieces.append(code(evidence.code))
+    pieces.append(plain(evidence.after))
+    return join(pieces, "")
