@@ -166,6 +166,9 @@ class ResourceCatalog:
     #: name prefixes of unmodelled methods taken to only read (`get_`, `list_`, `fetch`): the fallback then
     #: records an unknown read, so two stages that only look at one system stay independent
     read_prefixes: tuple[str, ...] = ()
+    #: exception classes (fnmatch patterns on qualified names) that mean an external system failed: a
+    #: handler that drops one loses data just like a broad `except Exception`
+    failures: tuple[str, ...] = ()
 
     def reads_only(self, method: str) -> bool:
         name = method.lower()
@@ -233,10 +236,14 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     pure_calls: set[str] = set()
     pure_methods: set[str] = set()
     read_prefixes: list[str] = []
+    failures: list[str] = []
     for path in files:
         data = _read(path)
-        _check_keys(path, "the top level", data, ("factory", "method", "call", "library", "opaque", "pure", "fallback"),
-                    ())
+        _check_keys(path, "the top level", data,
+                    ("factory", "method", "call", "library", "opaque", "pure", "fallback", "failure"), ())
+        for i, entry in enumerate(data.get("failure", [])):
+            _check_keys(path, f"[[failure]] #{i + 1}", entry, ("exceptions",), ("exceptions",))
+            failures.extend(_as_list(entry["exceptions"]))
         for i, entry in enumerate(data.get("fallback", [])):
             _check_keys(path, f"[[fallback]] #{i + 1}", entry, _FALLBACK_KEYS, ())
             read_prefixes.extend(_as_list(entry.get("read_prefixes", [])))
@@ -281,7 +288,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             for call in _as_list(entry["call"]):
                 calls[call] = CallModel(**{**entry, "call": call})
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
-                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes))
+                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures))
 
 
 def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:

@@ -73,7 +73,7 @@ def _extract(
     def signals_fn_of(fn: FunctionRef) -> tuple[Signal, ...]:
         """Signals of one function, scanned only when a stage or driver needs them (most never do)."""
         try:
-            return tuple(function_signals(fn, project))
+            return tuple(function_signals(fn, project, resources.failures))
         except Exception as exc:  # isolation point
             diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
                                           f"signal scan failed in {fn.name}: {type(exc).__name__}", safe_line(fn)))
@@ -99,7 +99,7 @@ def _extract(
 
     def signals_fn(body: Sequence[cst.BaseStatement], module: ModuleIndex) -> tuple[Signal, ...]:
         try:
-            return tuple(body_signals(body, module, project))
+            return tuple(body_signals(body, module, project, resources.failures))
         except Exception as exc:  # isolation point: one driver body's hazard scan
             diagnostics.append(Diagnostic(module.relpath, "internal-error", f"hazard scan of a driver failed: {exc!r}"))
             return ()
