@@ -137,3 +137,10 @@ def test_one_finding_per_fanout_stage_names_every_risky_resource() -> None:
 def test_capacity_limited_resource_under_a_capped_fanout_is_a_near_miss() -> None:
     s = stage("load_partition", 5, resources=[ENGINE, S3], fanout=CAPPED)
     assert stage_sets("shared-resource-contention", pipeline([s])) == []
+
+
+def test_a_bare_result_in_a_shared_helper_is_one_finding() -> None:
+    wait = signal(WAIT_NO_TIMEOUT, 70, "result() without timeout", file="utils.py")
+    p = pipeline([stage(n, i + 1, signals=[wait]) for i, n in enumerate(("fit_a", "fit_b", "fit_c"))])
+    (hit,) = hits("missing-timeout", p)
+    assert (hit.stages, hit.file, hit.line) == (("fit_a", "fit_b", "fit_c"), "utils.py", 70)

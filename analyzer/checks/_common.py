@@ -5,7 +5,7 @@ Checks read only the `Pipeline`; nothing here touches source code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..model import DEPENDENCY_KINDS, Pipeline, RoleEvidence, Signal, Stage
 from ..spans import Text, code, join, plain
@@ -105,3 +105,24 @@ def evidence_text(evidence: RoleEvidence | None) -> Text:
         pieces.append(code(evidence.code))
     pieces.append(plain(evidence.after))
     return join(pieces, "")
+
+
+def by_site(
+    pipeline: Pipeline, kinds: Iterable[str], keep: Callable[[Stage, Signal], bool] = lambda stage, signal: True
+) -> list[tuple[Signal, tuple[Stage, ...]]]:
+    """Each stage signal once per call site, with every stage that reaches it (in pipeline order).
+
+    A helper with a bare `future.result()` that seven stages call is one cause, so one finding.
+    """
+    sites: dict[tuple[str, int, int | None, str, str], tuple[Signal, list[Stage]]] = {}
+    for stage in pipeline.stages:
+        for signal in signals_of(stage, kinds):
+            if keep(stage, signal):
+                key = (signal.file, signal.line, signal.column, signal.kind, signal.detail)
+                sites.setdefault(key, (signal, []))[1].append(stage)
+    return [(signal, tuple(stages)) for signal, stages in sorted(sites.values(), key=lambda v: (
+        v[0].file, v[0].line, v[0].column or 0, v[0].detail))]
+
+
+def names(stages: Iterable[Stage]) -> str:
+    return ", ".join(s.name for s in stages)
