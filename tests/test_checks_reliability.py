@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline_builders import hits, pipeline, signal, stage, stage_sets
 
 from stagegraph.model import BROAD_EXCEPT_SWALLOW, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT, FanOut
@@ -74,3 +76,11 @@ def test_shared_retry_and_state_sites_are_one_finding_each() -> None:
     p = pipeline([stage("a", 1, signals=[retry, state]), stage("b", 2, signals=[retry, state])])
     assert stage_sets("non-idempotent-retry", p) == [("a", "b")]
     assert stage_sets("order-dependent-state", p) == [("a", "b")]
+
+
+def test_a_stage_called_twice_is_named_once() -> None:
+    shared = signal(BROAD_EXCEPT_SWALLOW, 40, "except Exception: pass")
+    p = pipeline([stage("upload_file", 5, signals=[shared]), stage("upload_file#2", 6, signals=[shared])])
+    p = replace(p, stages=tuple(replace(s, name="upload_file") for s in p.stages))
+    (hit,) = hits("swallowed-exception", p)
+    assert hit.message.startswith("`upload_file` swallows") and hit.stages == ("upload_file", "upload_file#2")

@@ -125,4 +125,5 @@ def by_site(
 
 
 def names(stages: Iterable[Stage]) -> str:
-    return ", ".join(s.name for s in stages)
+    """Stage names for a message, each once (`upload_file` called twice is still one name)."""
+    return ", ".join(dict.fromkeys(s.name for s in stages))
