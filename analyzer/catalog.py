@@ -118,6 +118,9 @@ class MethodModel:
     target: str = ""  # "file:ARG", "key:ARG", "table:ARG", "queue:ARG", "object:KW/KW", "sql", "model:N", "resource"
     inplace_kw: str = ""
     prefix: str = ""  # prepended to the evaluated name (`global_temp.` for Spark's global temp views)
+    #: each call hands out a handle of its own (a pool checkout): branches that each check one out
+    #: share only the base, so the returned handle is as safe to share as the base is
+    checkout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,9 @@ class ResourceCatalog:
     #: name prefixes of unmodelled methods taken to only read (`get_`, `list_`, `fetch`): the fallback then
     #: records an unknown read, so two stages that only look at one system stay independent
     read_prefixes: tuple[str, ...] = ()
+    #: exception classes (fnmatch patterns on qualified names) that mean an external system failed: a
+    #: handler that drops one loses data just like a broad `except Exception`
+    failures: tuple[str, ...] = ()
 
     def reads_only(self, method: str) -> bool:
         name = method.lower()
@@ -195,7 +201,7 @@ class ResourceCatalog:
 
 
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
-_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix")
+_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix", "checkout")
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
@@ -230,10 +236,14 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     pure_calls: set[str] = set()
     pure_methods: set[str] = set()
     read_prefixes: list[str] = []
+    failures: list[str] = []
     for path in files:
         data = _read(path)
-        _check_keys(path, "the top level", data, ("factory", "method", "call", "library", "opaque", "pure", "fallback"),
-                    ())
+        _check_keys(path, "the top level", data,
+                    ("factory", "method", "call", "library", "opaque", "pure", "fallback", "failure"), ())
+        for i, entry in enumerate(data.get("failure", [])):
+            _check_keys(path, f"[[failure]] #{i + 1}", entry, ("exceptions",), ("exceptions",))
+            failures.extend(_as_list(entry["exceptions"]))
         for i, entry in enumerate(data.get("fallback", [])):
             _check_keys(path, f"[[fallback]] #{i + 1}", entry, _FALLBACK_KEYS, ())
             read_prefixes.extend(_as_list(entry.get("read_prefixes", [])))
@@ -266,6 +276,8 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             where = f"[[method]] #{i + 1}"
             _check_keys(path, where, entry, _METHOD_KEYS, ("type", "names"))
             _check_effect(path, where, entry)
+            if not isinstance(entry.get("checkout", False), bool):
+                raise CatalogError(f"{path}: {where}: checkout must be true or false")
             for type_name in _as_list(entry["type"]):
                 methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"])}))
         for i, entry in enumerate(data.get("call", [])):
@@ -276,7 +288,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             for call in _as_list(entry["call"]):
                 calls[call] = CallModel(**{**entry, "call": call})
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
-                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes))
+                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures))
 
 
 def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ receives the same `Report`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 SCHEMA_VERSION = "1"
 
@@ -84,19 +84,40 @@ class Resource:
     capacity_limited: bool = False
 
 
+SignalKind = Literal[
+    "broad-except-swallow", "executor-uncapped", "executor-capped", "gather-unbounded", "wait-no-timeout",
+    "remote-no-timeout", "retry-nonidempotent", "order-dependent-state", "task-per-row",
+]
+#: The `Signal.kind` values, as constants the facts layer produces and the checks match on
+#: (what each means is tabled in `analyzer/facts/signals.py`).
+BROAD_EXCEPT_SWALLOW: SignalKind = "broad-except-swallow"
+EXECUTOR_UNCAPPED: SignalKind = "executor-uncapped"
+EXECUTOR_CAPPED: SignalKind = "executor-capped"
+GATHER_UNBOUNDED: SignalKind = "gather-unbounded"
+WAIT_NO_TIMEOUT: SignalKind = "wait-no-timeout"
+REMOTE_NO_TIMEOUT: SignalKind = "remote-no-timeout"
+RETRY_NONIDEMPOTENT: SignalKind = "retry-nonidempotent"
+ORDER_DEPENDENT_STATE: SignalKind = "order-dependent-state"
+TASK_PER_ROW: SignalKind = "task-per-row"
+SIGNAL_KINDS: frozenset[str] = frozenset(get_args(SignalKind))
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A hazard-relevant fact seen in code (an `except: pass`, an uncapped executor...).
 
-    Checks turn signals plus the graph into findings; `kind` values are listed in
-    `analyzer/facts/signals.py`. `detail` is a short human phrase ("except Exception: pass").
+    Checks turn signals plus the graph into findings; `detail` is a short human phrase
+    ("except Exception: pass") for messages only: checks decide on typed fields, never on its text.
+    `logged_only` (a `broad-except-swallow`) says the handler's only act is to log the failure,
+    which matters only where nobody reads the log (a concurrent fan-out branch).
     """
 
-    kind: str
+    kind: SignalKind
     file: str
     line: int
     detail: str = ""
     column: int | None = None
+    logged_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +128,24 @@ class FanOut:
     detail: str = ""  # e.g. "ThreadPoolExecutor()" or "for k in keys"
     line: int = 0
     capped: bool | None = None  # None when capping does not apply (a plain loop)
+
+
+RoleBasis = Literal["body", "name"]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleEvidence:
+    """Why a stage has a role, as a person reads it: `before` + `code` (a code span) + `after`.
+
+    `basis` is "body" for what the code does (a `drop_duplicates(...)` call, rows dropped where a
+    field is null) and "name" for a name pattern, the weaker evidence: names lie.
+    """
+
+    role: str
+    basis: RoleBasis
+    before: str
+    code: str = ""
+    after: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +165,13 @@ class Stage:
     nested_pipeline: str | None = None
     signals: tuple[Signal, ...] = ()
     qualname: str = ""
+    #: why each role was given, body evidence first (empty when only a role name is known)
+    role_evidence: tuple[RoleEvidence, ...] = ()
+
+    def evidence_for(self, role: str) -> RoleEvidence | None:
+        """The strongest evidence for `role`: what the body does, else the name."""
+        found = [e for e in self.role_evidence if e.role == role]
+        return min(found, key=lambda e: e.basis != "body") if found else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from stagegraph.model import (
     Pipeline,
     Resource,
     Signal,
+    SignalKind,
     Stage,
     Style,
 )
@@ -65,8 +66,8 @@ def table(target: str) -> Effect:
     return Effect("table", target)
 
 
-def signal(kind: str, line: int, detail: str = "", file: str = FILE) -> Signal:
-    return Signal(kind, file, line, detail)
+def signal(kind: SignalKind, line: int, detail: str = "", file: str = FILE, *, logged_only: bool = False) -> Signal:
+    return Signal(kind, file, line, detail, logged_only=logged_only)
 
 
 def edge(source: str, target: str, kind: EdgeKind = "data", declared: bool = True, via: Sequence[str] = ()) -> Edge:

@@ -114,3 +114,13 @@ def _toml(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return f'"{value}"'
+
+
+def test_pool_checkouts_are_marked_and_checkout_must_be_a_bool(tmp_path: Path) -> None:
+    checkouts = {(m.type, n) for m in load_resources().methods if m.checkout for n in m.names}
+    assert ("dbapi.Pool", "getconn") in checkouts
+    assert ("dbapi.Connection", "cursor") not in checkouts
+    path = tmp_path / "resources-typo.toml"
+    path.write_text('[[method]]\ntype = "x.Pool"\nnames = ["get"]\ncheckout = "yes"\n', encoding="utf-8")
+    with pytest.raises(CatalogError, match="checkout"):
+        catalog._load_resources((path,))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pipeline_builders import chain, edge, hits, pipeline, signal, stage, stage_sets, table, var
 
-from stagegraph.facts.signals import (
+from stagegraph.model import (
     EXECUTOR_CAPPED,
     EXECUTOR_UNCAPPED,
     GATHER_UNBOUNDED,
     REMOTE_NO_TIMEOUT,
     TASK_PER_ROW,
     WAIT_NO_TIMEOUT,
+    FanOut,
+    Resource,
 )
-from stagegraph.model import FanOut, Resource
 
 CONN = Resource("database", "conn", call="psycopg2.connect", thread_safe=False)
 ENGINE = Resource("database", "engine", call="sqlalchemy.create_engine", thread_safe=True, capacity_limited=True)
@@ -136,3 +137,10 @@ def test_one_finding_per_fanout_stage_names_every_risky_resource() -> None:
 def test_capacity_limited_resource_under_a_capped_fanout_is_a_near_miss() -> None:
     s = stage("load_partition", 5, resources=[ENGINE, S3], fanout=CAPPED)
     assert stage_sets("shared-resource-contention", pipeline([s])) == []
+
+
+def test_a_bare_result_in_a_shared_helper_is_one_finding() -> None:
+    wait = signal(WAIT_NO_TIMEOUT, 70, "result() without timeout", file="utils.py")
+    p = pipeline([stage(n, i + 1, signals=[wait]) for i, n in enumerate(("fit_a", "fit_b", "fit_c"))])
+    (hit,) = hits("missing-timeout", p)
+    assert (hit.stages, hit.file, hit.line) == (("fit_a", "fit_b", "fit_c"), "utils.py", 70)

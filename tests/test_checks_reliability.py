@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline_builders import hits, pipeline, signal, stage, stage_sets
 
-from stagegraph.facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT
-from stagegraph.model import FanOut
+from stagegraph.model import BROAD_EXCEPT_SWALLOW, ORDER_DEPENDENT_STATE, RETRY_NONIDEMPOTENT, FanOut
 
 BRANCH = FanOut("executor", "pool.submit", 10, capped=True)
 
@@ -18,14 +19,14 @@ def test_except_pass_in_a_stage_fires_on_the_handler_line() -> None:
 
 
 def test_logged_only_counts_in_a_fanout_branch() -> None:
-    logged = signal(BROAD_EXCEPT_SWALLOW, 20, f"except Exception: {LOGGED_ONLY}")
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, "except Exception: logged only", logged_only=True)
     assert stage_sets("swallowed-exception", pipeline([stage("worker", 10, signals=[logged], fanout=BRANCH)])) == [
         ("worker",)
     ]
 
 
 def test_logged_only_in_a_sequential_stage_is_the_near_miss() -> None:
-    logged = signal(BROAD_EXCEPT_SWALLOW, 20, f"except Exception: {LOGGED_ONLY}")
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, "except Exception: logged only", logged_only=True)
     assert stage_sets("swallowed-exception", pipeline([stage("load", 10, signals=[logged])])) == []
 
 
@@ -50,3 +51,36 @@ def test_other_signals_do_not_leak_into_these_rules() -> None:
     s = stage("x", 1, signals=[signal("executor-capped", 2, "ThreadPoolExecutor() with max_workers=4")])
     for rule in ("swallowed-exception", "order-dependent-state", "non-idempotent-retry"):
         assert stage_sets(rule, pipeline([s])) == []
+
+
+def test_a_helper_several_stages_share_is_one_cause() -> None:
+    shared = signal(BROAD_EXCEPT_SWALLOW, 40, "except Exception: return a default", file="lib/sql.py")
+    own = signal(BROAD_EXCEPT_SWALLOW, 12, "except Exception: pass")
+    p = pipeline([stage("create_tables", 5, signals=[shared]), stage("bulk_load", 6, signals=[shared, own])])
+    assert sorted((h.stages, h.file, h.line) for h in hits("swallowed-exception", p)) == [
+        (("bulk_load",), "etl.py", 12),
+        (("create_tables", "bulk_load"), "lib/sql.py", 40),
+    ]
+
+
+def test_a_shared_handler_that_only_logs_counts_for_the_branches_only() -> None:
+    logged = signal(BROAD_EXCEPT_SWALLOW, 20, "except Exception: logged only", logged_only=True)
+    p = pipeline([stage("load", 10, signals=[logged]), stage("worker", 11, signals=[logged], fanout=BRANCH)])
+    (hit,) = hits("swallowed-exception", p)
+    assert hit.stages == ("worker",) and hit.message.startswith("fan-out branch `worker`")
+
+
+def test_shared_retry_and_state_sites_are_one_finding_each() -> None:
+    retry = signal(RETRY_NONIDEMPOTENT, 9, "@tenacity.retry around an HTTP POST")
+    state = signal(ORDER_DEPENDENT_STATE, 30, "running value `n`")
+    p = pipeline([stage("a", 1, signals=[retry, state]), stage("b", 2, signals=[retry, state])])
+    assert stage_sets("non-idempotent-retry", p) == [("a", "b")]
+    assert stage_sets("order-dependent-state", p) == [("a", "b")]
+
+
+def test_a_stage_called_twice_is_named_once() -> None:
+    shared = signal(BROAD_EXCEPT_SWALLOW, 40, "except Exception: pass")
+    p = pipeline([stage("upload_file", 5, signals=[shared]), stage("upload_file#2", 6, signals=[shared])])
+    p = replace(p, stages=tuple(replace(s, name="upload_file") for s in p.stages))
+    (hit,) = hits("swallowed-exception", p)
+    assert hit.message.startswith("`upload_file` swallows") and hit.stages == ("upload_file", "upload_file#2")

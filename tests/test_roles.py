@@ -8,7 +8,7 @@ import pytest
 
 from stagegraph.catalog import load_roles
 from stagegraph.facts.index import Project, index_module
-from stagegraph.facts.roles import stage_roles
+from stagegraph.facts.roles import role_evidence, stage_roles
 from stagegraph.source import ParsedModule, parse_text
 
 ROLES = load_roles()
@@ -110,3 +110,69 @@ def test_roles_come_in_catalog_order_without_repeats() -> None:
     roles = roles_of(code, name="dedup_and_load")
     assert roles == tuple(dict.fromkeys(r.role for r in ROLES if r.role in roles))
     assert {"extract", "dedup", "load"} <= set(roles)
+
+
+def evidence_of(code: str, name: str = "step") -> list[tuple[str, str, str, str, str]]:
+    parsed = parse_text("x.py", textwrap.dedent(code))
+    assert isinstance(parsed, ParsedModule)
+    project = Project.build([index_module(parsed)])
+    found = role_evidence(name, project.functions["x.step"], project, ROLES)
+    return [(e.role, e.basis, e.before, e.code, e.after) for e in found]
+
+
+@pytest.mark.parametrize(
+    ("body", "evidence"),
+    [
+        ('return df[df["customer_id"].notna()]', ("drops rows where ", "customer_id", " is null")),
+        ("return df[~df.customer_id.isnull()]", ("drops rows where ", "customer_id", " is null")),
+        ("return df[df.customer_id.isnull()]", ("selects the rows where ", "customer_id", " is null")),
+        ('return df.dropna(subset=["email"])', ("drops rows with missing ", '["email"]', "")),
+        ('return df.loc[~df["sku"].str.match(r"^X")]',
+         ("filters rows on a pattern: ", 'df["sku"].str.match(r"^X")', "")),
+        ('return [r for r in df if r.get("id") is not None]',
+         ("keeps only records where ", 'r.get("id") is not None', "")),
+    ],
+)
+def test_validation_from_the_body_whatever_the_name(body: str, evidence: tuple[str, str, str]) -> None:
+    assert evidence_of(f"def step(df):\n    {body}\n") == [("validate", "body", *evidence)]
+
+
+def test_filling_values_in_or_dropping_columns_is_not_validation() -> None:
+    fill = 'def step(df):\n    df.loc[df["country"].isnull(), "country"] = "GB"\n    return df\n'
+    assert evidence_of(fill) == []
+    columns = "def step(df):\n    return df.dropna(axis=1)\n"
+    assert evidence_of(columns) == []
+
+
+def test_skipping_records_without_a_field_is_validation() -> None:
+    code = """
+    def step(rows):
+        out = []
+        for row in rows:
+            if row["email"] is None:
+                continue
+            out.append(row)
+        return out
+    """
+    assert evidence_of(code) == [("validate", "body", "skips records where ", 'row["email"] is None', "")]
+
+
+@pytest.mark.parametrize(
+    ("body", "evidence"),
+    [
+        ('return df.groupby("id").first()', ("keeps one row per group: ", 'df.groupby("id").first()', "")),
+        ('return df.groupby("id").head(1)', ("keeps one row per group: ", 'df.groupby("id").head(1)', "")),
+        ('return db.execute("SELECT DISTINCT id, email FROM users")', ("runs SQL with ", "SELECT DISTINCT", "")),
+    ],
+)
+def test_dedup_from_the_body(body: str, evidence: tuple[str, str, str]) -> None:
+    assert [e for e in evidence_of(f"def step(df):\n    {body}\n") if e[0] == "dedup"] == [("dedup", "body", *evidence)]
+
+
+def test_a_group_head_of_many_rows_is_no_dedup() -> None:
+    assert [e for e in evidence_of('def step(df):\n    return df.groupby("id").head(5)\n') if e[0] == "dedup"] == []
+
+
+def test_body_evidence_comes_before_the_name() -> None:
+    found = evidence_of("def step(df):\n    return df.drop_duplicates()\n", name="dedup_orders")
+    assert [(e[0], e[1]) for e in found] == [("dedup", "body"), ("dedup", "name")]

@@ -9,6 +9,7 @@ import pytest
 
 from stagegraph.facts import signals as sig
 from stagegraph.facts.index import Project, index_module
+from stagegraph.model import SIGNAL_KINDS
 from stagegraph.source import ParsedModule, parse_text
 
 EXAMPLES = Path("/work/shared/examples")
@@ -358,7 +359,7 @@ def test_every_emitted_kind_is_declared() -> None:
         "import requests\ndef func(u):\n    try:\n        requests.get(u)\n"
         "    except Exception:\n        pass\n"
     )
-    assert {k for k, _ in kinds(code)} <= sig.SIGNAL_KINDS
+    assert {k for k, _ in kinds(code)} <= SIGNAL_KINDS
 
 
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason="shared examples not present")
@@ -399,4 +400,63 @@ def test_labelled_examples_produce_the_expected_signals() -> None:
     ],
 )
 def test_keyed_running_values(code: str, fires: bool) -> None:
+    assert bool(only(code, sig.ORDER_DEPENDENT_STATE)) is fires
+
+
+# ---------------------------------------------------------------- swallowed failures of external systems
+
+def swallow_signals(handler: str, header: str = "") -> list[tuple[str, bool]]:
+    from stagegraph.catalog import load_resources
+
+    code = f"{header}def func(rows, conn, log):\n  for r in rows:\n    try:\n        send(r)\n    {handler}\n"
+    project = project_of(code)
+    found = sig.function_signals(project.functions["x.func"], project, load_resources().failures)
+    return [(s.detail, s.logged_only) for s in found if s.kind == sig.BROAD_EXCEPT_SWALLOW]
+
+
+@pytest.mark.parametrize(
+    ("header", "handler", "expected"),
+    [
+        ("import psycopg2\n", "except psycopg2.Error:\n        conn.rollback()",
+         [("except psycopg2.Error: rollback only", False)]),
+        ("from botocore.exceptions import ClientError\n", "except ClientError:\n        return False",
+         [("except ClientError: return a default", False)]),
+        ("import logging\n", "except Exception as e:\n        logging.error(e)\n        continue",
+         [("except Exception: logged, then continue", False)]),
+        ("import pandas as pd\n", "except Exception:\n        log.warning('x')\n        return pd.DataFrame()",
+         [("except Exception: logged, then return a default", False)]),
+        ("", "except:\n        print('failed')", [("bare except: logged only", False)]),
+        ("", "except Exception:\n        log.warning('failed')", [("except Exception: logged only", True)]),
+        ("", "except FileNotFoundError:\n        return {}", []),  # about the data, not a failed system
+        ("import psycopg2\n", "except psycopg2.Error:\n        conn.rollback()\n        raise", []),
+    ],
+)
+def test_handlers_that_drop_a_failed_system(header: str, handler: str, expected: list[tuple[str, bool]]) -> None:
+    assert swallow_signals(handler, header) == expected
+
+
+def test_failure_classes_come_only_from_the_catalog() -> None:
+    code = "import psycopg2\ndef func(conn):\n  try:\n    conn.commit()\n  except psycopg2.Error:\n    pass\n"
+    project = project_of(code)
+    assert [s.kind for s in sig.function_signals(project.functions["x.func"], project)] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "fires"),
+    [
+        # a per-file frame whose fixed column is rewritten: nothing crosses iterations
+        ("    for f in rows:\n        df = read(f)\n        df['date'] = fix(df['date'])\n"
+         "        out.append(df)\n", False),
+        # fields copied into locals before the write: `record.item_id` does not read a name `item_id`
+        ("    for r in rows:\n        item_id = r.item_id\n        out.append((item_id, r.v))\n", False),
+        # the running total that restarts per account is still state
+        ("    total = 0\n    for r in rows:\n        if r['new']:\n            total = 0\n        total += r['v']\n"
+         "        r['total'] = total\n", True),
+        # a per-key running value keyed by the record
+        ("    seen = {}\n    for r in rows:\n        seen[r['k']] = seen.get(r['k'], 0) + 1\n"
+         "        r['n'] = seen[r['k']]\n", True),
+    ],
+)
+def test_locals_assigned_afresh_per_record_are_not_state(body: str, fires: bool) -> None:
+    code = f"def func(rows, out, read, fix):\n{body}"
     assert bool(only(code, sig.ORDER_DEPENDENT_STATE)) is fires

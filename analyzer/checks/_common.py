@@ -5,10 +5,10 @@ Checks read only the `Pipeline`; nothing here touches source code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from ..model import DEPENDENCY_KINDS, Pipeline, Signal, Stage
-from ..spans import Text, code, join
+from ..model import DEPENDENCY_KINDS, Pipeline, RoleEvidence, Signal, Stage
+from ..spans import Text, code, join, plain
 
 #: Fan-out mechanisms whose branches really run at the same time (a plain loop does not).
 CONCURRENT_MECHANISMS = frozenset({"executor", "pool", "gather", "map", "group", "chord", "expand", "union"})
@@ -94,3 +94,36 @@ def attributed(pipeline: Pipeline, kinds: Iterable[str]) -> Iterator[tuple[tuple
     for signal in sorted(pipeline.signals, key=lambda s: (s.file, s.line, s.detail)):
         if signal.kind in wanted:
             yield fanout_targets(pipeline, signal), signal
+
+
+def evidence_text(evidence: RoleEvidence | None) -> Text:
+    """A role's evidence as message text: prose around one code span (empty when there is none)."""
+    if evidence is None:
+        return plain("")
+    pieces = [plain(evidence.before)]
+    if evidence.code:
+        pieces.append(code(evidence.code))
+    pieces.append(plain(evidence.after))
+    return join(pieces, "")
+
+
+def by_site(
+    pipeline: Pipeline, kinds: Iterable[str], keep: Callable[[Stage, Signal], bool] = lambda stage, signal: True
+) -> list[tuple[Signal, tuple[Stage, ...]]]:
+    """Each stage signal once per call site, with every stage that reaches it (in pipeline order).
+
+    A helper with a bare `future.result()` that seven stages call is one cause, so one finding.
+    """
+    sites: dict[tuple[str, int, int | None, str, str], tuple[Signal, list[Stage]]] = {}
+    for stage in pipeline.stages:
+        for signal in signals_of(stage, kinds):
+            if keep(stage, signal):
+                key = (signal.file, signal.line, signal.column, signal.kind, signal.detail)
+                sites.setdefault(key, (signal, []))[1].append(stage)
+    return [(signal, tuple(stages)) for signal, stages in sorted(sites.values(), key=lambda v: (
+        v[0].file, v[0].line, v[0].column or 0, v[0].detail))]
+
+
+def names(stages: Iterable[Stage]) -> str:
+    """Stage names for a message, each once (`upload_file` called twice is still one name)."""
+    return ", ".join(dict.fromkeys(s.name for s in stages))

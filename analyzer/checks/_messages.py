@@ -10,9 +10,11 @@ from __future__ import annotations
 from ..spans import Template
 
 DEDUP_BEFORE_VALIDATION = Template(
-    "dedup stage `{dedup}` runs before validation stage `{validate}` on the same data: when the copy dedup "
-    "keeps is invalid, validation drops it and the valid duplicate is already gone"
+    "dedup stage `{dedup}`{dedups} runs before validation stage `{validate}`{validates} on the same data: when "
+    "the copy dedup keeps is invalid, validation drops it and the valid duplicate is already gone"
 )
+#: why a stage has a role, shown after its name: " (validates: drops rows where `customer_id` is null)"
+ROLE_EVIDENCE = Template(" ({verb}: {evidence})")
 CONTENTION_FANOUT = Template("every branch of fan-out stage `{stage}` ({mechanism}) uses {resources}")
 CONTENTION_GROUP = Template(
     "{stages} could run in parallel but share {resource}, which is not safe to use concurrently"

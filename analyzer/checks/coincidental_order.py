@@ -4,23 +4,37 @@ One note per parallel group that contains an `order` edge (a declaration or call
 real dependency behind it), naming the stages that could start together. Groups come largest
 first; a group whose orderings were all named by an earlier note is skipped, so overlapping
 groups don't repeat the same advice. The note points at the first stage that waits for no reason.
+Near-miss: two stages submitted to one concurrent executor/pool already start together, so the
+call order between their submissions is not an ordering.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Location, Pipeline
+from ..model import Edge, Location, Pipeline
 from ..spans import code, join
 from . import Hit
 from . import _messages as msg
-from ._common import quoted
+from ._common import is_concurrent_fanout, quoted
 
 RULE = "coincidental-order"
 
 
+def _already_together(pipeline: Pipeline, edge: Edge) -> bool:
+    """Both stages are branches of the same concurrent fan-out (submitted to one pool)."""
+    source, target = pipeline.stage(edge.source), pipeline.stage(edge.target)
+    return (
+        is_concurrent_fanout(source) and is_concurrent_fanout(target)
+        and source.file == target.file and source.fanout == target.fanout
+    )
+
+
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    order_edges = [e for e in pipeline.edges if e.kind == "order" and e.source != e.target]
+    order_edges = [
+        e for e in pipeline.edges
+        if e.kind == "order" and e.source != e.target and not _already_together(pipeline, e)
+    ]
     named: set[tuple[str, str]] = set()
     for group in pipeline.parallel_groups:
         members = set(group.stages)

@@ -4,18 +4,27 @@ Fires when a stage with role `dedup` reaches a stage with role `validate` along 
 edges (so validation consumes what dedup kept). Only the nearest validation stages are reported:
 a later validation behind an earlier one is the same mistake, reported once.
 Near-miss: validation before dedup (the data path runs the other way) does not fire.
+The message shows why each stage has its role (`Stage.role_evidence`): what its body does, else its name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Location, Pipeline
+from ..model import Location, Pipeline, Stage
+from ..spans import Text, plain
 from . import Hit
 from . import _messages as msg
-from ._common import reachable, successors
+from ._common import evidence_text, reachable, successors
 
 RULE = "dedup-before-validation"
+
+
+def _why(stage: Stage, role: str, verb: str) -> Text:
+    evidence = stage.evidence_for(role)
+    if evidence is None:
+        return plain("")
+    return msg.ROLE_EVIDENCE.format(verb=verb, evidence=evidence_text(evidence))
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
@@ -31,7 +40,10 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
             validate = pipeline.stage(stage_id)
             yield Hit(
                 rule=RULE,
-                message=msg.DEDUP_BEFORE_VALIDATION.format(dedup=dedup.name, validate=validate.name),
+                message=msg.DEDUP_BEFORE_VALIDATION.format(
+                    dedup=dedup.name, dedups=_why(dedup, "dedup", "dedups"),
+                    validate=validate.name, validates=_why(validate, "validate", "validates"),
+                ),
                 file=validate.file,
                 line=validate.line,
                 stages=(dedup.id, validate.id),

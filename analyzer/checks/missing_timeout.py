@@ -1,28 +1,26 @@
 """missing-timeout: waiting on branches or remote calls with no timeout.
 
 Reads `wait-no-timeout` (in a stage or in the driver, where it is attributed to the fan-out
-stages being waited on) and `remote-no-timeout` (in stages). One finding per call site.
+stages being waited on) and `remote-no-timeout` (in stages). One finding per call site, naming every
+stage that reaches it (a shared helper's bare `result()` is one cause).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT
-from ..model import Pipeline, Signal
+from ..model import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT, Pipeline, Signal
 from . import Hit
 from . import _messages as msg
-from ._common import fanout_targets, signals_of
+from ._common import by_site, fanout_targets
 
 RULE = "missing-timeout"
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
     reasons: dict[tuple[str, ...], list[Signal]] = {}
-    for stage in pipeline.stages:
-        found = signals_of(stage, (WAIT_NO_TIMEOUT, REMOTE_NO_TIMEOUT))
-        if found:
-            reasons.setdefault((stage.id,), []).extend(found)
+    for signal, stages in by_site(pipeline, (WAIT_NO_TIMEOUT, REMOTE_NO_TIMEOUT)):
+        reasons.setdefault(tuple(s.id for s in stages), []).append(signal)
     for signal in sorted(pipeline.signals, key=lambda s: (s.file, s.line, s.detail)):
         if signal.kind == WAIT_NO_TIMEOUT:
             targets = tuple(s.id for s in fanout_targets(pipeline, signal))

@@ -2,36 +2,32 @@
 
 Reads the signal `retry-nonidempotent` (a retry loop or tenacity/backoff/retrying/Celery retry
 around an HTTP POST/PATCH, an INSERT without conflict handling or a queue publish, with no
-idempotency key). One finding per cause (call site); driver-level retries are reported on their own line.
+idempotency key). One finding per cause (call site), naming every stage that reaches it; driver-level
+retries are reported on their own line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import RETRY_NONIDEMPOTENT
-from ..model import Pipeline
+from ..model import RETRY_NONIDEMPOTENT, Pipeline
 from . import Hit
 from . import _messages as msg
-from ._common import signals_of
+from ._common import by_site, names
 
 RULE = "non-idempotent-retry"
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    for stage in pipeline.stages:
-        found = signals_of(stage, (RETRY_NONIDEMPOTENT,))
-        if not found:
-            continue
-        for signal in found:  # one finding per call site: each is its own cause
-            yield Hit(
-                rule=RULE,
-                message=msg.NON_IDEMPOTENT_RETRY.format(stage=stage.name, detail=signal.detail),
-                file=signal.file,
-                line=signal.line,
-                stages=(stage.id,),
-                column=signal.column,
-            )
+    for signal, stages in by_site(pipeline, (RETRY_NONIDEMPOTENT,)):  # one finding per cause
+        yield Hit(
+            rule=RULE,
+            message=msg.NON_IDEMPOTENT_RETRY.format(stage=names(stages), detail=signal.detail),
+            file=signal.file,
+            line=signal.line,
+            stages=tuple(s.id for s in stages),
+            column=signal.column,
+        )
     for signal in pipeline.signals:
         if signal.kind == RETRY_NONIDEMPOTENT:
             yield Hit(

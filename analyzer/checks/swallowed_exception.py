@@ -2,37 +2,32 @@
 
 Reads the stage signal `broad-except-swallow`. A handler that only logs counts as swallowed
 only in a concurrent fan-out branch, where nobody reads the worker's log. Near-miss: a handler
-that logs and re-raises produces no signal at all. One finding per cause (call site).
+that logs and re-raises produces no signal at all. One finding per cause (call site), naming every
+stage that reaches it (a helper several stages share is one finding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import BROAD_EXCEPT_SWALLOW, LOGGED_ONLY
-from ..model import Pipeline
+from ..model import BROAD_EXCEPT_SWALLOW, Pipeline
 from . import Hit
 from . import _messages as msg
-from ._common import is_concurrent_fanout, signals_of
+from ._common import by_site, is_concurrent_fanout, names
 
 RULE = "swallowed-exception"
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    for stage in pipeline.stages:
-        branch = is_concurrent_fanout(stage)
-        found = [
-            s for s in signals_of(stage, (BROAD_EXCEPT_SWALLOW,)) if branch or not s.detail.endswith(LOGGED_ONLY)
-        ]
-        if not found:
-            continue
-        template = msg.SWALLOWED_BRANCH if branch else msg.SWALLOWED
-        for signal in found:  # one finding per except clause: each is its own cause
-            yield Hit(
-                rule=RULE,
-                message=template.format(stage=stage.name, detail=signal.detail or "broad except"),
-                file=signal.file,
-                line=signal.line,
-                stages=(stage.id,),
-                column=signal.column,
-            )
+    sites = by_site(pipeline, (BROAD_EXCEPT_SWALLOW,), lambda st, s: is_concurrent_fanout(st) or not s.logged_only)
+    for signal, stages in sites:  # one finding per except clause: each is its own cause
+        branches = tuple(s for s in stages if is_concurrent_fanout(s))
+        template = msg.SWALLOWED_BRANCH if branches else msg.SWALLOWED
+        yield Hit(
+            rule=RULE,
+            message=template.format(stage=names(branches or stages), detail=signal.detail or "broad except"),
+            file=signal.file,
+            line=signal.line,
+            stages=tuple(s.id for s in stages),
+            column=signal.column,
+        )

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..facts.signals import EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW
-from ..model import Location, Pipeline, Signal, Stage
+from ..model import EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW, Location, Pipeline, Signal, Stage
 from . import Hit
 from . import _messages as msg
 from ._common import attributed, is_concurrent_fanout

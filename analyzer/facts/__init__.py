@@ -16,11 +16,11 @@ from typing import Any
 import libcst as cst
 
 from ..catalog import ResourceCatalog, RoleModel
-from ..model import Diagnostic, PipelineFacts, Signal
+from ..model import Diagnostic, PipelineFacts, RoleEvidence, Signal
 from ..source import ParsedModule
 from .effects import Context
 from .index import FunctionRef, ModuleIndex, Project, index_module
-from .roles import stage_roles
+from .roles import role_evidence, roles_of
 from .signals import body_signals, function_signals
 from .stagefx import StageBuilder
 from .styles import airflow, celery, dagster, kedro, luigi, plain, prefect, sklearn
@@ -76,20 +76,20 @@ def _extract(
     def signals_fn_of(fn: FunctionRef) -> tuple[Signal, ...]:
         """Signals of one function, scanned only when a stage or driver needs them (most never do)."""
         try:
-            return tuple(function_signals(fn, project))
+            return tuple(function_signals(fn, project, resources.failures))
         except Exception as exc:  # isolation point
             diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
                                           f"signal scan failed in {fn.name}: {type(exc).__name__}", safe_line(fn)))
             return ()
 
     direct, totals = _compose_isolated(project, ctx, {}, diagnostics)
-    role_memo: dict[tuple[str, str], tuple[str, ...]] = {}
+    role_memo: dict[tuple[str, str], tuple[RoleEvidence, ...]] = {}
 
-    def roles_fn(name: str, fn: FunctionRef | None) -> tuple[str, ...]:
+    def evidence_fn(name: str, fn: FunctionRef | None) -> tuple[RoleEvidence, ...]:
         key = (name, fn.qualname if fn is not None else "")
         if key not in role_memo:
             try:
-                role_memo[key] = tuple(stage_roles(name, fn, project, roles))
+                role_memo[key] = role_evidence(name, fn, project, roles)
             except Exception as exc:  # isolation point: roles are advisory, a failure must not lose the stage
                 role_memo[key] = ()
                 where = fn.module.relpath if fn is not None else "."
@@ -97,14 +97,18 @@ def _extract(
                                               fn.line if fn is not None else None))
         return role_memo[key]
 
+    def roles_fn(name: str, fn: FunctionRef | None) -> tuple[str, ...]:
+        return roles_of(evidence_fn(name, fn), roles)
+
     def signals_fn(body: Sequence[cst.BaseStatement], module: ModuleIndex) -> tuple[Signal, ...]:
         try:
-            return tuple(body_signals(body, module, project))
+            return tuple(body_signals(body, module, project, resources.failures))
         except Exception as exc:  # isolation point: one driver body's hazard scan
             diagnostics.append(Diagnostic(module.relpath, "internal-error", f"hazard scan of a driver failed: {exc!r}"))
             return ()
 
-    builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn, function_signals=signals_fn_of)
+    builder = StageBuilder(ctx, direct, totals, roles_fn, signals_fn, function_signals=signals_fn_of,
+                           role_evidence=evidence_fn)
     pipelines = _run_styles(builder, project, indexes, diagnostics, jobs)
     diagnostics.extend(builder.diagnostics)
     diagnostics = _one_too_deep_per_file(diagnostics)

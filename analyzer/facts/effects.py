@@ -270,7 +270,8 @@ class Context:
         if model is not None and model.returns:
             _, safe, _ = self.catalog.types.get(model.returns, (base.kind, base.thread_safe, base.capacity_limited))
             handle = derived(base, part, model.returns)
-            return Handle(handle.type, base.kind, handle.name, base.thread_safe and safe, base.capacity_limited,
+            shareable = base.thread_safe if model.checkout else base.thread_safe and safe
+            return Handle(handle.type, base.kind, handle.name, shareable, base.capacity_limited,
                           f"{base.type}.{method}")
         if method in _SQL_METHODS or (model is not None and model.effect):
             # what a modelled access returned (rows, a response): reading it is not another access

@@ -6,15 +6,17 @@ it is given (plus, for a few patterns, one level of analysed callees to tell wha
 the engine composes the signals of callees into stages. Names are resolved through
 `ModuleIndex.qualify`, so `from concurrent.futures import ThreadPoolExecutor as TPE` still counts.
 
-Signal kinds (the `Signal.kind` values, stable; checks match on these constants):
+Signal kinds (the `Signal.kind` values, stable; the constants live in `model`, where checks read them):
 
 ==========================  =====================================================================
 kind                        meaning (detail text in parentheses)
 ==========================  =====================================================================
-broad-except-swallow        `except Exception`/`BaseException`/bare `except` whose handler neither
-                            re-raises nor records the failure ("except Exception: pass",
-                            "... : continue", "... : return None", "... : return a default",
-                            "... : logged only"). "logged only" counts only inside a fan-out branch.
+broad-except-swallow        `except Exception`/`BaseException`/bare `except`, or an exception that means an
+                            external system failed (`[[failure]]` in rules/resources.toml: `psycopg2.Error`,
+                            botocore `ClientError`...), whose handler neither re-raises nor records the
+                            failure ("except Exception: pass", "... : continue", "... : return None",
+                            "... : return a default", "... : rollback only", "... : logged, then continue",
+                            "... : logged only"). `logged_only` marks the last: the checks decide where it counts.
 executor-uncapped           ThreadPoolExecutor/ProcessPoolExecutor/multiprocessing or billiard Pool
                             without a worker cap, or with a cap that grows with the input (`len(...)`)
 executor-capped             the same with an explicit cap (lets checks tell near-misses apart)
@@ -38,35 +40,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 import libcst as cst
 
-from ..model import Signal
+from ..model import (
+    BROAD_EXCEPT_SWALLOW,
+    EXECUTOR_CAPPED,
+    EXECUTOR_UNCAPPED,
+    GATHER_UNBOUNDED,
+    ORDER_DEPENDENT_STATE,
+    REMOTE_NO_TIMEOUT,
+    RETRY_NONIDEMPOTENT,
+    TASK_PER_ROW,
+    WAIT_NO_TIMEOUT,
+    Signal,
+    SignalKind,
+)
 from .index import FunctionRef, ModuleIndex, Project, dotted
 from .tree import children as _children
 from .tree import strings as _strings
 
-BROAD_EXCEPT_SWALLOW = "broad-except-swallow"
-EXECUTOR_UNCAPPED = "executor-uncapped"
-EXECUTOR_CAPPED = "executor-capped"
-GATHER_UNBOUNDED = "gather-unbounded"
-WAIT_NO_TIMEOUT = "wait-no-timeout"
-REMOTE_NO_TIMEOUT = "remote-no-timeout"
-RETRY_NONIDEMPOTENT = "retry-nonidempotent"
-ORDER_DEPENDENT_STATE = "order-dependent-state"
-TASK_PER_ROW = "task-per-row"
-
-SIGNAL_KINDS = frozenset(
-    {
-        BROAD_EXCEPT_SWALLOW, EXECUTOR_UNCAPPED, EXECUTOR_CAPPED, GATHER_UNBOUNDED, WAIT_NO_TIMEOUT,
-        REMOTE_NO_TIMEOUT, RETRY_NONIDEMPOTENT, ORDER_DEPENDENT_STATE, TASK_PER_ROW,
-    }
-)
-
-#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else:
-#: swallowing only matters inside a fan-out branch, whose log nobody reads.
+#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else (the signal's
+#: `logged_only` says so to the checks): swallowing only matters inside a fan-out branch, whose log nobody reads.
 LOGGED_ONLY = "logged only"
 
+_EMPTY_FACTORIES = frozenset({"DataFrame", "Series", "dict", "list", "set", "tuple", "frozenset", "defaultdict"})
 _BROAD = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})
 _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "fatal"})
 _LOG_CALLS = frozenset({"print", "traceback.print_exc", "traceback.print_exception", "warnings.warn"})
@@ -121,16 +120,21 @@ _SAFE_INSERT = ("ON CONFLICT", "ON DUPLICATE KEY", "MERGE ", "UPSERT", "INSERT O
 
 # ---------------------------------------------------------------- entry points
 
-def function_signals(fn: FunctionRef, project: Project) -> tuple[Signal, ...]:
-    """Hazard signals seen directly in one function's body (not its callees; the engine composes those)."""
+def function_signals(fn: FunctionRef, project: Project, failures: tuple[str, ...] = ()) -> tuple[Signal, ...]:
+    """Hazard signals seen directly in one function's body (not its callees; the engine composes those).
+
+    `failures`: exception classes that mean an external system failed (the catalog's `[[failure]]`).
+    """
     body = fn.node.body
     statements: Sequence[cst.CSTNode] = body.body if isinstance(body, cst.IndentedBlock) else [body]
-    return _scan(statements, fn.module, project, fn)
+    return _scan(statements, fn.module, project, fn, failures)
 
 
-def body_signals(statements: Sequence[cst.BaseStatement], module: ModuleIndex, project: Project) -> tuple[Signal, ...]:
+def body_signals(
+    statements: Sequence[cst.BaseStatement], module: ModuleIndex, project: Project, failures: tuple[str, ...] = ()
+) -> tuple[Signal, ...]:
     """Same for a module-level driver block (`if __name__ == "__main__":`)."""
-    return _scan(statements, module, project, None)
+    return _scan(statements, module, project, None, failures)
 
 
 @dataclass(slots=True)
@@ -144,10 +148,12 @@ class _Context:
     bindings: dict[str, str] = field(default_factory=dict)
     signals: list[Signal] = field(default_factory=list)
     limited: bool = False
+    failures: tuple[str, ...] = ()
 
-    def add(self, kind: str, node: cst.CSTNode, detail: str) -> None:
+    def add(self, kind: SignalKind, node: cst.CSTNode, detail: str, *, logged_only: bool = False) -> None:
         self.signals.append(
-            Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node))
+            Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node),
+                   logged_only=logged_only)
         )
 
     def qualify(self, expr: cst.BaseExpression) -> str | None:
@@ -155,9 +161,10 @@ class _Context:
 
 
 def _scan(
-    statements: Sequence[cst.CSTNode], module: ModuleIndex, project: Project, fn: FunctionRef | None
+    statements: Sequence[cst.CSTNode], module: ModuleIndex, project: Project, fn: FunctionRef | None,
+    failures: tuple[str, ...] = (),
 ) -> tuple[Signal, ...]:
-    ctx = _Context(module, project, fn, statements)
+    ctx = _Context(module, project, fn, statements, failures=failures)
     _collect_bindings(ctx)
     ctx.limited = _has_limiter(statements, ctx)
     visitor = _Visitor(ctx)
@@ -423,12 +430,14 @@ class _Visitor(cst.CSTVisitor):
 
     # excepts -----------------------------------------------------
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        clause = _broad_clause(node, self.ctx.module)
+        clause = _broad_clause(node, self.ctx.module, self.ctx.failures)
         if clause is None:
             return
         how = _swallowed(node.body, self.ctx)
         if how is not None:
-            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}")
+            # a bare `except:` that only logs still counts anywhere: it also eats KeyboardInterrupt and SystemExit
+            logged_only = how == LOGGED_ONLY and clause != "bare except"
+            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}", logged_only=logged_only)
 
     # calls -------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -549,7 +558,8 @@ def _blocking_get(node: cst.Call) -> bool:
 
 # ---------------------------------------------------------------- broad excepts
 
-def _broad_clause(handler: cst.ExceptHandler, module: ModuleIndex) -> str | None:
+def _broad_clause(handler: cst.ExceptHandler, module: ModuleIndex, failures: tuple[str, ...] = ()) -> str | None:
+    """`except Exception`, a bare `except`, or an exception that means an external system failed."""
     if handler.type is None:
         return "bare except"
     types = [e.value for e in handler.type.elements] if isinstance(handler.type, cst.Tuple) else [handler.type]
@@ -557,6 +567,10 @@ def _broad_clause(handler: cst.ExceptHandler, module: ModuleIndex) -> str | None
         name = module.qualify(expr)
         if name in _BROAD:
             return f"except {_short(name)}"
+    for expr in types:
+        name = module.qualify(expr) or ""
+        if name and any(fnmatchcase(name, pattern) for pattern in failures):
+            return f"except {_code(expr)}"
     return None
 
 
@@ -595,14 +609,18 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
                 else:
                     return None
             elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
-                if not _is_log_call(small.value, ctx.module):
+                if _method(small.value) == "rollback":
+                    hows.append("rollback only")
+                elif not _is_log_call(small.value, ctx.module):
                     return None
-                logged = True
+                else:
+                    logged = True
             else:
                 return None
+    dropped = [h for h in hows if h != "pass"]
     if logged:
-        return LOGGED_ONLY
-    return hows[0] if hows else "pass"
+        return f"logged, then {dropped[0]}" if dropped else LOGGED_ONLY
+    return dropped[0] if dropped else "pass"
 
 
 def _is_default(expr: cst.BaseExpression) -> bool:
@@ -610,6 +628,9 @@ def _is_default(expr: cst.BaseExpression) -> bool:
         return True
     if isinstance(expr, cst.Name) and expr.value in {"True", "False"}:
         return True
+    if isinstance(expr, cst.Call) and not expr.args:  # an empty frame or container: `pd.DataFrame()`, `dict()`
+        name = dotted(expr.func) or ""
+        return name.rsplit(".", 1)[-1] in _EMPTY_FACTORIES
     return isinstance(expr, cst.List | cst.Dict | cst.Tuple | cst.Set) and not getattr(expr, "elements", None)
 
 
@@ -768,6 +789,9 @@ def _order_state(loop: cst.For, ctx: _Context) -> None:
             continue
         first_store = next(i for i, e in enumerate(events) if e.name == name and e.action in {"store", "aug"})
         read_before = any(e.name == name and e.action == "load" for e in events[:first_store])
+        first = events[first_store]
+        if not read_before and first.action == "store" and _loads(first.value) & derived:
+            continue  # assigned afresh from the current record before any use: nothing carries over
         how: str | None = None
         if any(e.action == "aug" for e in found):
             how = f"running value `{name}` is updated per record and written into the output"
@@ -797,6 +821,9 @@ def _keyed_update(target: cst.BaseExpression, value: cst.BaseExpression) -> str 
     key = target.slice[0].slice
     if name is None or not isinstance(key, cst.Index):
         return None
+    if isinstance(key.value, cst.SimpleString | cst.Integer | cst.ConcatenatedString):
+        return None  # `df["date"] = f(df["date"])` rewrites one fixed column: no key per record
+
     wanted = _code(key.value, limit=10_000)
     for node in _walk(value):
         if isinstance(node, cst.Subscript) and _state_name(node.value) == name and len(node.slice) == 1:
@@ -847,6 +874,9 @@ def _loads(node: cst.CSTNode | None) -> set[str]:
             continue
         if isinstance(current, cst.Attribute) and _state_name(current):
             names.add(_state_name(current) or "")
+            continue
+        if isinstance(current, cst.Attribute):  # `record.item_id` loads `record`, not a name `item_id`
+            stack.append(current.value)
             continue
         if isinstance(current, cst.Name):
             names.add(current.value)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from ..model import Diagnostic, Effect, FanOut, Location, Resource, Signal, Stage
+from ..model import Diagnostic, Effect, FanOut, Location, Resource, RoleEvidence, Signal, Stage
 from . import sql as sqlmod
 from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
@@ -19,6 +19,7 @@ from .summaries import Total
 from .values import MARK, finish, known, substitute
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
+RoleEvidenceFn = Callable[[str, FunctionRef | None], tuple[RoleEvidence, ...]]
 FunctionSignalsFn = Callable[[FunctionRef], tuple[Signal, ...]]
 SignalsFn = Callable[[Sequence[cst.BaseStatement], ModuleIndex], tuple[Signal, ...]]
 
@@ -95,6 +96,8 @@ class StageBuilder:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: hazard signals of one function's own body, computed only for functions behind a stage
     function_signals: FunctionSignalsFn | None = None
+    #: why each role was given (`roles` returns the same roles without the reasons)
+    role_evidence: RoleEvidenceFn | None = None
     _signal_memo: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
 
     def signals_of(self, callee: FunctionRef, total: Total) -> tuple[Signal, ...]:
@@ -196,6 +199,7 @@ class StageBuilder:
             fanout=fanout,
             signals=self.signals_of(callee, total),
             qualname=callee.qualname,
+            role_evidence=self.role_evidence(name or callee.name, callee) if self.role_evidence is not None else (),
         )
 
     def with_result(self, stage: Stage, key: str, label: str, line: int) -> Stage:
