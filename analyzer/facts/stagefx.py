@@ -64,9 +64,15 @@ def dedupe(effects: Iterable[Effect]) -> tuple[Effect, ...]:
     for e in effects:
         k = (e.kind, e.identity, e.of, e.assumed)
         old = best.get(k)
-        if old is None or (e.file, e.line) < (old.file, old.line):
+        # ties at one location are broken by the rest of the effect, never by arrival order (which
+        # can follow set iteration, so a report would change from run to run)
+        if old is None or _rank(e) < _rank(old):
             best[k] = e
     return tuple(sorted(best.values(), key=lambda e: (e.kind, e.target, e.file, e.line)))
+
+
+def _rank(e: Effect) -> tuple[str, int, str, str, str]:
+    return (e.file, e.line, e.target, e.key, e.origin)
 
 
 def sql_effects(text: str, file: str, line: int) -> tuple[list[Effect], list[Effect]]:
