@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .model import Rule
+
 
 class CatalogError(ValueError):
     """A catalog file is malformed; the message names the file and the key."""
@@ -54,31 +56,18 @@ def _check_keys(
 
 # ---------------------------------------------------------------- rules.toml
 
-@dataclass(frozen=True, slots=True)
-class RuleDoc:
-    id: str
-    severity: str
-    title: str
-    summary: str
-    why: str
-    bad: str
-    good: str
-    fix: str
-    tags: tuple[str, ...] = ()
-
-
 _RULE_KEYS = ("id", "severity", "title", "summary", "why", "bad", "good", "fix", "tags")
 _RULE_REQUIRED = ("id", "severity", "title", "summary", "why", "bad", "good", "fix")
 
 
-def load_rules(extra: Iterable[Path] = ()) -> dict[str, RuleDoc]:
+def load_rules(extra: Iterable[Path] = ()) -> dict[str, Rule]:
     files = [*bundled("rules"), *extra]
     return _load_rules(tuple(files))
 
 
 @cache
-def _load_rules(files: tuple[Path, ...]) -> dict[str, RuleDoc]:
-    rules: dict[str, RuleDoc] = {}
+def _load_rules(files: tuple[Path, ...]) -> dict[str, Rule]:
+    rules: dict[str, Rule] = {}
     for path in files:
         data = _read(path)
         _check_keys(path, "the top level", data, ("rule",), ())
@@ -87,7 +76,7 @@ def _load_rules(files: tuple[Path, ...]) -> dict[str, RuleDoc]:
             _check_keys(path, where, entry, _RULE_KEYS, _RULE_REQUIRED)
             if entry["severity"] not in ("error", "warning", "note"):
                 raise CatalogError(f"{path}: {where}: severity must be error, warning or note")
-            rules[entry["id"]] = RuleDoc(
+            rules[entry["id"]] = Rule(
                 **{k: entry[k] for k in _RULE_REQUIRED}, tags=tuple(entry.get("tags", ()))
             )
     return rules

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .isolation import deep_stack
-from .model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Rule, Severity, Summary
+from .model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
 
 if TYPE_CHECKING:
     from .cache import FactsOutcome
@@ -227,8 +227,7 @@ def finish(outcome: FactsOutcome, lines: dict[str, list[str]], diagnostics: Sequ
     diagnostics.sort(key=lambda d: (d.file, d.line or 0, d.kind, d.message))
     report = make_report(tuple(pipelines), findings, tuple(diagnostics), files_analysed)
     silenced = tuple(_with_snippet(f, lines) for f in checked.suppressed)
-    docs = tuple(Rule(d.id, d.severity, d.title, d.summary, d.why, d.bad, d.good, d.fix, tuple(d.tags))
-                 for d in rules.values())
+    docs = tuple(rules.values())  # the catalog's records are the model's: no copy
     return replace(report, suppressed=silenced, suppression_problems=tuple(checked.problems),
                    summary=replace(report.summary, suppressed=len(silenced)), rules=docs)
 

@@ -10,12 +10,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .catalog import RuleDoc, load_rules
+from .catalog import load_rules
+from .model import Rule
 
 GENERATED = "<!-- generated from rules/rules.toml by `python -m stagegraph.rule_docs docs/rules`; do not edit -->"
 
 
-def rule_markdown(rule: RuleDoc) -> str:
+def rule_markdown(rule: Rule) -> str:
     tags = f" · tags: {', '.join(rule.tags)}" if rule.tags else ""
     return (
         f"# {rule.id}\n\n"
@@ -30,7 +31,7 @@ def rule_markdown(rule: RuleDoc) -> str:
     )
 
 
-def index_markdown(rules: Mapping[str, RuleDoc]) -> str:
+def index_markdown(rules: Mapping[str, Rule]) -> str:
     rows = "\n".join(
         f"| [`{r.id}`]({r.id}.md) | {r.severity} | {r.summary.strip()} |"
         for r in sorted(rules.values(), key=lambda r: r.id)
@@ -43,7 +44,7 @@ def index_markdown(rules: Mapping[str, RuleDoc]) -> str:
     )
 
 
-def rendered_pages(rules: Mapping[str, RuleDoc]) -> dict[str, str]:
+def rendered_pages(rules: Mapping[str, Rule]) -> dict[str, str]:
     """File name -> content for every page under docs/rules/."""
     pages = {f"{r.id}.md": f"{GENERATED}\n\n{rule_markdown(r)}" for r in rules.values()}
     pages["README.md"] = index_markdown(rules)

@@ -16,13 +16,10 @@ dismissed, not fixed). Rule descriptors come from the run's own catalog (`Report
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from ..model import Diagnostic, Finding, Location, Pipeline, Report, Rule
-
-if TYPE_CHECKING:
-    from ..catalog import RuleDoc
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/stagegraph/stagegraph"
@@ -51,7 +48,7 @@ def _physical(file: str, line: int, column: int | None = None) -> dict[str, Any]
     return {"physicalLocation": {"artifactLocation": {"uri": uri(file), "uriBaseId": SRCROOT}, "region": region}}
 
 
-def _rule(rule_id: str, doc: Rule | RuleDoc | None) -> dict[str, Any]:
+def _rule(rule_id: str, doc: Rule | None) -> dict[str, Any]:
     if doc is None:  # a finding whose rule is not in the catalog still gets a descriptor
         return {"id": rule_id, "name": rule_id, "shortDescription": {"text": rule_id},
                 "defaultConfiguration": {"level": "warning"}, "properties": {"tags": ["stagegraph"]}}
@@ -138,7 +135,7 @@ def _notification(d: Diagnostic) -> dict[str, Any]:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    catalog: dict[str, Rule | RuleDoc]
+    catalog: dict[str, Rule]
     if report.rules:
         catalog = {r.id: r for r in report.rules}
     else:  # a report read back from JSON: the bundled catalog
