@@ -38,8 +38,8 @@ def _kind(pipeline: Pipeline, a: str, b: str) -> str | None:
     return None
 
 
-def test_unmodelled_sdk_client_methods_are_unknown_effects_on_the_client(tmp_path: Path) -> None:
-    pipeline = _pipeline(tmp_path, """
+#: two stages calling methods of one client of an SDK stagegraph does not model
+LEDGER = """
         from ledger_sdk import LedgerClient
 
         ledger = LedgerClient()
@@ -53,7 +53,11 @@ def test_unmodelled_sdk_client_methods_are_unknown_effects_on_the_client(tmp_pat
         def main(rows):
             post_entries(rows)
             close_books()
-    """)
+    """
+
+
+def test_unmodelled_sdk_client_methods_are_unknown_effects_on_the_client(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, LEDGER)
     assert _kind(pipeline, "post_entries", "close_books") == "unknown"
 
 
@@ -221,21 +225,7 @@ def test_catalog_effects_and_targets_are_validated(tmp_path: Path, entry: dict[s
 
 
 def test_why_explains_a_pair_with_provenance(tmp_path: Path) -> None:
-    (tmp_path / "pipeline.py").write_text(textwrap.dedent("""
-        from ledger_sdk import LedgerClient
-
-        ledger = LedgerClient()
-
-        def post_entries(rows):
-            ledger.append_entries("2024", rows)
-
-        def close_books():
-            ledger.lock_period("2024")
-
-        def main(rows):
-            post_entries(rows)
-            close_books()
-    """))
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(LEDGER))
     proc = subprocess.run([*CLI, "why", str(tmp_path), "main", "close_books", "post_entries"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

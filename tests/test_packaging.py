@@ -49,28 +49,25 @@ def test_the_unpacked_wheel_runs_an_audit_from_elsewhere_and_its_schema_validate
     zipfile.ZipFile(wheel).extractall(site)
     away = tmp_path / "away"
     away.mkdir()
-    # the checkout must not be importable: only the unpacked wheel is on the path
-    ran = subprocess.run(
-        [sys.executable, "-I", "-c",
-         f"import sys; sys.path.insert(0, {str(site)!r}); from stagegraph.cli import run; "
-         f"sys.argv = ['stagegraph', 'audit', {str(REPO_ROOT / 'fixtures' / 'legacy_etl')!r}, '--format', 'json',"
-         " '--exit-zero']; run()"],
-        capture_output=True, text=True, cwd=away, timeout=300,
-    )
-    assert ran.returncode == 0, ran.stderr
-    report = json.loads(ran.stdout)
+    report = json.loads(_audit_from(site, away, "json"))
     shipped = json.loads((site / "stagegraph" / "report.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(report, shipped)
     assert report["pipelines"], "the bundled example has pipelines"
-    html = subprocess.run(
+    html = _audit_from(site, away, "html")
+    assert "<html" in html
+
+
+def _audit_from(site: Path, cwd: Path, fmt: str) -> str:
+    """`stagegraph audit` of the bundled example, importing only the unpacked wheel (not the checkout)."""
+    ran = subprocess.run(
         [sys.executable, "-I", "-c",
          f"import sys; sys.path.insert(0, {str(site)!r}); from stagegraph.cli import run; "
-         f"sys.argv = ['stagegraph', 'audit', {str(REPO_ROOT / 'fixtures' / 'legacy_etl')!r}, '--format', 'html',"
+         f"sys.argv = ['stagegraph', 'audit', {str(REPO_ROOT / 'fixtures' / 'legacy_etl')!r}, '--format', {fmt!r},"
          " '--exit-zero']; run()"],
-        capture_output=True, text=True, cwd=away, timeout=300,
+        capture_output=True, text=True, cwd=cwd, timeout=300,
     )
-    assert html.returncode == 0, html.stderr
-    assert "<html" in html.stdout
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
 
 
 def test_the_shipped_schema_is_the_shared_contract() -> None:
