@@ -21,13 +21,20 @@ from stagegraph.render import dot
 from stagegraph.render.outdir import out_dir_files
 
 
-def _call_chain(n: int) -> str:
-    """f_i writes its own file and calls f_{i-1}; the driver runs the whole chain, then reads f_0's file."""
-    parts = ["def f_0(x):\n    open('/data/out_0.csv', 'w').write(x)\n    return x\n\n"]
-    parts += [f"def f_{i}(x):\n    open('/data/out_{i}.csv', 'w').write(x)\n    return f_{i - 1}(x)\n\n"
-              for i in range(1, n)]
-    reader = "def read_back():\n    return open('/data/out_0.csv').read()\n\n"
-    return "".join(parts) + reader + f"def main():\n    f_{n - 1}('x')\n    read_back()\n"
+def _load_stage_curve() -> Any:
+    """The benchmark's own program generators, so the test measures the shape the benchmark does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "stage_curve", Path(__file__).resolve().parents[1] / "benchmarks" / "stage_curve.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: f_i writes its own file and calls f_{i-1}; the driver runs the whole chain, then reads f_0's file
+_call_chain = _load_stage_curve().calls
 
 
 def _capture_totals(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
