@@ -54,6 +54,7 @@ from ._declared import (
     unresolved,
     walk,
 )
+from .plain import named_arguments
 
 DAG_CLASSES = frozenset({
     "airflow.DAG", "airflow.models.DAG", "airflow.models.dag.DAG", "airflow.sdk.DAG", "airflow.sdk.definitions.dag.DAG",
@@ -509,16 +510,19 @@ class DagWalker:
         task.multiple_outputs = _multiple_outputs(fn, (override, dec))
         ref = self.add(task, call)
         used = _used_names(fn)
+        # a parameter is certain only when it is one of the function's own (not *args / **kwargs)
+        declared = {*fn.params, *(p.name.value for p in fn.node.params.kwonly_params)}
         position = 0
         for source_call in (partial, call):
             if source_call is None:
                 continue
+            bound = {id(arg): name for name, arg in named_arguments(fn.params, source_call.args, position)}
+            position += sum(1 for arg in source_call.args if arg.keyword is None and not arg.star)
             for arg in source_call.args:
-                param = _bound_param(fn, arg, position)
-                position += arg.keyword is None and not arg.star
+                param = bound.get(id(arg))
                 for upstream in self.expr(arg.value):
                     self.w.relations.append((upstream, ref, "task result passed as an argument"))
-                    if param is not None and param not in used:
+                    if param in declared and param not in used:
                         continue  # Airflow still orders them; no data reaches a parameter the body never reads
                     for tid in self.ref_tasks(upstream):
                         task.reads.append(_xcom(tid, "return_value", self.module.relpath, task.line))
@@ -864,16 +868,6 @@ def _used_names(fn: FunctionRef) -> frozenset[str]:
     """Every name a function's body mentions; `locals()` / `vars()` make every parameter used."""
     names = {n.value for n in walk(fn.node.body) if isinstance(n, cst.Name)}
     return frozenset({"*"} if names & {"locals", "vars"} else names)
-
-
-def _bound_param(fn: FunctionRef, arg: cst.Arg, position: int) -> str | None:
-    """The parameter an argument binds to, when that is certain (None: unsure, so assumed read)."""
-    if arg.star:
-        return None
-    names = [*fn.params, *(p.name.value for p in fn.node.params.kwonly_params)]
-    if arg.keyword is not None:
-        return arg.keyword.value if arg.keyword.value in names else None  # else it lands in **kwargs
-    return fn.params[position] if position < len(fn.params) else None
 
 
 def _multiple_outputs(fn: FunctionRef, calls: Sequence[cst.Call | None]) -> bool:
