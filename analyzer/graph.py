@@ -8,6 +8,7 @@ knows which framework a pipeline came from.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ def space(effect: Effect) -> str:
     return effect.kind
 
 
+@functools.lru_cache(maxsize=65536)  # asked once per candidate pair: each path is spelled out once
 def _file_path(text: str) -> str:
     """A local path spelled one way: `./data//x.csv` and `data/x.csv` are one file (`..` is kept:
     collapsing it lexically is wrong under symlinks). URLs are left as they are."""
