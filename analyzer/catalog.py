@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -110,6 +110,12 @@ class MethodModel:
     #: each call hands out a handle of its own (a pool checkout): branches that each check one out
     #: share only the base, so the returned handle is as safe to share as the base is
     checkout: bool = False
+    #: only when the receiver is reached through one of these attributes (`spark.read.csv`, `df.write.csv`);
+    #: the nearest such attribute in the chain decides (`spark.read.csv(a).write.csv(b)` writes b)
+    receiver: tuple[str, ...] = ()
+    #: the object-store URL the returned sub-object (or the effect) is on: `s3://{0:bucket_name}/{1:key}`,
+    #: `{self}{0:key}` (the receiver's location, then an argument)
+    location: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +164,8 @@ class ResourceCatalog:
     #: exception classes (fnmatch patterns on qualified names) that mean an external system failed: a
     #: handler that drops one loses data just like a broad `except Exception`
     failures: tuple[str, ...] = ()
+    #: constructors of in-memory file objects (`io.StringIO`, `io.BytesIO`): `df.to_csv(buffer)` is no file
+    buffers: frozenset[str] = frozenset()
 
     def reads_only(self, method: str) -> bool:
         name = method.lower()
@@ -179,28 +187,39 @@ class ResourceCatalog:
             return None  # the standard library's effects are modelled call by call ([[call]], [[opaque]])
         return OpaqueLibrary(parts[0])
 
-    def methods_of(self, type_name: str, method: str) -> MethodModel | None:
-        for model in self.methods:
-            if model.type == type_name and method in model.names:
+    def methods_of(self, type_name: str, method: str, chain: Sequence[str] = ()) -> MethodModel | None:
+        """The model of `method` on `type_name`; `chain` is the receiver's attribute names, nearest first."""
+        found = [m for m in self.methods if m.type == type_name and method in m.names]
+        markers = {r for m in found for r in m.receiver}
+        nearest = next((attr for attr in chain if attr in markers), None)
+        for model in found:
+            if (nearest in model.receiver) if nearest is not None else not model.receiver:
                 return model
         return None
 
-    def any_method(self, method: str) -> MethodModel | None:
-        return self.methods_of("*", method)
+    def any_method(self, method: str, chain: Sequence[str] = ()) -> MethodModel | None:
+        return self.methods_of("*", method, chain)
+
+    def in_memory(self, qualified: str) -> bool:
+        """A constructor of an in-memory buffer (`io.StringIO`): writing a file into it touches no file."""
+        return qualified in self.buffers
 
 
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
-_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix", "checkout")
+_METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix", "checkout", "receiver",
+                "location")
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
-_PURE_KEYS = ("calls", "methods")
+_PURE_KEYS = ("calls", "methods", "buffers")
 _FALLBACK_KEYS = ("read_prefixes",)
 _EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", ""}
 #: what a catalog `target` may say: where the name comes from, per effect kind
 _TARGET = re.compile(
     r"(?:sql|resource|file:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?)?"
 )
+#: a `location` template: literal URL text with `{self}` and `{N:kw}` / `{kw}` slots
+_LOCATION = re.compile(r"(?:[^{}]|\{(?:self|\d+:\w+|\w+)\})*")
 _KINDS = {"database", "http", "filesystem", "cache", "queue", "cloud", "lock", "process", "other", ""}
 
 
@@ -226,6 +245,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     pure_methods: set[str] = set()
     read_prefixes: list[str] = []
     failures: list[str] = []
+    buffers: set[str] = set()
     for path in files:
         data = _read(path)
         _check_keys(path, "the top level", data,
@@ -248,6 +268,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             _check_keys(path, where, entry, _PURE_KEYS, ())
             pure_calls.update(_as_list(entry.get("calls", [])))
             pure_methods.update(_as_list(entry.get("methods", [])))
+            buffers.update(_as_list(entry.get("buffers", [])))
         for i, entry in enumerate(data.get("library", [])):
             where = f"[[library]] #{i + 1}"
             _check_keys(path, where, entry, _LIBRARY_KEYS, ("modules", "mutates_arguments"))
@@ -267,8 +288,15 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             _check_effect(path, where, entry)
             if not isinstance(entry.get("checkout", False), bool):
                 raise CatalogError(f"{path}: {where}: checkout must be true or false")
+            if not _LOCATION.fullmatch(entry.get("location", "")):
+                raise CatalogError(f"{path}: {where}: location must be a URL template of {{self}} and "
+                                   f"{{N:keyword}} slots, got {entry.get('location')!r}")
+            receiver = _as_list(entry.get("receiver", []))
+            if not all(isinstance(r, str) and r.isidentifier() for r in receiver):
+                raise CatalogError(f"{path}: {where}: receiver must be attribute names, got {receiver!r}")
             for type_name in _as_list(entry["type"]):
-                methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"])}))
+                methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"]),
+                                              "receiver": tuple(receiver)}))
         for i, entry in enumerate(data.get("call", [])):
             where = f"[[call]] #{i + 1}"
             _check_keys(path, where, entry, _CALL_KEYS, ("call",))
@@ -277,7 +305,8 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             for call in _as_list(entry["call"]):
                 calls[call] = CallModel(**{**entry, "call": call})
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
-                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures))
+                           frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures),
+                           frozenset(buffers))
 
 
 def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:

@@ -124,3 +124,25 @@ def test_pool_checkouts_are_marked_and_checkout_must_be_a_bool(tmp_path: Path) -
     path.write_text('[[method]]\ntype = "x.Pool"\nnames = ["get"]\ncheckout = "yes"\n', encoding="utf-8")
     with pytest.raises(CatalogError, match="checkout"):
         catalog._load_resources((path,))
+
+
+@pytest.mark.parametrize(("entry", "complaint"), [
+    ('receiver = ["read", "not an attribute"]', "receiver"),
+    ('location = "s3://{0:bucket}/{key"', "location"),
+    ('location = "s3://{bucket name}/"', "location"),
+])
+def test_method_receiver_and_location_are_validated(tmp_path: Path, entry: str, complaint: str) -> None:
+    path = tmp_path / "resources-typo.toml"
+    path.write_text(f'[[method]]\ntype = "*"\nnames = ["csv"]\n{entry}\n', encoding="utf-8")
+    with pytest.raises(CatalogError, match=complaint):
+        catalog._load_resources((path,))
+
+
+def test_the_nearest_receiver_attribute_decides_between_models() -> None:
+    resources = load_resources()
+    read = resources.any_method("parquet", ("option", "read"))
+    write = resources.any_method("parquet", ("mode", "write", "csv", "read"))
+    assert read is not None and read.effect == "read"
+    assert write is not None and write.effect == "write"
+    assert resources.any_method("parquet", ("frame",)) is None  # `frame.parquet(...)`: not Spark's reader
+    assert resources.in_memory("io.StringIO") and not resources.in_memory("open")

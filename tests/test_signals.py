@@ -167,6 +167,20 @@ def test_waits_with_timeouts_and_lookalikes_do_not_fire() -> None:
     assert only(code, sig.WAIT_NO_TIMEOUT) == []
 
 
+def test_a_storage_objects_get_is_a_download_but_an_async_result_still_waits() -> None:
+    code = """
+    import queue
+    def func(s3, app, task_id):
+        s3.Object("raw", "a.csv").get()
+        s3.Bucket("raw").Object("a.csv").get()
+        app.AsyncResult(task_id).get()
+        queue.Queue().get()
+    """
+    assert only(code, sig.WAIT_NO_TIMEOUT) == [
+        "app.AsyncResult(task_id).get() without timeout", "queue.Queue().get() without timeout",
+    ]
+
+
 def test_remote_calls_without_timeout() -> None:
     code = """
     import requests, httpx

@@ -145,6 +145,12 @@ class Handle:
     thread_safe: bool
     capacity_limited: bool
     call: str
+    #: the object-store URL this sub-object stands for (`s3://raw/2024/a.csv`, `s3://raw/`), when modelled:
+    #: effects on it are file effects there, so they meet the same object reached any other way
+    location: str = ""
+    #: the name of the handle a sub-object was reached from (`client` for `client/shop/orders`): the object
+    #: that branches would actually share
+    root: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +257,7 @@ class Context:
             return Handle(factory.type, factory.kind, _identity(factory, value, bound_name, scope),
                           factory.thread_safe, factory.capacity_limited, qualified)
         if isinstance(value.func, cst.Attribute):
-            base = self.handle_of_expr(value.func.value, module, handles)
+            base = self.handle_of_expr(value.func.value, module, handles, scope=scope)
             if base is not None:
                 return self.method_result(base, value, scope)
         fn = self.project.function(qualified) if qualified else None
@@ -271,8 +277,9 @@ class Context:
             _, safe, _ = self.catalog.types.get(model.returns, (base.kind, base.thread_safe, base.capacity_limited))
             handle = derived(base, part, model.returns)
             shareable = base.thread_safe if model.checkout else base.thread_safe and safe
+            location = locate(model.location, base, call, scope) if model.location else base.location
             return Handle(handle.type, base.kind, handle.name, shareable, base.capacity_limited,
-                          f"{base.type}.{method}")
+                          f"{base.type}.{method}", location, handle.root)
         if method in _SQL_METHODS or (model is not None and model.effect):
             # what a modelled access returned (rows, a response): reading it is not another access
             return derived(base, None, f"{RESULT}{base.type}")
@@ -325,12 +332,12 @@ class Context:
                 found = self.handle_from(node.value, fn.module, f"{fn.qualname}()", local, scope)
         if found is not None and found.name in local:
             found = Handle(found.type, found.kind, f"{fn.qualname}()", found.thread_safe, found.capacity_limited,
-                           found.call)
+                           found.call, found.location)
         memo[fn.qualname] = found
         return found
 
     def handle_of_expr(self, expr: cst.BaseExpression, module: ModuleIndex, handles: dict[str, Handle],
-                       klass: ClassRef | None = None, depth: int = 0) -> Handle | None:
+                       klass: ClassRef | None = None, depth: int = 0, scope: Scope | None = None) -> Handle | None:
         if depth > 16:
             return None
         if isinstance(expr, cst.Name):
@@ -340,17 +347,17 @@ class Context:
         attr = _self_attr(expr)
         if attr is not None:
             return self.handles_of_class(klass).get(attr) if klass is not None else None
-        scope = Scope(module, self.project)
+        scope = scope if scope is not None and scope.module is module else Scope(module, self.project)
         if isinstance(expr, cst.Call) and not isinstance(expr.func, cst.Attribute):
             return self.handle_from(expr, module, "", handles, scope)  # `S3Hook(conn_id).load_file(...)`
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
-            base = self.handle_of_expr(expr.func.value, module, handles, klass, depth + 1)
+            base = self.handle_of_expr(expr.func.value, module, handles, klass, depth + 1, scope)
             if base is not None:
                 return self.method_result(base, expr, scope)
             # `db.connection_engine()`: a handle made by an analysed function (or a factory) in a module
             return self.handle_from(expr, module, "", handles, scope) if isinstance(expr.func.value, cst.Name) else None
         if isinstance(expr, cst.Attribute | cst.Subscript):
-            base = self.handle_of_expr(expr.value, module, handles, klass, depth + 1)
+            base = self.handle_of_expr(expr.value, module, handles, klass, depth + 1, scope)
             if base is None:
                 if isinstance(expr, cst.Attribute):  # `SparkSession.builder`: an external class's attribute
                     return self.opaque_handle(module.qualify(expr) or "", expr, module, None, scope)
@@ -430,7 +437,22 @@ def derived(base: Handle, part: str | None, type_name: str = "") -> Handle:
     """A sub-object of a handle (`client["shop"]`, `bucket.Object(key)`): same resource, one level down."""
     name = f"{base.name}/{part}" if part and known(part) and "/" not in part else base.name
     return Handle(type_name or f"opaque:{base.type}", base.kind, name, base.thread_safe, base.capacity_limited,
-                  base.call)
+                  base.call, base.location, base.root or base.name)
+
+
+_SLOT = re.compile(r"\{([^{}]*)\}")
+
+
+def locate(template: str, base: Handle, call: cst.Call, scope: Scope) -> str:
+    """A catalog `location` template filled in: `{self}` is the base's location, `{N:kw}` an argument."""
+    def fill(m: re.Match[str]) -> str:
+        spec = m.group(1)
+        if spec == "self":
+            return base.location or "s3://*/"
+        expr = argument(call, f"x:{spec}") if ":" in spec else keyword(call, spec)
+        return evaluate(expr, scope) or WILD if expr is not None else WILD
+
+    return _SLOT.sub(fill, template)
 
 
 #: methods that pick a sub-object by name (`get_database("shop")`, `Bucket("raw")`, `collection("x")`)
@@ -506,7 +528,7 @@ def _identity(factory: Factory, call: cst.Call, bound_name: str, scope: Scope) -
         if known(value):
             assert value is not None
             return host_of(value) if spec.startswith("host:") else value
-    return bound_name
+    return bound_name or factory.call  # `boto3.Session().resource("s3")`: the factory names it
 
 
 def _is_collaborator(value: cst.BaseExpression, params: set[str], module: ModuleIndex, project: Project) -> bool:
@@ -553,6 +575,22 @@ def argument(call: cst.Call, spec: str) -> cst.BaseExpression | None:
     if position.isdigit() and int(position) < len(positional):
         return positional[int(position)]
     return None
+
+
+def receiver_chain(expr: cst.BaseExpression) -> tuple[str, ...]:
+    """The attribute names a receiver is reached through, nearest first (`spark.read.option(..)` -> option, read)."""
+    out: list[str] = []
+    while len(out) < 32:
+        if isinstance(expr, cst.Attribute):
+            out.append(expr.attr.value)
+            expr = expr.value
+        elif isinstance(expr, cst.Call):
+            expr = expr.func
+        elif isinstance(expr, cst.Subscript):
+            expr = expr.value
+        else:
+            break
+    return tuple(out)
 
 
 def _object_part(call: cst.Call, spec: str) -> cst.BaseExpression | None:
@@ -734,7 +772,7 @@ class _Function:
     def handle_of(self, expr: cst.BaseExpression) -> Handle | None:
         if isinstance(expr, cst.Name) and expr.value in self.points and expr.value not in self.handles:
             return None  # a parameter or a local holding pipeline data, not a module-level handle
-        return self.ctx.handle_of_expr(expr, self.module, self.handles, self.klass)
+        return self.ctx.handle_of_expr(expr, self.module, self.handles, self.klass, scope=self.scope)
 
     # -- pass 2: accesses -----------------------------------------------------
 
@@ -752,8 +790,9 @@ class _Function:
                      key=resource_key(handle), origin="fallback")
 
     def add_resource(self, handle: Handle, call: str, node: cst.CSTNode) -> None:
+        # the object branches would share is the handle itself, not the bucket or collection reached through it
         self.summary.resources.add(
-            ResourceUse(handle.kind, handle.name, call, handle.thread_safe, handle.capacity_limited,
+            ResourceUse(handle.kind, handle.root or handle.name, call, handle.thread_safe, handle.capacity_limited,
                         Site(self.module, node))
         )
 
@@ -979,19 +1018,22 @@ class _Function:
         method = func.attr.value
         receiver = func.value
         handle = self.handle_of(receiver)
+        chain = receiver_chain(receiver)
         if handle is not None:
-            model = self.ctx.catalog.methods_of(handle.type, method) or self.ctx.catalog.any_method(method)
+            model = (self.ctx.catalog.methods_of(handle.type, method, chain)
+                     or self.ctx.catalog.any_method(method, chain))
             if model is not None or (method not in self.ctx.catalog.pure_methods and RESULT not in handle.type):
                 self.add_resource(handle, f"{handle.type}.{method}", node)
             if model is not None:
-                self.effect(model.effect, model.target, node, receiver, handle, found_sql, model.prefix)
+                self.effect(model.effect, model.target, node, receiver, handle, found_sql, model.prefix,
+                            model.location)
             elif not found_sql and method not in self.ctx.catalog.pure_methods and RESULT not in handle.type:
                 if method in _SQL_METHODS:
                     self.unresolved_sql(node, handle)
                 else:
                     self.unknown_on(handle, f"{method}()", node, writes=not self.ctx.catalog.reads_only(method))
             return
-        any_model = self.ctx.catalog.any_method(method)
+        any_model = self.ctx.catalog.any_method(method, chain)
         if any_model is not None:
             self.effect(any_model.effect, any_model.target, node, receiver, None, found_sql, any_model.prefix)
         elif method in _CURSOR_SQL and not found_sql and node.args:
@@ -1061,6 +1103,9 @@ class _Function:
             method = expr.func.attr.value
             if method in PURE and method not in {"get"}:
                 return None, []
+            model = self.ctx.catalog.any_method(method, receiver_chain(expr.func.value))
+            if model is not None and model.effect:
+                return None, []  # `spark.read.csv(p)`: the data a modelled access returned, not the handle
             return self.param_root(expr.func.value, depth + 1)
         return None, []
 
@@ -1080,7 +1125,7 @@ class _Function:
     # -- effects on files, keys, tables -------------------------------------------
 
     def effect(self, effect: str, target: str, node: cst.Call, receiver: cst.BaseExpression | None,
-               handle: Handle | None = None, found_sql: bool = False, prefix: str = "") -> None:
+               handle: Handle | None = None, found_sql: bool = False, prefix: str = "", location: str = "") -> None:
         if not effect or not target:
             return
         if target == "sql":
@@ -1096,8 +1141,11 @@ class _Function:
             if handle is None:
                 qualified = self.module.qualify(node.func) or ""
                 handle = Handle(f"opaque:{qualified}", "other", qualified.split(".")[0] or "?", True, False, qualified)
-            if handle is not None:
-                reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
+            reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
+            url = locate(location, handle, node, self.scope) if location else handle.location
+            if url:
+                self._io("file", url + WILD if url.endswith("/") else url, node, reads, writes)
+            else:
                 for write in ([False] if reads else []) + ([True] if writes else []):
                     self.add(write, handle_space(handle), None, handle.name, node,
                              key=resource_key(handle), origin="model")
@@ -1114,7 +1162,10 @@ class _Function:
             key = evaluate(_object_part(node, key_spec), self.scope) or WILD
             value, kind = f"s3://{bucket}/{key}", "file"
         else:
-            value = evaluate(argument(node, target), self.scope)
+            expr = argument(node, target)
+            if kind == "file" and self.in_memory(expr):
+                return  # `df.to_csv(buffer)` with `buffer = io.StringIO()`: no file is touched
+            value = evaluate(expr, self.scope)
         if prefix and value is not None:
             value = prefix + value
         if kind == "url":
@@ -1131,6 +1182,12 @@ class _Function:
             self._io(kind, dest, node, False, True)
         else:
             self._io(kind, value, node, effect in {"read", "readwrite"}, effect in {"write", "readwrite"})
+
+    def in_memory(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """`expr` is an in-memory buffer (`io.StringIO()`, or a local bound once to one)."""
+        if isinstance(expr, cst.Name) and expr.value in self.scope.locals and depth < 4:
+            return self.in_memory(self.scope.locals[expr.value], depth + 1)
+        return isinstance(expr, cst.Call) and self.ctx.catalog.in_memory(self.module.qualify(expr.func) or "")
 
     def model_effect(self, effect: str, node: cst.Call, position: int) -> None:
         """ORM calls (`session.add(Order(...))`, `session.query(Order)`): the model class's table."""

@@ -489,8 +489,26 @@ class _Visitor(cst.CSTVisitor):
             self.ctx.add(WAIT_NO_TIMEOUT, node, "ray.get() without timeout")
         elif (method in {"result", "join"} and not node.args) or (
             method == "get" and _keyword(node, "timeout") is None and _blocking_get(node)
+            and not self._object_accessor(node)
         ):
             self.ctx.add(WAIT_NO_TIMEOUT, node, f"{_code(node.func)}() without timeout")
+
+    def _object_accessor(self, node: cst.Call) -> bool:
+        """`resource.Object(bucket, key).get()`: a storage object's download, not a queue or AsyncResult.
+
+        The receiver is a capitalised accessor called on a variable (a client or resource object),
+        which is how SDKs hand out sub-objects; `queue.Queue().get()` names a class of a module instead.
+        """
+        receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+        if not isinstance(receiver, cst.Call) or not isinstance(receiver.func, cst.Attribute):
+            return False
+        accessor = receiver.func.attr.value
+        if not accessor[:1].isupper() or accessor in _WAITABLE_ACCESSORS:
+            return False
+        head: cst.BaseExpression = receiver.func.value
+        while isinstance(head, cst.Attribute | cst.Call | cst.Subscript):
+            head = head.func if isinstance(head, cst.Call) else head.value
+        return isinstance(head, cst.Name) and head.value not in self.ctx.module.imports
 
     def _remote(self, node: cst.Call, name: str) -> None:
         method = _method(node)
@@ -543,6 +561,11 @@ class _Visitor(cst.CSTVisitor):
         if isinstance(iterable, cst.Call) and _is_query(iterable, self.ctx, depth=0):
             return f"{_code(iterable, 40)} (a query result)"
         return None
+
+
+#: capitalised accessors that do hand out something to wait on (`app.AsyncResult(task_id).get()`)
+_WAITABLE_ACCESSORS = frozenset({"AsyncResult", "GroupResult", "Queue", "JoinableQueue", "SimpleQueue",
+                                 "LifoQueue", "PriorityQueue", "Future", "Event"})
 
 
 def _blocking_get(node: cst.Call) -> bool:
