@@ -296,6 +296,29 @@ def test_table_check_accepts_good_and_rejects_bad_labels(labels_only: dict[str, 
     assert "'publish' is not a stage in order" in proc.stderr
 
 
+def test_table_check_rejects_an_independent_pair_a_labelled_chain_orders(labels_only: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    """The scorer counts dependencies transitively, so extract / publish can't be independent when
+    extract -> load -> publish are labelled; two stages that only feed a third one can."""
+    bad = tmp_path / "labels"
+    bad.mkdir()
+    label = _label("example-owner__tiny__chain", "example-owner/tiny", labels_only["v1"],
+                   {"relation": "depends", "dep_kind": "data", "via": "x"})
+    label["order"] = ["extract", "load", "audit", "publish"]
+    label["pairs"] += [
+        {"a": "publish", "b": "load", "relation": "depends", "dep_kind": "data", "via": "y"},
+        {"a": "audit", "b": "publish", "relation": "depends", "dep_kind": "data", "via": "z"},
+        {"a": "extract", "b": "publish", "relation": "independent", "via": "no direct link"},
+        {"a": "load", "b": "audit", "relation": "independent", "via": "both only feed publish"},
+    ]
+    (bad / f"{label['id']}.json").write_text(json.dumps(label))
+    proc = _table(labels_only, bad)
+    assert proc.returncode == 1
+    assert "pair extract / publish: labelled independent, but the labelled depends pairs extract -> load -> " \
+           "publish order them" in proc.stderr
+    assert "load / audit" not in proc.stderr
+
+
 def test_table_regenerates_between_markers(labels_only: dict[str, Any], tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# corpus\n\n<!-- table -->\nold\n<!-- table -->\n\nafter\n")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 DEFAULT_LABELS = HERE / "labels"
@@ -198,6 +200,8 @@ def validate(path: Path, reserved: set[str] | None) -> Checked:
         if key_pair in seen_pairs:
             c.errors.append(f"{where}: the same pair is labelled twice")
         seen_pairs.add(key_pair)
+    order_list = data.get("order") if isinstance(data.get("order"), list) else []
+    c.errors.extend(_ordered_independent_pairs(pairs or [], [str(s) for s in order_list]))
 
     hazards = data.get("hazards")
     if "hazards" in data and not isinstance(hazards, list):
@@ -227,6 +231,34 @@ def validate(path: Path, reserved: set[str] | None) -> Checked:
         if not str(hazard.get("why", "")).strip():
             c.warnings.append(f"{where}: no 'why'")
     return c
+
+
+def _ordered_independent_pairs(pairs: list[Any], order: list[str]) -> list[str]:
+    """Independent pairs whose stages a chain of labelled `depends` pairs already orders.
+
+    The scorer counts dependencies transitively (two stages may run concurrently only when neither
+    reaches the other), so such a pair can never be scored right: label it `depends`, naming the chain.
+    """
+    position = {stage: i for i, stage in enumerate(order)}
+
+    def run_order(pair: dict[str, Any]) -> tuple[str, str]:
+        a, b = str(pair.get("a")), str(pair.get("b"))
+        return (b, a) if position.get(a, 0) > position.get(b, 0) else (a, b)
+
+    chain = nx.DiGraph()
+    for pair in pairs:
+        if isinstance(pair, dict) and pair.get("relation") == "depends" and pair.get("confidence") != "low":
+            chain.add_edge(*run_order(pair))
+    errors = []
+    for pair in pairs:
+        if not isinstance(pair, dict) or pair.get("relation") != "independent" or pair.get("confidence") == "low":
+            continue
+        a, b = run_order(pair)
+        if chain.has_node(a) and chain.has_node(b) and nx.has_path(chain, a, b):
+            path = " -> ".join(nx.shortest_path(chain, a, b))
+            errors.append(f"pair {a} / {b}: labelled independent, but the labelled depends pairs {path} order "
+                          "them (label it depends, transitively)")
+    return errors
 
 
 def label_files(labels: Path) -> list[Path]:
