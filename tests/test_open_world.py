@@ -424,3 +424,24 @@ def test_a_module_config_dict_names_a_path_only_while_nothing_changes_it(tmp_pat
             clean()
     """)
     assert _kind(pipeline, "scrape", "clean") == kind
+
+
+def test_the_folder_of_an_unknown_path_is_unknown_not_the_working_directory(tmp_path: Path) -> None:
+    """`os.path.dirname(path)` of a path known only at run time used to be `.`, so every stage that
+    created its output folder wrote the same proven file: a false data edge between unrelated stages."""
+    pipeline = _pipeline(tmp_path, """
+        import os
+
+        def save_a(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+
+        def save_b(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+
+        def main():
+            save_a(os.environ["A"])
+            save_b(os.environ["B"])
+    """)
+    (stage,) = [s for s in pipeline.stages if s.name == "save_a"]
+    assert [(w.kind, w.of) for w in stage.writes] == [("unknown", "file")]
+    assert _kind(pipeline, "save_a", "save_b") == "unknown"  # two unknown folders may be one: never proof

@@ -200,8 +200,12 @@ def module_file(module: ModuleIndex) -> str:
 
 
 def _dirname(path: str) -> str:
-    head, sep, _ = path.rstrip("/").rpartition("/")
-    return head if sep and head else ("/" if path.startswith("/") else ".")
+    """`os.path.dirname` / `Path.parent` of a partly known path: unknown stays unknown, never `.`."""
+    head, sep, tail = path.rstrip("/").rpartition("/")
+    if not sep:
+        # a bare name is in the working directory, but an unknown part may hide separators
+        return WILD if WILD in tail or MARK in tail else "."
+    return head if head else "/"
 
 
 def _format(template: str, call: cst.Call, scope: Scope, depth: int) -> str:
