@@ -445,3 +445,32 @@ def test_the_folder_of_an_unknown_path_is_unknown_not_the_working_directory(tmp_
     (stage,) = [s for s in pipeline.stages if s.name == "save_a"]
     assert [(w.kind, w.of) for w in stage.writes] == [("unknown", "file")]
     assert _kind(pipeline, "save_a", "save_b") == "unknown"  # two unknown folders may be one: never proof
+
+
+def test_airflow_variables_are_keys_of_the_metadata_store(tmp_path: Path) -> None:
+    """`Variable.get` reads one key and `Variable.set` writes one, instead of an unknown effect of a
+    process library on everything: two reads stay independent, a set then a get of one key is data."""
+    pipeline = _pipeline(tmp_path, """
+        from airflow.models import Variable
+
+        def read_bucket():
+            return Variable.get("bucket")
+
+        def read_bucket_again():
+            return Variable.get("bucket", default_var="raw")
+
+        def mark_run():
+            Variable.set("last_run", "now")
+
+        def read_mark():
+            return Variable.get("last_run")
+
+        def main():
+            read_bucket()
+            read_bucket_again()
+            mark_run()
+            read_mark()
+    """)
+    assert _kind(pipeline, "read_bucket", "read_bucket_again") == "order"
+    assert _kind(pipeline, "read_bucket_again", "mark_run") == "order"
+    assert _kind(pipeline, "mark_run", "read_mark") == "data"
