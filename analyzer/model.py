@@ -108,8 +108,6 @@ class Signal:
 
     Checks turn signals plus the graph into findings; `detail` is a short human phrase
     ("except Exception: pass") for messages only: checks decide on typed fields, never on its text.
-    `logged_only` (a `broad-except-swallow`) says the handler's only act is to log the failure,
-    which matters only where nobody reads the log (a concurrent fan-out branch).
     """
 
     kind: SignalKind
@@ -117,7 +115,6 @@ class Signal:
     line: int
     detail: str = ""
     column: int | None = None
-    logged_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,8 +66,8 @@ def table(target: str) -> Effect:
     return Effect("table", target)
 
 
-def signal(kind: SignalKind, line: int, detail: str = "", file: str = FILE, *, logged_only: bool = False) -> Signal:
-    return Signal(kind, file, line, detail, logged_only=logged_only)
+def signal(kind: SignalKind, line: int, detail: str = "", file: str = FILE) -> Signal:
+    return Signal(kind, file, line, detail)
 
 
 def edge(source: str, target: str, kind: EdgeKind = "data", declared: bool = True, via: Sequence[str] = ()) -> Edge:

@@ -49,6 +49,40 @@ class CheckSettings:
     enabled_only: frozenset[str] | None = None
 
 
+def site_rules() -> frozenset[str]:
+    """Rules whose cause is one place in the code (an except clause, a call without a timeout), so the
+    same place reached from several pipelines is one finding, not one per pipeline (`ONE_PER_SITE`)."""
+    out = set()
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            if getattr(module, "ONE_PER_SITE", False) and isinstance(getattr(module, "RULE", None), str):
+                out.add(module.RULE)
+    return frozenset(out)
+
+
+def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str]) -> list[Finding]:
+    """Of the findings of `rules` at one code site, the one naming the most stages, then the one in a
+    pipeline no other pipeline runs as a stage (the pipeline a user runs, not a nested view of it), then
+    the one in the biggest pipeline: a helper's except clause reached by the outer pipeline and by each
+    nested one is one cause. The others are dropped, never merged into a message they did not say."""
+    nested = {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+    size = {p.id: len(p.stages) for p in pipelines}
+
+    def rank(f: Finding) -> tuple[int, bool, int]:
+        return (len(f.stages), f.pipeline not in nested, size.get(f.pipeline or "", 0))
+
+    best: dict[tuple[str, str, int, int | None], Finding] = {}
+    for f in findings:
+        if f.rule not in rules:
+            continue
+        site = (f.rule, f.file, f.line, f.column)
+        kept = best.get(site)
+        if kept is None or (rank(f), kept.fingerprint) > (rank(kept), f.fingerprint):
+            best[site] = f
+    return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
+
+
 def all_checks() -> dict[str, CheckFn]:
     """Every check module in this package, by rule id."""
     checks: dict[str, CheckFn] = {}
@@ -170,8 +204,8 @@ def run_checks(
     def order(f: Finding) -> tuple[str, int, str, str]:
         return (f.file, f.line, f.rule, f.fingerprint)
 
-    return CheckResult(sorted(findings.values(), key=order), diagnostics, sorted(silenced.values(), key=order),
-                       problems)
+    kept = one_per_site(sorted(findings.values(), key=order), pipelines, site_rules())
+    return CheckResult(kept, diagnostics, sorted(silenced.values(), key=order), problems)
 
 
 def _useless_suppressions(

@@ -15,6 +15,8 @@ from . import _messages as msg
 from ._common import by_site, fanout_targets
 
 RULE = "missing-timeout"
+#: one finding per code site across pipelines (see checks.one_per_site)
+ONE_PER_SITE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:

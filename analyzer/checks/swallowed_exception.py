@@ -1,9 +1,10 @@
 """swallowed-exception: a stage or fan-out branch catches broad exceptions and drops them.
 
-Reads the stage signal `broad-except-swallow`. A handler that only logs counts as swallowed
-only in a concurrent fan-out branch, where nobody reads the worker's log. Near-miss: a handler
-that logs and re-raises produces no signal at all. One finding per cause (call site), naming every
-stage that reaches it (a helper several stages share is one finding).
+Reads the stage signal `broad-except-swallow`. A handler that only logs counts as swallowed too:
+the run still reports success, and in a concurrent fan-out branch nobody even reads the worker's
+log (the message says so). Near-miss: a handler that logs and re-raises produces no signal at all.
+One finding per cause (call site), naming every stage that reaches it (a helper several stages
+share is one finding, and so is one reached from several pipelines: ONE_PER_SITE).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from . import _messages as msg
 from ._common import by_site, is_concurrent_fanout, names
 
 RULE = "swallowed-exception"
+#: one finding per code site across pipelines (see checks.one_per_site)
+ONE_PER_SITE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    sites = by_site(pipeline, (BROAD_EXCEPT_SWALLOW,), lambda st, s: is_concurrent_fanout(st) or not s.logged_only)
+    sites = by_site(pipeline, (BROAD_EXCEPT_SWALLOW,), lambda st, s: True)
     for signal, stages in sites:  # one finding per except clause: each is its own cause
         branches = tuple(s for s in stages if is_concurrent_fanout(s))
         template = msg.SWALLOWED_BRANCH if branches else msg.SWALLOWED

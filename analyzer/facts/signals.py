@@ -16,7 +16,7 @@ broad-except-swallow        `except Exception`/`BaseException`/bare `except`, or
                             botocore `ClientError`...), whose handler neither re-raises nor records the
                             failure ("except Exception: pass", "... : continue", "... : return None",
                             "... : return a default", "... : rollback only", "... : logged, then continue",
-                            "... : logged only"). `logged_only` marks the last: the checks decide where it counts.
+                            "... : logged only": the run still reports success either way).
 executor-uncapped           ThreadPoolExecutor/ProcessPoolExecutor/multiprocessing or billiard Pool
                             without a worker cap, or with a cap that grows with the input (`len(...)`)
 executor-capped             the same with an explicit cap (lets checks tell near-misses apart)
@@ -61,8 +61,8 @@ from .index import FunctionRef, ModuleIndex, Project, dotted
 from .tree import children as _children
 from .tree import strings as _strings
 
-#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else (the signal's
-#: `logged_only` says so to the checks): swallowing only matters inside a fan-out branch, whose log nobody reads.
+#: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else: the run still
+#: reports success, so the failure is as lost as with `pass`.
 LOGGED_ONLY = "logged only"
 
 _EMPTY_FACTORIES = frozenset({"DataFrame", "Series", "dict", "list", "set", "tuple", "frozenset", "defaultdict"})
@@ -150,11 +150,8 @@ class _Context:
     limited: bool = False
     failures: tuple[str, ...] = ()
 
-    def add(self, kind: SignalKind, node: cst.CSTNode, detail: str, *, logged_only: bool = False) -> None:
-        self.signals.append(
-            Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node),
-                   logged_only=logged_only)
-        )
+    def add(self, kind: SignalKind, node: cst.CSTNode, detail: str) -> None:
+        self.signals.append(Signal(kind, self.module.relpath, self.module.line(node), detail, self.module.column(node)))
 
     def qualify(self, expr: cst.BaseExpression) -> str | None:
         return self.module.qualify(expr)
@@ -435,9 +432,7 @@ class _Visitor(cst.CSTVisitor):
             return
         how = _swallowed(node.body, self.ctx)
         if how is not None:
-            # a bare `except:` that only logs still counts anywhere: it also eats KeyboardInterrupt and SystemExit
-            logged_only = how == LOGGED_ONLY and clause != "bare except"
-            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}", logged_only=logged_only)
+            self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}")
 
     # calls -------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
