@@ -213,10 +213,10 @@ _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
 _PURE_KEYS = ("calls", "methods", "buffers")
 _FALLBACK_KEYS = ("read_prefixes",)
-_EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", ""}
+_EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", "ensure", ""}
 #: what a catalog `target` may say: where the name comes from, per effect kind
 _TARGET = re.compile(
-    r"(?:sql|resource|file:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?)?"
+    r"(?:sql|resource|file:self|dir:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|dir|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?)?"
 )
 #: a `location` template: literal URL text with `{self}` and `{N:kw}` / `{kw}` slots
 _LOCATION = re.compile(r"(?:[^{}]|\{(?:self|\d+:\w+|\w+)\})*")

@@ -18,6 +18,7 @@ import networkx as nx
 
 from .model import (
     DEPENDENCY_KINDS,
+    DIR_KEY,
     MEMORY_KINDS,
     Edge,
     EdgeKind,
@@ -40,6 +41,8 @@ def space(effect: Effect) -> str:
         return "memory"
     if effect.kind == "unknown":
         return effect.of or "any"
+    if effect.kind == "file" and effect.key.startswith(DIR_KEY):
+        return "dir"
     return effect.kind
 
 
@@ -55,6 +58,8 @@ def _file_path(text: str) -> str:
 
 
 def _identity(effect: Effect, where: str) -> str:
+    if where == "dir":
+        return _file_path(effect.identity.removeprefix(DIR_KEY).rstrip("/") or "/")
     return _file_path(effect.identity) if where == "file" else effect.identity
 
 

@@ -30,6 +30,9 @@ DiagnosticKind = Literal[
 
 #: Effect kinds that name in-process memory: they conflict by object identity (`Effect.key`).
 MEMORY_KINDS = frozenset({"variable", "attribute", "global", "container"})
+#: key prefix of a `file` effect on a directory itself (created, removed, made sure of): such effects
+#: live in a namespace of their own, so making sure `out/` exists never meets the files written in it
+DIR_KEY = "dir:"
 #: Edge kinds that are real dependencies (the scorer and `parallel_groups` treat `unknown` as real).
 DEPENDENCY_KINDS = frozenset({"data", "control", "unknown"})
 

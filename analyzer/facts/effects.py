@@ -1154,7 +1154,7 @@ class _Function:
         if kind == "model":
             self.model_effect(effect, node, int(spec or 0))
             return
-        if kind == "file" and spec == "self":
+        if kind in {"file", "dir"} and spec == "self":
             value = evaluate(receiver, self.scope) if receiver is not None else None
         elif kind == "object":
             bucket_spec, _, key_spec = spec.partition("/")
@@ -1170,7 +1170,14 @@ class _Function:
             value = prefix + value
         if kind == "url":
             kind = "key"
-        if effect == "mode":
+        if kind == "dir":
+            # making sure a directory exists only reads it (two stages that do so commute); creating
+            # or removing one writes the directory and its path
+            ensure = effect == "ensure" and is_true(keyword(node, "exist_ok"))
+            self._io("dir", value, node, ensure, not ensure)
+            if not ensure:
+                self._io("file", value, node, False, True)
+        elif effect == "mode":
             mode_expr = argument(node, "mode:1:mode")
             mode = evaluate(mode_expr, self.scope) if mode_expr is not None else "r"
             mode = mode or "w"
@@ -1203,7 +1210,7 @@ class _Function:
                          of="table", assumed=True, origin="fallback")
 
     def _io(self, kind: str, value: str | None, node: cst.CSTNode, reads: bool, writes: bool) -> None:
-        if kind not in {"file", "key", "table", "queue"}:
+        if kind not in {"file", "dir", "key", "table", "queue"}:
             return
         if value is not None and templated(value):
             # depends on a parameter: each caller fills it in (summaries.map_access, stagefx)
@@ -1211,7 +1218,7 @@ class _Function:
                 self.add(write, kind, None, value, node)
             return
         if not known(value):
-            why = f"{kind} name built at run time"
+            why = f"{'directory' if kind == 'dir' else kind} name built at run time"
             for write in ([False] if reads else []) + ([True] if writes else []):
                 self.add(write, "unknown", None, why, node, of=kind)
             return

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
-from ..model import Diagnostic, Effect, FanOut, Location, Resource, RoleEvidence, Signal, Stage
+from ..model import DIR_KEY, Diagnostic, Effect, FanOut, Location, Resource, RoleEvidence, Signal, Stage
 from . import sql as sqlmod
 from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
@@ -34,6 +34,8 @@ def place_key(place: Place) -> str:
 
 
 def effect_of(access: Access, key: str | None = None, target: str | None = None, kind: str | None = None) -> Effect:
+    if access.kind == "dir" and kind is None:  # a directory: a file path in the directory namespace
+        kind, key = "file", key or f"{DIR_KEY}{target or access.target}"
     return Effect(
         kind=(kind or access.kind),  # type: ignore[arg-type]
         target=target or access.target,
@@ -52,8 +54,8 @@ def _resolved(access: Access, values: dict[str, str | None]) -> list[tuple[bool,
     if access.kind == "sql":
         return [(a.write, effect_of(a)) for a in resolve_sql(access, target)]
     if known(target):
-        return [(access.write, Effect(access.kind, target, access.file, access.line, key=target,  # type: ignore[arg-type]
-                                      assumed=access.assumed, origin=access.origin))]
+        return [(access.write, effect_of(access, key=f"{DIR_KEY}{target}" if access.kind == "dir" else target,
+                                         target=target, kind="file" if access.kind == "dir" else access.kind))]
     return [(access.write, Effect("unknown", f"{access.kind} name built at run time", access.file, access.line,
                                   of=access.kind, assumed=access.assumed, origin="fallback"))]
 
