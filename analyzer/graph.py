@@ -120,6 +120,8 @@ def overlap(a: Effect, b: Effect) -> int:
     """Whether two effects name the same thing: NONE, MAYBE (a wildcard or unknown could match) or EXACT."""
     sa, sb = space(a), space(b)
     ra, rb = _resource_path(a), _resource_path(b)
+    if (ra is not None and sb == "memory") or (rb is not None and sa == "memory"):
+        return NONE  # an effect on an external system's object never changes the program's own variables
     if ra is not None and rb is not None:
         if sa != sb and "any" not in (sa, sb):
             return NONE

@@ -331,6 +331,13 @@ def test_an_object_of_our_own_class_handed_to_stages_is_not_proven_apart(tmp_pat
     # an index holds no rows; building one reads its table
     ("DROP INDEX ix_orders", (), ()),
     ("CREATE INDEX ix ON semantic.events (date)", ("semantic.events",), ()),
+    # maintenance changes no rows: it reads what it names, alone or in a script
+    ("LOCK TABLE staging.audit_runs IN ACCESS EXCLUSIVE MODE", ("staging.audit_runs",), ()),
+    ("VACUUM ANALYZE mart.daily", ("mart.daily",), ()),
+    ("LOCK TABLE a IN SHARE MODE; INSERT INTO a SELECT * FROM b", ("a", "b"), ("a",)),
+    # a transaction around the statements is still SQL
+    ("BEGIN;\nALTER TABLE x_new RENAME TO x;\nCOMMIT;", ("x", "x_new"), ("x", "x_new")),
+    ("START TRANSACTION; DELETE FROM t WHERE id = 1; COMMIT;", ("t",), ("t",)),
 ])
 def test_sql_statements_name_the_tables_they_change(text: str, reads: tuple[str, ...],
                                                       writes: tuple[str, ...]) -> None:
@@ -475,3 +482,64 @@ def test_airflow_variables_are_keys_of_the_metadata_store(tmp_path: Path) -> Non
     assert _kind(pipeline, "read_bucket", "read_bucket_again") == "order"
     assert _kind(pipeline, "read_bucket_again", "mark_run") == "order"
     assert _kind(pipeline, "mark_run", "read_mark") == "data"
+
+
+@pytest.mark.parametrize("text", ["begin to write the report", "analyze the results now", "lock the door please"])
+def test_prose_that_starts_like_sql_is_not_a_statement(text: str) -> None:
+    from stagegraph.facts.sql import tables
+
+    got = tables(text)
+    assert got is None or not (got.parsed and (got.reads or got.writes))
+
+
+def test_messages_to_a_person_run_no_sql(tmp_path: Path) -> None:
+    """`log.info("update the records later")` used to be an unparseable statement, an unknown write of
+    every table, ordering the stage with every stage that touches one."""
+    pipeline = _pipeline(tmp_path, """
+        import logging
+        import sqlite3
+
+        log = logging.getLogger(__name__)
+
+        def announce():
+            log.info("update the records later")
+            print("delete the temporary files when done")
+            raise ValueError("select a day first") if False else None
+
+        def load():
+            sqlite3.connect("shop.db").execute("INSERT INTO orders VALUES (1)")
+
+        def main():
+            announce()
+            load()
+    """)
+    (stage,) = [s for s in pipeline.stages if s.name == "announce"]
+    assert stage.reads == () and stage.writes == ()
+    assert _kind(pipeline, "announce", "load") == "order"
+
+
+def test_a_project_class_extending_a_library_handle_keeps_its_models(tmp_path: Path) -> None:
+    """`class WarehouseHook(PostgresHook)`: run() is inherited, so its SQL names tables; a method we can't
+    see is an unknown effect on the hook, never no effect."""
+    pipeline = _pipeline(tmp_path, """
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        class WarehouseHook(PostgresHook):
+            def role(self):
+                return "etl"
+
+        def load():
+            WarehouseHook(postgres_conn_id="dwh").run("INSERT INTO mart.orders SELECT * FROM staging.orders")
+
+        def sync():
+            WarehouseHook(postgres_conn_id="dwh").sync_everything()
+
+        def main():
+            load()
+            sync()
+    """)
+    (load,) = [s for s in pipeline.stages if s.name == "load"]
+    assert [w.target for w in load.writes] == ["mart.orders"]
+    (sync,) = [s for s in pipeline.stages if s.name == "sync"]
+    assert [w.kind for w in sync.writes] == ["unknown"]
+    assert _kind(pipeline, "load", "sync") == "unknown"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from ..catalog import CallModel, Factory, OpaqueLibrary, ResourceCatalog
 from ..model import Resource
 from . import sql as sqlmod
 from .index import ClassRef, FunctionRef, ModuleIndex, Project, dotted
+from .signals import is_log_call
 from .tree import children as _children
 from .values import SQL_COMPOSERS, WILD, Scope, evaluate, finish, known, subscript_value, templated
 
@@ -263,6 +264,9 @@ class Context:
         fn = self.project.function(qualified) if qualified else None
         if fn is not None:
             return self.returned_handle(fn)
+        klass = self.project.klass(qualified) if qualified else None
+        if klass is not None:
+            return self.subclass_handle(klass, value, bound_name, scope)
         if qualified in self.catalog.calls:
             return None  # a modelled call's result is data (a response, a frame), its effect already recorded
         return self.opaque_handle(qualified, value.func, module, value, scope)
@@ -284,6 +288,24 @@ class Context:
             # what a modelled access returned (rows, a response): reading it is not another access
             return derived(base, None, f"{RESULT}{base.type}")
         return derived(base, part)
+
+    def subclass_handle(self, klass: ClassRef, call: cst.Call, bound_name: str, scope: Scope) -> Handle | None:
+        """An object of a project class that extends a library's handle class (`class AzureHook(PostgresHook)`):
+        a handle of that library type, so the methods it inherits keep their models (`hook.run(sql)`) and
+        the ones we can't see stay unknown effects on it. The project's own methods are still analysed."""
+        for owner in self.project.lineage(klass):
+            for base in owner.bases:
+                if self.project.klass(base) is not None:
+                    continue
+                factory = self.catalog.factories.get(base)
+                if factory is not None:
+                    return Handle(factory.type, factory.kind, _identity(factory, call, bound_name, scope),
+                                  factory.thread_safe, factory.capacity_limited, base)
+                library = self.catalog.library_of(base)
+                if library is not None and base not in self.catalog.pure_calls and base.split(".")[0] != "builtins":
+                    return Handle(f"opaque:{base}", library.kind, bound_name or base, library.thread_safe,
+                                  library.capacity_limited, base)
+        return None
 
     def opaque_handle(self, qualified: str, func: cst.BaseExpression, module: ModuleIndex, call: cst.Call | None,
                       scope: Scope) -> Handle | None:
@@ -417,7 +439,7 @@ def handle_space(handle: Handle) -> str:
         return "key"
     if _system(handle) in _FILE_AND_TABLE_ENGINES:
         return "any"  # `spark.read.csv(path)`, `duckdb.read_parquet(path)`: files as much as tables
-    return _HANDLE_SPACE.get(handle.kind, "key")
+    return _HANDLE_SPACE.get(handle.kind, "any" if handle.kind == "other" else "key")
 
 
 def _system(handle: Handle) -> str:
@@ -623,7 +645,7 @@ def is_true(expr: cst.BaseExpression | None) -> bool:
 class _Function:
     """Summarises one function body (two passes: may-alias of locals, then accesses)."""
 
-    def __init__(self, fn: FunctionRef, ctx: Context) -> None:
+    def __init__(self, fn: FunctionRef, ctx: Context, self_values: Mapping[str, str] | None = None) -> None:
         self.fn = fn
         self.ctx = ctx
         self.module = fn.module
@@ -647,6 +669,8 @@ class _Function:
                 self.globals_declared.update(n.name.value for n in node.names)
         # parameters evaluate to markers each call site fills in (summaries.map_access, stagefx)
         self.scope = function_scope(fn, self.module, self.project, nodes=self.nodes, markers=True)
+        if self_values:
+            self.scope.self_values = self_values
         self.mutable_globals = _mutable_globals(self.module)
 
     # -- places -------------------------------------------------------------
@@ -1129,8 +1153,9 @@ class _Function:
         if not effect or not target:
             return
         if target == "sql":
-            # SQL arguments are scanned for every call; text we could not resolve is still an effect
-            if not found_sql and node.args:
+            # SQL arguments are scanned for every call; text we could not resolve is still an effect,
+            # but a statement known to be empty (an operator's `pg_postoperator=None`) runs nothing
+            if not found_sql and node.args and evaluate(node.args[0].value, self.scope) != "":
                 self.unresolved_sql(node, handle)
             return
         if target == "resource":
@@ -1233,6 +1258,8 @@ class _Function:
         found_any = False
         if (self.module.qualify(node.func) or "") in self.ctx.catalog.pure_calls:
             return False  # `sql.SQL("... {}")`, `text(...)` build a statement; the call that runs it is scanned
+        if _is_message(node, self.module):
+            return False  # `log.info("update the records later")`: a message, not a statement
         sql_call = isinstance(node.func, cst.Attribute) and node.func.attr.value in _CURSOR_SQL
         for i, arg in enumerate(node.args):
             value = arg.value
@@ -1275,6 +1302,13 @@ def resolve_sql(access: Access, text: str) -> list[Access]:
         return found
     return [Access(True, "unknown", None, "SQL text that could not be resolved", access.site, "table", True,
                    origin="fallback")]
+
+
+def _is_message(call: cst.Call, module: ModuleIndex) -> bool:
+    """A call whose text arguments are messages to a person: print, logging, warnings, an exception."""
+    if is_log_call(call, module):
+        return True
+    return (module.qualify(call.func) or "").rsplit(".", 1)[-1].endswith(("Error", "Exception", "Warning"))
 
 
 def sql_accesses(text: str, site: Site, assumed: bool = False) -> list[Access]:
@@ -1366,6 +1400,7 @@ def _mutable_globals(module: ModuleIndex) -> frozenset[str]:
     return result
 
 
-def summarize(fn: FunctionRef, ctx: Context) -> Summary:
-    """The direct (non-composed) summary of one function."""
-    return _Function(fn, ctx).run()
+def summarize(fn: FunctionRef, ctx: Context, self_values: Mapping[str, str] | None = None) -> Summary:
+    """The direct (non-composed) summary of one function; with `self_values`, of one instance's method
+    (`self.<attr>` evaluates to what that instance was built with)."""
+    return _Function(fn, ctx, self_values).run()

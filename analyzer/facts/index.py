@@ -424,6 +424,10 @@ class Project:
                 return value, owner.module
         return None
 
+    def lineage(self, klass: ClassRef) -> list[ClassRef]:
+        """The class and its analysed bases, nearest first."""
+        return self._lineage(klass)
+
     def _lineage(self, klass: ClassRef) -> list[ClassRef]:
         """The class and its analysed bases, nearest first (depth-first, as a simple MRO stand-in)."""
         out: list[ClassRef] = []

@@ -592,7 +592,8 @@ def _broad_clause(handler: cst.ExceptHandler, module: ModuleIndex, failures: tup
     return None
 
 
-def _is_log_call(call: cst.Call, module: ModuleIndex) -> bool:
+def is_log_call(call: cst.Call, module: ModuleIndex) -> bool:
+    """print, logging, warnings, traceback printing: a message to a person."""
     name = module.qualify(call.func) or ""
     if name in _LOG_CALLS:
         return True
@@ -629,7 +630,7 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
             elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
                 if _method(small.value) == "rollback":
                     hows.append("rollback only")
-                elif not _is_log_call(small.value, ctx.module):
+                elif not is_log_call(small.value, ctx.module):
                     return None
                 else:
                     logged = True

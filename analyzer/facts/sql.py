@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _SQL_START = re.compile(
-    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(select|insert|update|delete|merge|create|with|truncate|replace|upsert|drop|"
-    r"alter|copy|unload|call)\b",
+    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(?:(?:select|insert|update|delete|merge|create|with|truncate|replace|"
+    r"upsert|drop|alter|copy|unload|call|lock|vacuum|analyze)\b|begin(?:\s+(?:transaction|work))?\s*;|start\s+transaction\b)",
     re.IGNORECASE | re.DOTALL,
+)
+#: maintenance statements that change no rows: `LOCK TABLE t IN ... MODE`, `VACUUM [FULL] [t]`, `ANALYZE t`.
+#: They only read what they name (a lock orders writers out while it is held, not data between stages).
+_MAINTENANCE = re.compile(
+    r"^\s*(?:lock(?:\s+table)?(?:\s+only)?|vacuum(?:\s+(?:full|freeze|verbose|analyze))*|analyze(?:\s+verbose)?)"
+    r"(?:\s+(?P<names>[\w.\"]+(?:\s*,\s*[\w.\"]+)*))?(?:\s+in\s+[\w\s]+mode)?(?:\s+nowait)?\s*;?\s*$",
+    re.IGNORECASE,
 )
 _ANY = "sg_any_"
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
@@ -90,11 +97,19 @@ def _container(table: object, kind: str) -> str:
     return name
 
 
+def _maintained(match: re.Match[str]) -> set[str]:
+    """The tables a LOCK/VACUUM/ANALYZE statement names."""
+    return {n.strip().strip('"').lower() for n in (match.group("names") or "").split(",") if n.strip()}
+
+
 @lru_cache(maxsize=4096)
 def tables(text: str) -> SqlTables | None:
     """Tables read and written by `text`, or None when it is not SQL. Unparseable SQL: parsed=False."""
     if not looks_like_sql(text):
         return None
+    maintenance = [_MAINTENANCE.match(part) for part in text.split(";") if part.strip()]
+    if maintenance and all(maintenance):
+        return SqlTables(tuple(sorted({n for m in maintenance if m for n in _maintained(m)})), ())
     import sqlglot
     from sqlglot import exp
 
@@ -148,7 +163,11 @@ def tables(text: str) -> SqlTables | None:
                 if isinstance(t, exp.Table):
                     targets.add(_name(t))
         elif isinstance(statement, exp.Command):
-            return SqlTables((), (), parsed=False)
+            command = _MAINTENANCE.match(statement.sql())
+            if command is None:
+                return SqlTables((), (), parsed=False)
+            reads.update(_maintained(command))
+            continue
         if isinstance(target_node, exp.Table):
             targets.add(_name(target_node))
         for table in statement.find_all(exp.Table):

@@ -147,9 +147,11 @@ class StageBuilder:
         instance: tuple[str, str] | None = None,
         assumed: bool = False,
         param_handles: dict[str, Handle] | None = None,
+        total: Total | None = None,
     ) -> Stage:
-        """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`."""
-        total = self.total(callee)
+        """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`;
+        `total`: the callee's effects for this one instance (`summaries.bound_total`), when bound."""
+        total = total if total is not None else self.total(callee)
         reads: list[Effect] = list(extra_reads)
         writes: list[Effect] = list(extra_writes)
         for keys in params.values():

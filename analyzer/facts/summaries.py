@@ -13,7 +13,7 @@ chain of N functions each calling the previous one kept N²/2 accesses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -249,3 +249,22 @@ def compose(
                     totals[q].accesses.add(Access(True, "unknown", None, why, anchor, "any", True, origin="fallback"))
                 unconverged.append(q)
     return direct, totals, unconverged
+
+
+def bound_total(fn: FunctionRef, ctx: Context, totals: Mapping[str, Total], self_values: Mapping[str, str]) -> Total:
+    """The total of one instance's method: `fn` summarised with `self.<attr>` bound to `self_values`
+    (a custom operator's constructor arguments), its callees' totals mapped in as `compose` does.
+    Signals and callees are the method's own (they do not depend on the instance)."""
+    direct = summarize(fn, ctx, self_values)
+    generic = totals.get(fn.qualname)
+    total = Total(set(direct.accesses), set(direct.resources), set(generic.signals) if generic else set())
+    total.callees = set(generic.callees) if generic is not None else set()
+    for site in direct.calls:
+        callee = totals.get(site.callee)
+        if callee is not None:
+            _merge(total, [mapped for access in callee.accesses for mapped in map_access(access, site)])
+            total.resources |= callee.resources
+            total.signals |= callee.signals
+    if len(total.accesses) > MAX_ACCESSES:
+        _fold(total)
+    return total

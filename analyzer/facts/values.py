@@ -41,6 +41,8 @@ class Scope:
     params: frozenset[str] = frozenset()
     #: the method whose body this is, so `self.table` can read a class-level constant
     owner: FunctionRef | None = None
+    #: what `self.<attr>` holds for one known instance (a custom operator built with these arguments)
+    self_values: Mapping[str, str] = field(default_factory=dict)
 
 
 def known(value: str | None) -> bool:
@@ -105,6 +107,8 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
         if expr.attr.value == "parent":  # pathlib: Path(__file__).parent
             inner = _eval(expr.value, scope, depth + 1)
             return _dirname(inner) if inner is not None else WILD
+        if isinstance(expr.value, cst.Name) and expr.value.value == "self" and expr.attr.value in scope.self_values:
+            return scope.self_values[expr.attr.value]
         if (isinstance(expr.value, cst.Name) and expr.value.value in {"self", "cls"}
                 and scope.owner is not None and scope.project is not None):
             found = scope.project.class_constant(scope.owner, expr.attr.value)

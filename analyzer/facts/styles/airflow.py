@@ -36,8 +36,9 @@ import networkx as nx
 
 from ...confine import inside, repo_root
 from ...model import Effect, FanOut, Link, PipelineFacts, Stage
-from ..index import FunctionRef, ModuleIndex, Project
+from ..index import ClassRef, FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder, sql_effects
+from ..summaries import bound_total
 from ..values import WILD, Scope, evaluate
 from ._declared import (
     argument,
@@ -128,6 +129,8 @@ class Task:
     gate: str = ""
     #: a TaskFlow task whose returned dict is pushed key by key (`multiple_outputs`, or a dict return type)
     multiple_outputs: bool = False
+    #: a custom operator: what `self.<attr>` holds in its execute(), from the constructor arguments
+    bound: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -538,7 +541,10 @@ class DagWalker:
         push = kwarg(call, "do_xcom_push")
         task.xcom_push = not (isinstance(push, cst.Name) and push.value == "False")
         callable_expr = kwarg(call, "python_callable")
-        if callable_expr is not None or last in PYTHON_OPERATORS:
+        klass = self.project.klass(qualified)
+        if klass is not None and self.bind_custom_operator(task, klass, call):
+            pass
+        elif callable_expr is not None or last in PYTHON_OPERATORS:
             task.kind = "python"
             task.callee = self.resolve_callable(callable_expr)
             if task.callee is None:
@@ -574,6 +580,85 @@ class DagWalker:
                 for tid, key in template_pulls(text):
                     task.reads.append(_xcom(tid, key, file, line))
         return self.add(task, site)
+
+    def bind_custom_operator(self, task: Task, klass: ClassRef, call: cst.Call) -> bool:
+        """A project's own operator class: its execute() is analysed with `self.<attr>` bound to what
+        this task's constructor call gives the `__init__` parameter the attribute is assigned from
+        (a templated field naming a `.sql` file is that file's text, as Airflow renders it).
+
+        Only when execute() is entirely the project's: every base outside the project must be
+        Airflow's BaseOperator, else the effect may sit in an unanalysed parent (`super().execute`).
+        """
+        execute = self.project.method(klass, "execute")
+        if execute is None or not self.only_base_operator(klass):
+            return False
+        init = self.project.method(klass, "__init__")
+        bound: dict[str, str] = {}
+        if init is not None:
+            params = [p for p in init.params if p != "self"]
+            given = dict(named_arguments(params, call.args))
+            params += [p.name.value for p in init.node.params.kwonly_params]
+            defaults = {p.name.value: p.default for p in (*init.node.params.params, *init.node.params.kwonly_params)
+                        if p.default is not None}
+            fields, exts = self.template_settings(execute)
+            jinja = _literal_params(kwarg(call, "params"), self.scope())  # `{{ params.x }}` in a templated field
+            for statement in init.node.body.body:
+                for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+                    if not (isinstance(small, cst.Assign) and len(small.targets) == 1
+                            and isinstance(small.value, cst.Name) and small.value.value in params):
+                        continue
+                    target = small.targets[0].target
+                    if not (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                            and target.value.value == "self"):
+                        continue
+                    param = small.value.value
+                    expr = given[param].value if param in given else defaults.get(param)
+                    if isinstance(expr, cst.Name) and expr.value == "None":
+                        value: str | None = ""  # nothing to run: `if self.pg_preoperator:` never fires
+                    elif param in given:
+                        value = evaluate(expr, self.scope())
+                    else:
+                        value = evaluate(expr, Scope(init.module, self.project))
+                    if value is None:
+                        continue
+                    attr = target.attr.value
+                    if attr in fields and any(value.strip().lower().endswith(ext) for ext in exts):
+                        text = self.read_sql_file(value.strip())
+                        if not isinstance(text, str):
+                            continue  # the file is not readable here: the attribute stays unknown
+                        task.reads.extend(_xcom(tid, key, self.module.relpath, task.line)
+                                          for tid, key in template_pulls(text))
+                        value = text
+                    if attr in fields:
+                        value = _PARAMS_TEMPLATE.sub(lambda m: jinja.get(m.group(1) or m.group(2), "{{ x }}"), value)
+                    bound[attr] = value
+        task.kind, task.callee, task.bound = "custom", execute, bound
+        return True
+
+    def only_base_operator(self, klass: ClassRef) -> bool:
+        """Every base of `klass` (through analysed bases) is analysed or Airflow's BaseOperator."""
+        todo, seen = [klass], set()
+        while todo:
+            current = todo.pop()
+            if current.qualname in seen:
+                continue
+            seen.add(current.qualname)
+            for base in current.bases:
+                parent = self.project.klass(base)
+                if parent is not None:
+                    todo.append(parent)
+                elif base.rsplit(".", 1)[-1] != "BaseOperator" or not base.startswith("airflow"):
+                    return False
+        return True
+
+    def template_settings(self, execute: FunctionRef) -> tuple[set[str], tuple[str, ...]]:
+        """The operator's `template_fields` and `template_ext` (class constants), as Airflow reads them."""
+        out: list[set[str]] = []
+        for name in ("template_fields", "template_ext"):
+            found = self.project.class_constant(execute, name)
+            items = string_items(found[0], Scope(found[1], self.project)) if found is not None else None
+            out.append({i for i in items or [] if i != WILD})
+        return out[0], tuple(e.lower() for e in out[1])
 
     def resolve_callable(self, expr: cst.BaseExpression | None) -> FunctionRef | None:
         if expr is None:
@@ -739,10 +824,12 @@ class DagWalker:
                     writes.append(_xcom(task.task_id, "return_value", file, task.line))
                     if task.multiple_outputs:  # each key of the returned dict is an XCom of its own
                         writes.extend(_xcom(task.task_id, key, file, task.line) for key in _returned_keys(fn))
+                total = (bound_total(fn, self.builder.ctx, self.builder.totals, task.bound)
+                         if task.bound is not None else None)
                 out.append(self.builder.stage(
                     stage_id=task.task_id, callee=fn, file=file, line=task.line, params={}, labels={},
                     via_self=False, fanout=task.fanout, module=self.module, name=task.task_id,
-                    extra_reads=reads, extra_writes=writes,
+                    extra_reads=reads, extra_writes=writes, total=total,
                 ))
             else:
                 from ..stagefx import dedupe
@@ -955,7 +1042,8 @@ def _sites(module: ModuleIndex, body: Sequence[cst.CSTNode], enclosing: cst.Func
             call = next((c for item in stmt.items if (c := _dag_call(item.item, module)) is not None), None)
             if call is not None:
                 name = evaluate(argument(call, 0, "dag_id"), scope) or WILD
-                out.append(_Site(name, module.line(stmt), body_of(stmt), "airflow", call, stmt, enclosing, in_loop))
+                body_after = [*body_of(stmt), *_relations_after(module, body[i + 1:])]
+                out.append(_Site(name, module.line(stmt), body_after, "airflow", call, stmt, enclosing, in_loop))
                 continue
             out.extend(_sites(module, body_of(stmt), enclosing, in_loop))
         elif isinstance(stmt, cst.SimpleStatementLine):
@@ -977,6 +1065,37 @@ def _sites(module: ModuleIndex, body: Sequence[cst.CSTNode], enclosing: cst.Func
         elif isinstance(stmt, cst.If | cst.Try):
             out.extend(_sites(module, body_of(stmt), enclosing, in_loop))  # type: ignore[arg-type]
     return out
+
+
+def _relations_after(module: ModuleIndex, rest: Sequence[cst.CSTNode]) -> list[cst.BaseStatement]:
+    """Statements after a `with DAG(...)` block that only declare relations (`a >> b`, `chain(a, b)`,
+    `a.set_downstream(b)`): the tasks still belong to that DAG, so the dependencies do too. Stops at
+    the next statement that is not such an expression (another DAG, a definition)."""
+    out: list[cst.BaseStatement] = []
+    for stmt in rest:
+        smalls = stmt.body if isinstance(stmt, cst.SimpleStatementLine) else None
+        if not smalls:
+            break
+        if all(isinstance(small, cst.Expr) and _is_relation(small.value, module) for small in smalls):
+            assert isinstance(stmt, cst.SimpleStatementLine)
+            out.append(stmt)
+        elif any(isinstance(small, cst.Assign) and _dag_call(small.value, module) is not None for small in smalls):
+            break  # the next DAG
+        elif not all(isinstance(small, cst.Assign | cst.AnnAssign | cst.Expr) for small in smalls):
+            break
+        # else `dag.doc_md = "..."` between the block and its relations: read on
+    return out
+
+
+def _is_relation(expr: cst.BaseExpression, module: ModuleIndex) -> bool:
+    """`a >> b`, `[a, b] << c`, `chain(a, b)`, `cross_downstream(...)`, `a.set_upstream(b)`."""
+    if isinstance(expr, cst.BinaryOperation):
+        return isinstance(expr.operator, cst.RightShift | cst.LeftShift)
+    if isinstance(expr, cst.Call):
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in {"set_upstream", "set_downstream"}:
+            return True
+        return (module.qualify(expr.func) or "").rsplit(".", 1)[-1] in {"chain", "cross_downstream", "chain_linear"}
+    return False
 
 
 def _pipeline(builder: StageBuilder, module: ModuleIndex, site: _Site) -> PipelineFacts | None:
