@@ -16,7 +16,7 @@ from typing import Any
 import libcst as cst
 
 from ..catalog import ResourceCatalog, RoleModel
-from ..model import Diagnostic, PipelineFacts, RoleEvidence, Signal
+from ..model import MEMORY_KINDS, Diagnostic, PipelineFacts, RoleEvidence, Signal, Stage
 from ..source import ParsedModule
 from .effects import Context
 from .index import FunctionRef, ModuleIndex, Project, index_module
@@ -308,12 +308,14 @@ def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
     `register_pipelines()` calling two Kedro `create_pipeline()`s, or a DAG factory seen as a plain
     driver, is wiring, not a data pipeline: its stages have no data effects of their own and the
     framework pipeline is already reported with the framework's semantics. A driver that calls Prefect
-    flows is kept: calling a flow runs it, so the driver is a pipeline whose stages are those flows.
+    flows, or functions building Celery canvases it sends, is kept: calling a flow runs it, so the
+    driver is a pipeline whose stages are those flows (or canvases).
     """
     framework = {p.id for p in pipelines if p.style not in ("plain", "class")}
     framework |= {member for p in pipelines for member in p.assembled_from}
-    # calling a Prefect flow runs it: a driver calling flows in sequence is a pipeline of flows, not wiring
-    run_when_called = {p.id for p in pipelines if p.style == "prefect"}
+    # calling a Prefect flow runs it, and a function building a Celery canvas is called to send it
+    # (`ingestion(day).apply_async()`): a driver calling them in sequence is a pipeline, not wiring
+    run_when_called = {p.id for p in pipelines if p.style in ("prefect", "celery")}
     if not framework:
         return pipelines
     kept = []
@@ -330,12 +332,21 @@ def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
 
 
 def _link_nested(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
-    """A stage whose callee is itself a driver points at that driver's pipeline."""
+    """A stage whose callee is itself a driver points at that driver's pipeline.
+
+    A stage whose callee only builds a Celery canvas (`def ingestion(): return chain(a.si(), b.s())`,
+    sent by the driver with `.apply_async()`) runs that canvas's tasks: it gets their effects on
+    external systems, which its own body (building signatures) does not have. Without them, two
+    canvases sent one after the other looked coincidentally ordered however their tasks hand over.
+    """
     by_qualname: dict[str, str] = {}
+    canvases: dict[str, PipelineFacts] = {}
     for p in pipelines:
         if p.style in ("plain", "class"):
             module_part = p.file
             by_qualname[f"{module_part}::{p.name}"] = p.id
+        elif p.style == "celery":
+            canvases[f"{p.file}::{p.name}"] = p
     out = []
     for p in pipelines:
         stages = []
@@ -345,6 +356,20 @@ def _link_nested(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
                 short = s.qualname.rsplit(".", 2)
                 candidates = [f"{s.definition.file}::{short[-1]}", f"{s.definition.file}::{'.'.join(short[-2:])}"]
                 nested = next((by_qualname[c] for c in candidates if c in by_qualname and by_qualname[c] != p.id), None)
+                canvas = next((canvases[c] for c in candidates if c in canvases and canvases[c].id != p.id), None)
+                if nested is None and canvas is not None and p.style in ("plain", "class"):
+                    s, nested = _running(s, canvas), canvas.id
             stages.append(replace(s, nested_pipeline=nested) if nested else s)
         out.append(replace(p, stages=tuple(stages)))
     return out
+
+
+def _running(stage: Stage, canvas: PipelineFacts) -> Stage:
+    """`stage` with the external effects and resources of every task of the canvas it builds."""
+    from .stagefx import dedupe
+
+    reads = [e for t in canvas.stages for e in t.reads if e.kind not in MEMORY_KINDS]
+    writes = [e for t in canvas.stages for e in t.writes if e.kind not in MEMORY_KINDS]
+    resources = {r for t in canvas.stages for r in t.resources}
+    return replace(stage, reads=dedupe([*stage.reads, *reads]), writes=dedupe([*stage.writes, *writes]),
+                   resources=tuple(sorted({*stage.resources, *resources}, key=lambda r: (r.kind, r.name, r.line))))
