@@ -499,10 +499,14 @@ def test_messages_to_a_person_run_no_sql(tmp_path: Path) -> None:
         import logging
         import sqlite3
 
+        from ledger_sdk import LedgerClient
+
         log = logging.getLogger(__name__)
+        ledger = LedgerClient()
 
         def announce():
             log.info("update the records later")
+            log.error("ledger %s is slow", ledger)  # formats the client, never acts through it
             print("delete the temporary files when done")
             raise ValueError("select a day first") if False else None
 
