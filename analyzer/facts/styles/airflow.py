@@ -38,7 +38,7 @@ from ...confine import inside, repo_root
 from ...model import Effect, FanOut, Link, PipelineFacts, Stage
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder, sql_effects
-from ..summaries import bound_total
+from ..summaries import Total, bound_total
 from ..values import WILD, Scope, evaluate
 from ._declared import (
     argument,
@@ -824,8 +824,7 @@ class DagWalker:
                     writes.append(_xcom(task.task_id, "return_value", file, task.line))
                     if task.multiple_outputs:  # each key of the returned dict is an XCom of its own
                         writes.extend(_xcom(task.task_id, key, file, task.line) for key in _returned_keys(fn))
-                total = (bound_total(fn, self.builder.ctx, self.builder.totals, task.bound)
-                         if task.bound is not None else None)
+                total = self.bound(fn, task.bound) if task.bound is not None else None
                 out.append(self.builder.stage(
                     stage_id=task.task_id, callee=fn, file=file, line=task.line, params={}, labels={},
                     via_self=False, fanout=task.fanout, module=self.module, name=task.task_id,
@@ -842,6 +841,15 @@ class DagWalker:
                                  reads=dedupe(reads), writes=dedupe(writes), fanout=task.fanout,
                                  roles=self.builder.roles(task.task_id, None)))
         return out
+
+    def bound(self, fn: FunctionRef, values: dict[str, str]) -> Total:
+        """The total of `fn` for one binding, shared by every task built with the same arguments."""
+        memo = fn.module.memo.setdefault("bound_totals", {})
+        assert isinstance(memo, dict)
+        key = (id(self.builder.ctx), fn.qualname, tuple(sorted(values.items())))
+        if key not in memo:
+            memo[key] = bound_total(fn, self.builder.ctx, self.builder.totals, values)
+        return memo[key]  # type: ignore[no-any-return]
 
     def control_links(self, declared: Sequence[Link]) -> list[Link]:
         """A branch or short-circuit task decides whether everything downstream of it runs: control edges."""
@@ -886,22 +894,37 @@ def xcom_effects(builder: StageBuilder, fn: FunctionRef, task_id: str, file: str
     reads: list[Effect] = []
     writes: list[Effect] = []
     for f in functions:
-        scope = Scope(f.module, project)
-        for node in walk(f.node.body):
-            if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
-                continue
-            method = node.func.attr.value
-            where = f.module.line(node)
-            if method == "xcom_push":
-                key = evaluate(argument(node, 0, "key"), scope) or WILD
+        for push, ids, key, where in _xcom_sites(f, project):
+            if push:
                 writes.append(Effect("xcom", f"{task_id}.{key}", f.module.relpath, where, key=f"xcom:{task_id}.{key}"))
-            elif method == "xcom_pull":
-                key_expr = argument(node, 2, "key")
-                key = evaluate(key_expr, scope) or WILD if key_expr is not None else "return_value"
-                ids = string_items(argument(node, 0, "task_ids"), scope) or [WILD]
-                for tid in ids:
-                    reads.append(Effect("xcom", f"{tid}.{key}", f.module.relpath, where, key=f"xcom:{tid}.{key}"))
+            else:
+                reads.extend(Effect("xcom", f"{tid}.{key}", f.module.relpath, where, key=f"xcom:{tid}.{key}")
+                             for tid in ids)
     return reads, writes
+
+
+def _xcom_sites(f: FunctionRef, project: Project) -> list[tuple[bool, tuple[str, ...], str, int]]:
+    """(is-push, pulled task ids, key, line) of each xcom_push/xcom_pull in one function, walked once
+    per function however many tasks run it."""
+    memo = f.module.memo.setdefault("xcom_sites", {})
+    assert isinstance(memo, dict)
+    if f.qualname in memo:
+        return memo[f.qualname]  # type: ignore[no-any-return]
+    scope = Scope(f.module, project)
+    sites: list[tuple[bool, tuple[str, ...], str, int]] = []
+    for node in walk(f.node.body):
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
+            continue
+        method = node.func.attr.value
+        if method == "xcom_push":
+            sites.append((True, (), evaluate(argument(node, 0, "key"), scope) or WILD, f.module.line(node)))
+        elif method == "xcom_pull":
+            key_expr = argument(node, 2, "key")
+            key = evaluate(key_expr, scope) or WILD if key_expr is not None else "return_value"
+            ids = tuple(string_items(argument(node, 0, "task_ids"), scope) or [WILD])
+            sites.append((False, ids, key, f.module.line(node)))
+    memo[f.qualname] = sites
+    return sites
 
 
 def _dict_path(expr: cst.BaseExpression | None, path: tuple[str, ...]) -> cst.BaseExpression | None:
