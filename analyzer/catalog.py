@@ -166,6 +166,12 @@ class ResourceCatalog:
     failures: tuple[str, ...] = ()
     #: constructors of in-memory file objects (`io.StringIO`, `io.BytesIO`): `df.to_csv(buffer)` is no file
     buffers: frozenset[str] = frozenset()
+    #: (type, method name) -> the `methods` naming it, in catalog order (built with the catalog)
+    method_index: Mapping[tuple[str, str], tuple[MethodModel, ...]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.method_index and self.methods:
+            object.__setattr__(self, "method_index", _method_index(self.methods))
 
     def reads_only(self, method: str) -> bool:
         name = method.lower()
@@ -189,7 +195,9 @@ class ResourceCatalog:
 
     def methods_of(self, type_name: str, method: str, chain: Sequence[str] = ()) -> MethodModel | None:
         """The model of `method` on `type_name`; `chain` is the receiver's attribute names, nearest first."""
-        found = [m for m in self.methods if m.type == type_name and method in m.names]
+        found = self.method_index.get((type_name, method), ())
+        if not found:
+            return None
         markers = {r for m in found for r in m.receiver}
         nearest = next((attr for attr in chain if attr in markers), None)
         for model in found:
@@ -203,6 +211,15 @@ class ResourceCatalog:
     def in_memory(self, qualified: str) -> bool:
         """A constructor of an in-memory buffer (`io.StringIO`): writing a file into it touches no file."""
         return qualified in self.buffers
+
+
+def _method_index(methods: tuple[MethodModel, ...]) -> dict[tuple[str, str], tuple[MethodModel, ...]]:
+    """(type, method name) -> the models naming it, in catalog order: asked for every method call."""
+    index: dict[tuple[str, str], list[MethodModel]] = {}
+    for model in methods:
+        for name in model.names:
+            index.setdefault((model.type, name), []).append(model)
+    return {key: tuple(models) for key, models in index.items()}
 
 
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
