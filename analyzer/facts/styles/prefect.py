@@ -1,4 +1,5 @@
-"""Prefect 2/3 flows: `@flow` bodies calling `@task` functions (direct, `.submit()`, `.map()`).
+"""Prefect flows: `@flow` bodies (2/3) and `with Flow(...)` blocks (1) calling `@task` functions
+(direct, `.submit()`, `.map()`).
 
 A flow body is plain Python, so the walk is the plain driver's (objects, not names, flow between
 stages); only tasks and subflows become stages. A direct call blocks, so it is declared after
@@ -10,13 +11,16 @@ flow is a stage pointing at the subflow's own pipeline.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import libcst as cst
 
 from ...model import FanOut, Link, PipelineFacts
 from ..index import FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder
+from ..values import WILD, Scope, evaluate
 from ._decorated import (
     PREFECT_FLOWS,
     PREFECT_TASKS,
@@ -195,8 +199,12 @@ class PrefectDriver(FrameworkDriver):
         return {result.key}
 
 
+#: Prefect 1's flow context manager: `with Flow("name") as flow:` whose body calls tasks
+_PREFECT1_FLOWS = frozenset({"prefect.Flow", "prefect.core.flow.Flow", "prefect.core.Flow"})
+
+
 def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
-    """One pipeline per `@flow` function."""
+    """One pipeline per `@flow` function, and per Prefect 1 `with Flow(...)` block."""
     project = builder.ctx.project
     tasks, flows = task_functions(project)
     found: list[PipelineFacts] = []
@@ -209,4 +217,34 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
         facts = driver.facts("prefect")
         if facts is not None:
             found.append(facts)
+    for module in sorted(project.modules.values(), key=lambda m: m.relpath):
+        if "Flow" in module.parsed.text:
+            found.extend(_flow_blocks(builder, module, tasks, flows))
+    return found
+
+
+def _flow_blocks(builder: StageBuilder, module: ModuleIndex, tasks: dict[str, FunctionRef],
+                 flows: dict[str, FunctionRef]) -> list[PipelineFacts]:
+    """Prefect 1: `with Flow("CRIS import") as flow:` at module level. Calling a task inside builds the
+    flow (data handed over by the results passed along); the block is walked like a flow body."""
+    found: list[PipelineFacts] = []
+    for stmt in module.parsed.tree.body:
+        if not isinstance(stmt, cst.With) or not isinstance(stmt.body, cst.IndentedBlock):
+            continue
+        call = next((item.item for item in stmt.items if isinstance(item.item, cst.Call)
+                     and (module.qualify(item.item.func) or "") in _PREFECT1_FLOWS), None)
+        if call is None:
+            continue
+        first = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "name"), None)
+        name = evaluate(first, Scope(module, builder.ctx.project)) if first is not None else None
+        name = name if name and WILD not in name else f"flow@{module.line(stmt)}"
+        ident = re.sub(r"\W", "_", name)
+        node = cst.FunctionDef(name=cst.Name(ident if ident.isidentifier() else f"_{ident}"),
+                               params=cst.Parameters(), body=stmt.body)
+        fn = FunctionRef(f"{module.name}.{node.name.value}", node.name.value, module, node)
+        driver = PrefectDriver(builder, module, fn, stmt.body.body, tasks, flows)
+        driver.run()
+        facts = driver.facts("prefect")
+        if facts is not None:
+            found.append(replace(facts, id=f"{module.relpath}::{name}", name=name, line=module.line(stmt)))
     return found
