@@ -23,6 +23,7 @@ links to the rest of the pipeline.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -34,8 +35,9 @@ from ...confine import inside, repo_root
 from ...model import Effect, Link, PipelineFacts, Stage
 from ..index import FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder
-from ..values import WILD, Scope, evaluate, subscript_value
+from ..values import MARK, WILD, Scope, evaluate, subscript_value
 from ._declared import argument, code, kwarg, unresolved, walk
+from .plain import named_arguments
 
 PIPELINE_CALLS = frozenset({
     "kedro.pipeline.pipeline", "kedro.pipeline.Pipeline", "kedro.pipeline.modular_pipeline.pipeline",
@@ -110,10 +112,12 @@ class PipelineReader:
             for n in found:
                 n.dynamic.append(f"built in {code(expr)}")
             return found
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "nodes":
+            return self.nodes(expr.value, module, locals_)  # `[*other_pipeline().nodes, node(...)]`
         if not isinstance(expr, cst.Call):
             return None
         qualified = module.qualify(expr.func) or ""
-        if qualified in NODE_CALLS:
+        if qualified in NODE_CALLS or self.node_subclass(qualified):
             return [self.node(expr, module, locals_)]
         if qualified in PIPELINE_CALLS:
             first = argument(expr, 0, "nodes") or argument(expr, 0, "pipe")
@@ -124,11 +128,34 @@ class PipelineReader:
             return [self.namespaced(n, expr, module, namespace) for n in inner or []]
         fn = self.project.function(module.qualify(expr.func))
         if fn is not None:
-            return self.function_nodes(fn)
+            return self.function_nodes(fn, self.bound_arguments(fn, expr, Scope(module, self.project, locals_)))
         return None
 
-    def function_nodes(self, fn: FunctionRef) -> list[KedroNode] | None:
-        locals_: dict[str, cst.BaseExpression] = {}
+    def bound_arguments(self, fn: FunctionRef, call: cst.Call, caller: Scope) -> dict[str, cst.BaseExpression]:
+        """A builder's parameters given literal values by this call (`cached_pipeline(source="node")`), as
+        the names a node's f-strings read (`name=f"derive_{source}"`); defaults fill the rest."""
+        params = [p for p in fn.params if p not in {"self", "cls"}]
+        bound: dict[str, cst.BaseExpression] = {
+            p.name.value: p.default for p in (*fn.node.params.params, *fn.node.params.kwonly_params)
+            if p.default is not None}
+        for name, arg in named_arguments([*params, *(p.name.value for p in fn.node.params.kwonly_params)],
+                                         call.args):
+            value = evaluate(arg.value, caller)
+            if value is None or WILD in value or MARK in value:
+                bound.pop(name, None)  # given, but not known here: never the default
+                continue
+            bound[name] = cst.SimpleString(json.dumps(value))
+        return bound
+
+    def node_subclass(self, qualified: str) -> bool:
+        """A project class extending Kedro's Node (`class ArgoNode(Node)`): built like `node(...)`."""
+        klass = self.project.klass(qualified) if qualified else None
+        return klass is not None and any(
+            base in NODE_CALLS for owner in self.project.lineage(klass) for base in owner.bases)
+
+    def function_nodes(self, fn: FunctionRef, arguments: dict[str, cst.BaseExpression] | None = None
+                       ) -> list[KedroNode] | None:
+        locals_: dict[str, cst.BaseExpression] = dict(arguments or {})
         result: list[KedroNode] | None = None
         for node in walk(fn.node.body, skip_defs=True):
             if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
