@@ -439,7 +439,9 @@ def handle_space(handle: Handle) -> str:
         return "key"
     if _system(handle) in _FILE_AND_TABLE_ENGINES:
         return "any"  # `spark.read.csv(path)`, `duckdb.read_parquet(path)`: files as much as tables
-    return _HANDLE_SPACE.get(handle.kind, "any" if handle.kind == "other" else "key")
+    if handle.kind == "other":
+        return "any"  # a library the catalog does not classify: it may reach any external system
+    return _HANDLE_SPACE.get(handle.kind, "key")  # a cache or an HTTP API: its own keys
 
 
 def _system(handle: Handle) -> str:
