@@ -41,6 +41,18 @@ class FunctionRef:
         return names
 
     @property
+    def kwonly(self) -> list[str]:
+        """Keyword-only parameters (after `*` or `*args`)."""
+        return [x.name.value for x in self.node.params.kwonly_params]
+
+    @property
+    def defaults(self) -> dict[str, cst.BaseExpression]:
+        """Each parameter's default value expression, for those that have one."""
+        p = self.node.params
+        return {x.name.value: x.default for x in (*p.posonly_params, *p.params, *p.kwonly_params)
+                if x.default is not None}
+
+    @property
     def line(self) -> int:
         return self.module.line(self.node)
 
@@ -408,7 +420,7 @@ class Project:
         klass = fn.module.classes.get(fn.class_name)
         if klass is None:
             return None
-        lineage = self._lineage(klass)
+        lineage = self.lineage(klass)
         family = [*lineage, *self._descendants(klass)]
         if any(attr in self._self_assigned(c) or "*" in self._self_assigned(c) for c in family):
             return None
@@ -425,10 +437,6 @@ class Project:
         return None
 
     def lineage(self, klass: ClassRef) -> list[ClassRef]:
-        """The class and its analysed bases, nearest first."""
-        return self._lineage(klass)
-
-    def _lineage(self, klass: ClassRef) -> list[ClassRef]:
         """The class and its analysed bases, nearest first (depth-first, as a simple MRO stand-in)."""
         out: list[ClassRef] = []
         todo = [klass]

@@ -514,7 +514,7 @@ class DagWalker:
         ref = self.add(task, call)
         used = _used_names(fn)
         # a parameter is certain only when it is one of the function's own (not *args / **kwargs)
-        declared = {*fn.params, *(p.name.value for p in fn.node.params.kwonly_params)}
+        declared = {*fn.params, *fn.kwonly}
         position = 0
         for source_call in (partial, call):
             if source_call is None:
@@ -597,9 +597,8 @@ class DagWalker:
         if init is not None:
             params = [p for p in init.params if p != "self"]
             given = dict(named_arguments(params, call.args))
-            params += [p.name.value for p in init.node.params.kwonly_params]
-            defaults = {p.name.value: p.default for p in (*init.node.params.params, *init.node.params.kwonly_params)
-                        if p.default is not None}
+            params += init.kwonly
+            defaults = init.defaults
             fields, exts = self.template_settings(execute)
             jinja = _literal_params(kwarg(call, "params"), self.scope())  # `{{ params.x }}` in a templated field
             for statement in init.node.body.body:
@@ -637,19 +636,9 @@ class DagWalker:
 
     def only_base_operator(self, klass: ClassRef) -> bool:
         """Every base of `klass` (through analysed bases) is analysed or Airflow's BaseOperator."""
-        todo, seen = [klass], set()
-        while todo:
-            current = todo.pop()
-            if current.qualname in seen:
-                continue
-            seen.add(current.qualname)
-            for base in current.bases:
-                parent = self.project.klass(base)
-                if parent is not None:
-                    todo.append(parent)
-                elif base.rsplit(".", 1)[-1] != "BaseOperator" or not base.startswith("airflow"):
-                    return False
-        return True
+        return all(self.project.klass(base) is not None
+                   or (base.startswith("airflow") and base.rsplit(".", 1)[-1] == "BaseOperator")
+                   for owner in self.project.lineage(klass) for base in owner.bases)
 
     def template_settings(self, execute: FunctionRef) -> tuple[set[str], tuple[str, ...]]:
         """The operator's `template_fields` and `template_ext` (class constants), as Airflow reads them."""

@@ -135,11 +135,8 @@ class PipelineReader:
         """A builder's parameters given literal values by this call (`cached_pipeline(source="node")`), as
         the names a node's f-strings read (`name=f"derive_{source}"`); defaults fill the rest."""
         params = [p for p in fn.params if p not in {"self", "cls"}]
-        bound: dict[str, cst.BaseExpression] = {
-            p.name.value: p.default for p in (*fn.node.params.params, *fn.node.params.kwonly_params)
-            if p.default is not None}
-        for name, arg in named_arguments([*params, *(p.name.value for p in fn.node.params.kwonly_params)],
-                                         call.args):
+        bound = fn.defaults
+        for name, arg in named_arguments([*params, *fn.kwonly], call.args):
             value = evaluate(arg.value, caller)
             if value is None or WILD in value or MARK in value:
                 bound.pop(name, None)  # given, but not known here: never the default

@@ -21,6 +21,7 @@ from ...model import FanOut, Link, PipelineFacts
 from ..index import FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder
 from ..values import WILD, Scope, evaluate
+from ._declared import argument
 from ._decorated import (
     PREFECT_FLOWS,
     PREFECT_TASKS,
@@ -235,8 +236,7 @@ def _flow_blocks(builder: StageBuilder, module: ModuleIndex, tasks: dict[str, Fu
                      and (module.qualify(item.item.func) or "") in _PREFECT1_FLOWS), None)
         if call is None:
             continue
-        first = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "name"), None)
-        name = evaluate(first, Scope(module, builder.ctx.project)) if first is not None else None
+        name = evaluate(argument(call, 0, "name"), Scope(module, builder.ctx.project))
         name = name if name and WILD not in name else f"flow@{module.line(stmt)}"
         ident = re.sub(r"\W", "_", name)
         node = cst.FunctionDef(name=cst.Name(ident if ident.isidentifier() else f"_{ident}"),
