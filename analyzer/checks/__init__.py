@@ -52,13 +52,7 @@ class CheckSettings:
 def site_rules() -> frozenset[str]:
     """Rules whose cause is one place in the code (an except clause, a call without a timeout), so the
     same place reached from several pipelines is one finding, not one per pipeline (`ONE_PER_SITE`)."""
-    out = set()
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            if getattr(module, "ONE_PER_SITE", False) and isinstance(getattr(module, "RULE", None), str):
-                out.add(module.RULE)
-    return frozenset(out)
+    return frozenset(rule for rule, module in _rule_modules() if getattr(module, "ONE_PER_SITE", False))
 
 
 def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str]) -> list[Finding]:
@@ -83,18 +77,22 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
     return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
 
 
-def all_checks() -> dict[str, CheckFn]:
-    """Every check module in this package, by rule id."""
-    checks: dict[str, CheckFn] = {}
+def _rule_modules() -> list[tuple[str, ModuleType]]:
+    """Every check module in this package, with its rule id."""
+    out: list[tuple[str, ModuleType]] = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
         module: ModuleType = importlib.import_module(f"{__name__}.{info.name}")
         rule = getattr(module, "RULE", None)
-        fn = getattr(module, "check", None)
-        if isinstance(rule, str) and callable(fn):
-            checks[rule] = fn
-    return checks
+        if isinstance(rule, str):
+            out.append((rule, module))
+    return out
+
+
+def all_checks() -> dict[str, CheckFn]:
+    """Every check module in this package, by rule id."""
+    return {rule: module.check for rule, module in _rule_modules() if callable(getattr(module, "check", None))}
 
 
 def fingerprint(rule: str, pipeline_id: str, stage_names: tuple[str, ...], key: str, cause: str = "") -> str:

@@ -255,8 +255,7 @@ class Context:
         qualified = module.qualify(value.func) or ""
         factory = self.catalog.factories.get(qualified)
         if factory is not None:
-            return Handle(factory.type, factory.kind, _identity(factory, value, bound_name, scope),
-                          factory.thread_safe, factory.capacity_limited, qualified)
+            return _made_by(factory, value, bound_name, scope)
         if isinstance(value.func, cst.Attribute):
             base = self.handle_of_expr(value.func.value, module, handles, scope=scope)
             if base is not None:
@@ -299,8 +298,7 @@ class Context:
                     continue
                 factory = self.catalog.factories.get(base)
                 if factory is not None:
-                    return Handle(factory.type, factory.kind, _identity(factory, call, bound_name, scope),
-                                  factory.thread_safe, factory.capacity_limited, base)
+                    return _made_by(factory, call, bound_name, scope)
                 library = self.catalog.library_of(base)
                 if library is not None and base not in self.catalog.pure_calls and base.split(".")[0] != "builtins":
                     return Handle(f"opaque:{base}", library.kind, bound_name or base, library.thread_safe,
@@ -473,7 +471,7 @@ def locate(template: str, base: Handle, call: cst.Call, scope: Scope) -> str:
         spec = m.group(1)
         if spec == "self":
             return base.location or "s3://*/"
-        expr = argument(call, f"x:{spec}") if ":" in spec else keyword(call, spec)
+        expr = _object_part(call, spec)
         return evaluate(expr, scope) or WILD if expr is not None else WILD
 
     return _SLOT.sub(fill, template)
@@ -543,6 +541,12 @@ def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project,
             name = evaluate(value, Scope(candidate.module, project))
             return name if known(name) and WILD not in (name or "") else None
     return re.sub(r"(?<!^)(?=[A-Z])", "_", klass.name).lower()
+
+
+def _made_by(factory: Factory, call: cst.Call, bound_name: str, scope: Scope) -> Handle:
+    """The handle a factory call makes (`psycopg2.connect(...)`, or a project subclass's constructor)."""
+    return Handle(factory.type, factory.kind, _identity(factory, call, bound_name, scope), factory.thread_safe,
+                  factory.capacity_limited, factory.call)
 
 
 def _identity(factory: Factory, call: cst.Call, bound_name: str, scope: Scope) -> str:

@@ -54,8 +54,8 @@ def _resolved(access: Access, values: dict[str, str | None]) -> list[tuple[bool,
     if access.kind == "sql":
         return [(a.write, effect_of(a)) for a in resolve_sql(access, target)]
     if known(target):
-        return [(access.write, effect_of(access, key=f"{DIR_KEY}{target}" if access.kind == "dir" else target,
-                                         target=target, kind="file" if access.kind == "dir" else access.kind))]
+        # a directory's key is made by effect_of; any other resolved name is its own key
+        return [(access.write, effect_of(access, key=None if access.kind == "dir" else target, target=target))]
     return [(access.write, Effect("unknown", f"{access.kind} name built at run time", access.file, access.line,
                                   of=access.kind, assumed=access.assumed, origin="fallback"))]
 

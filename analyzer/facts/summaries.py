@@ -225,14 +225,8 @@ def compose(
                 before = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded))
                 for site in direct[q].calls:
                     callee = totals.get(site.callee)
-                    if callee is None:
-                        continue
-                    # snapshot: a recursive function's callee total is its own total
-                    accesses = list(callee.accesses)
-                    resources, signals = set(callee.resources), set(callee.signals)
-                    _merge(total, [mapped for access in accesses for mapped in map_access(access, site)])
-                    total.resources |= resources
-                    total.signals |= signals
+                    if callee is not None:
+                        _absorb(total, callee, site)
                 if len(total.resources) > MAX_ACCESSES:
                     _fold_resources(total)
                 if len(total.accesses) > MAX_ACCESSES and _fold(total) and over_budget is not None:
@@ -251,6 +245,16 @@ def compose(
     return direct, totals, unconverged
 
 
+def _absorb(total: Total, callee: Total, site: CallSite) -> None:
+    """Add what a callee does, through one call site, to a caller's total."""
+    # snapshot: a recursive function's callee total is its own total
+    accesses = list(callee.accesses)
+    resources, signals = set(callee.resources), set(callee.signals)
+    _merge(total, [mapped for access in accesses for mapped in map_access(access, site)])
+    total.resources |= resources
+    total.signals |= signals
+
+
 def bound_total(fn: FunctionRef, ctx: Context, totals: Mapping[str, Total], self_values: Mapping[str, str]) -> Total:
     """The total of one instance's method: `fn` summarised with `self.<attr>` bound to `self_values`
     (a custom operator's constructor arguments), its callees' totals mapped in as `compose` does.
@@ -262,9 +266,7 @@ def bound_total(fn: FunctionRef, ctx: Context, totals: Mapping[str, Total], self
     for site in direct.calls:
         callee = totals.get(site.callee)
         if callee is not None:
-            _merge(total, [mapped for access in callee.accesses for mapped in map_access(access, site)])
-            total.resources |= callee.resources
-            total.signals |= callee.signals
+            _absorb(total, callee, site)
     if len(total.accesses) > MAX_ACCESSES:
         _fold(total)
     return total
