@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,19 +238,8 @@ class Cache:
         header = json.dumps({"format": FORMAT, "tool": __version__, "key": key, "size": len(body),
                              "sha256": hashlib.sha256(body).hexdigest()}).encode()
         path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(header + b"\n" + body)
-                os.replace(temp, path)
-            except BaseException:
-                _unlink(Path(temp))
-                raise
+        if _write_atomic(path, header + b"\n" + body):
             self._prune(path.parent)
-        except OSError:
-            return  # read-only, full or missing folder: run without a cache
 
     def _discard(self, path: Path) -> None:
         _unlink(path)
@@ -263,6 +253,64 @@ class Cache:
                 continue
         for *_, path in sorted(entries, reverse=True)[MAX_ENTRIES:]:
             _unlink(path)
+
+
+def _write_atomic(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` through a temp file and a rename; False (nothing written) when the
+    folder is read-only, full or missing: the run goes on without a cache."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(temp, path)
+        except BaseException:
+            _unlink(Path(temp))
+            raise
+    except OSError:
+        return False
+    return True
+
+
+class Marks:
+    """A small set of digests remembered in the cache folder across runs, e.g. the diagrams `dot`
+    could not lay out in time (so the next run does not wait for the same timeout again).
+
+    `scope` names what the marks mean (it includes the limit they were made under): marks made
+    under another scope are not read. Safe to share between threads; every failure to read is an
+    empty set and every failure to write is ignored, as for the result cache.
+    """
+
+    LIMIT = 256
+
+    def __init__(self, folder: Path, name: str, scope: str) -> None:
+        self.path = folder / f"v{FORMAT}" / f"{name}.json"
+        self.scope = scope
+        self._lock = threading.Lock()
+        self._marks: list[str] | None = None
+
+    def _load(self) -> list[str]:
+        if self._marks is None:
+            try:
+                data = json.loads(self.path.read_bytes())
+                ok = isinstance(data, dict) and data.get("scope") == self.scope and data.get("tool") == __version__
+                marks = data.get("marks") if ok else None
+                self._marks = [m for m in marks if isinstance(m, str)] if isinstance(marks, list) else []
+            except (OSError, ValueError, RecursionError):
+                self._marks = []
+        return self._marks
+
+    def __contains__(self, mark: object) -> bool:
+        with self._lock:
+            return mark in self._load()
+
+    def add(self, mark: str) -> None:
+        with self._lock:
+            marks = [*[m for m in self._load() if m != mark][-(self.LIMIT - 1):], mark]
+            self._marks = marks
+            body = {"tool": __version__, "scope": self.scope, "marks": marks}
+            _write_atomic(self.path, json.dumps(body).encode())
 
 
 def _unlink(path: Path) -> None:

@@ -22,6 +22,7 @@ from .render import FORMATS
 if TYPE_CHECKING:
     from .config import Config, Overrides
     from .engine import Options
+    from .render.dot import SlowLayouts
 
 #: the one registry of formats (importing it loads no renderer, so `--help` stays fast)
 FORMAT_NAMES = list(FORMATS)
@@ -277,28 +278,41 @@ def audit(
 
         report = baseline.apply(report, known)
     from .output import OutputError, write_atomic
+    from .render import dot as dot_render
     from .render import render
 
-    text = _statistics(report) if statistics else render(report, fmt, max_stages)
-    try:
-        if write_dir is not None:
-            from .render.outdir import write_out_dir
+    with dot_render.remembering(_slow_layouts(options)):
+        text = _statistics(report) if statistics else render(report, fmt, max_stages)
+        try:
+            if write_dir is not None:
+                from .render.outdir import write_out_dir
 
-            for note in write_out_dir(report, write_dir, max_stages):
-                click.echo(note, err=True)
-        if timings_file is not None:
-            from .plan_cli import add_timings
+                for note in write_out_dir(report, write_dir, max_stages):
+                    click.echo(note, err=True)
+            if timings_file is not None:
+                from .plan_cli import add_timings
 
-            text = add_timings(report, targets, timings_file, fmt, text, write_dir)
-        if output is not None:
-            write_atomic(output, text)
-    except OutputError as exc:
-        raise UsageFailure(str(exc)) from None
+                text = add_timings(report, targets, timings_file, fmt, text, write_dir)
+            if output is not None:
+                write_atomic(output, text)
+        except OutputError as exc:
+            raise UsageFailure(str(exc)) from None
     if output is None:
         click.echo(text, nl=False)
     if write_dir is not None:
         click.echo(f"stagegraph: reports written to {write_dir}/ (open {write_dir / 'report.html'})", err=True)
     sys.exit(0 if exit_zero else exit_code(report, config.fail_on))
+
+
+def _slow_layouts(options: Options) -> SlowLayouts | None:
+    """The diagrams `dot` timed out on in earlier runs, kept in the result cache's folder (none
+    with --no-cache, so that flag also retries them)."""
+    if options.cache_dir is None:
+        return None
+    from .cache import Marks
+    from .render.dot import slow_scope
+
+    return Marks(options.cache_dir, "dot-slow-layouts", slow_scope())
 
 
 def _statistics(report: Report) -> str:

@@ -197,3 +197,38 @@ def test_drawing_order_does_not_change_the_output(tmp_path: Path, monkeypatch: p
     one = dot.draw_all(sources, jobs=1)
     two = dot.draw_all(list(reversed(sources)), jobs=os.cpu_count() or 2)
     assert one == two and list(one) == sources
+
+
+def test_a_diagram_dot_timed_out_on_is_not_tried_again_in_the_next_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `--out-dir` run used to wait the whole timeout again for the same unlayable graph."""
+    from click.testing import CliRunner
+
+    from stagegraph.cli import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    stages = "".join(f"def stage_{i}(x):\n    return [v + {i} for v in x]\n\n\n" for i in range(60))
+    body = "".join(f"    x = stage_{i}(x)\n" for i in range(60))
+    (repo / "chain.py").write_text(stages + f"def main():\n    x = [1]\n{body}    print(x)\n")
+    monkeypatch.setattr(dot, "DOT_TIMEOUT", 1.0)
+    log = _fake_dot(tmp_path, "if [ \"$N\" -gt 40 ]; then sleep 10; fi\necho '<svg>drawn</svg>'", monkeypatch)
+
+    def run(*extra: str) -> tuple[list[int], str]:
+        log.write_text("")
+        result = CliRunner().invoke(main, ["audit", str(repo), "--out-dir", str(tmp_path / "out"),
+                                           "--cache-dir", str(tmp_path / "cache"), *extra])
+        assert result.exit_code in (0, 1), result.output
+        assert (tmp_path / "out" / "graph.svg").read_text() == "<svg>drawn</svg>\n"  # drawn folded each time
+        return [int(line) for line in log.read_text().split()], result.output
+
+    first, output = run()
+    assert max(first) > 40 and "could not lay out graph.svg" in output
+    second, output = run()
+    assert second and max(second) <= 40, second  # the full graph was not given to dot again
+    assert "could not lay out graph.svg" in output
+    third, _ = run("--no-cache")
+    assert max(third) > 40  # --no-cache forgets, and tries again
+    monkeypatch.setattr(dot, "DOT_TIMEOUT", 2.0)
+    fourth, _ = run()
+    assert max(fourth) > 40  # a remembered timeout holds only for the limit it was measured under

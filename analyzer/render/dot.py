@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..model import Edge, Finding, Pipeline, Report, Stage
 
@@ -454,6 +454,42 @@ def over_budget(source: str) -> str | None:
 _drawn: dict[str, str | GraphvizError] = {}
 
 
+class SlowLayouts(Protocol):
+    """Digests of DOT sources `dot` ran out of time on, kept across runs (`cache.Marks`)."""
+
+    def __contains__(self, mark: object) -> bool: ...
+
+    def add(self, mark: str) -> None: ...
+
+
+#: the memory of slow layouts while `remembering` is active
+_slow: list[SlowLayouts] = []
+
+
+def slow_scope() -> str:
+    """What a remembered timeout depends on: the time limit and the `dot` that ran out of it."""
+    return f"dot {find_dot()} timeout {DOT_TIMEOUT:g}s"
+
+
+@contextmanager
+def remembering(slow: SlowLayouts | None) -> Iterator[None]:
+    """While active, a diagram `dot` could not lay out in time in an earlier run is not tried
+    again (it costs the whole timeout every run otherwise): it fails at once as a timeout, so it is
+    drawn folded, and a diagram that times out now is remembered."""
+    if slow is None:
+        yield
+        return
+    _slow.append(slow)
+    try:
+        yield
+    finally:
+        _slow.remove(slow)
+
+
+def _source_mark(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def svg_from_source(source: str, timeout: float | None = None) -> str | None:
     """Run `dot -Tsvg` on DOT source (at most `timeout`, default `DOT_TIMEOUT` seconds); None when
     Graphviz is not installed, GraphvizError when it fails or the source is over the budget."""
@@ -469,10 +505,16 @@ def svg_from_source(source: str, timeout: float | None = None) -> str | None:
     reason = over_budget(source)
     if reason is not None:
         raise GraphvizError(reason)
+    mark = _source_mark(source) if _slow else ""
+    if mark and any(mark in slow for slow in _slow):
+        raise GraphvizTimeout(f"dot -Tsvg took longer than {timeout:g}s on this diagram in an earlier run; "
+                              "not tried again (--no-cache tries again)")
     try:
         run = subprocess.run([exe, "-Tsvg"], input=source.encode("utf-8"), capture_output=True,
                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
+        for slow in _slow:
+            slow.add(mark)
         raise GraphvizTimeout(f"dot -Tsvg took longer than {timeout:g}s") from exc
     except OSError as exc:
         raise GraphvizError(f"cannot run dot: {exc}") from exc
