@@ -230,7 +230,7 @@ _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
 _PURE_KEYS = ("calls", "methods", "buffers")
 _FALLBACK_KEYS = ("read_prefixes",)
-_EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", "ensure", ""}
+_EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", "ensure", "list", ""}
 #: what a catalog `target` may say: where the name comes from, per effect kind
 _TARGET = re.compile(
     r"(?:sql|resource|file:self|dir:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|dir|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?)?"

@@ -902,6 +902,7 @@ class _Function:
         func = node.func
         qualified = self.module.qualify(func) or ""
         found_sql = self.scan_sql(node)
+        self.callbacks(node)
         # a call to an analysed function or method
         callee = self.resolve(node)
         if callee is not None:
@@ -995,18 +996,45 @@ class _Function:
             return self.ctx.class_instances.get(self.klass.qualname, {}).get(attr)
         return None
 
-    def call_site(self, callee: FunctionRef, node: cst.Call) -> None:
+    def callbacks(self, node: cst.Call) -> None:
+        """Analysed functions passed as arguments (`executor.submit(fn, x)`, `loop.run_in_executor(None,
+        fn, x)`, `df.apply(fn)`, `partial(fn, x)`, `Thread(target=fn)`): whatever receives one may call
+        it, so its effects are this call's (open world: never dropped because the caller is unseen).
+        The positional arguments after a positional function are taken as its own, as `submit`,
+        `run_in_executor` and `partial` pass them."""
+        for index, arg in enumerate(node.args):
+            if arg.star or not isinstance(arg.value, cst.Name | cst.Attribute):
+                continue
+            fn = self.referenced_function(arg.value)
+            if fn is None:
+                continue
+            following = [a for a in node.args[index + 1:] if a.keyword is None and not a.star] \
+                if arg.keyword is None else []
+            self.call_site(fn, node, args=following, func=arg.value)
+
+    def referenced_function(self, expr: cst.Name | cst.Attribute) -> FunctionRef | None:
+        """The analysed function or method a bare reference names (`load`, `helpers.load`, `self._clean`)."""
+        if isinstance(expr, cst.Name) and (expr.value in self.points or expr.value in self.params):
+            return None
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value in {"self", "cls"}:
+            return self.project.method(self.klass, expr.attr.value) if self.klass is not None else None
+        return self.project.function(self.module.qualify(expr))
+
+    def call_site(self, callee: FunctionRef, node: cst.Call, args: Sequence[cst.Arg] | None = None,
+                  func: cst.BaseExpression | None = None) -> None:
+        """Record a call of `callee` at `node` (or, for a callback, with `args` through `func`)."""
         params = [p for p in callee.params if p not in {"self", "cls"}] if callee.is_method else callee.params
-        args: list[tuple[str, frozenset[Place]]] = []
+        bound: list[tuple[str, frozenset[Place]]] = []
         handles: list[Handle] = []
         handle_params: list[tuple[str, Handle]] = []
         values: list[tuple[str, str | None]] = []
         positional = 0
-        for arg in node.args:
+        func = node.func if func is None else func
+        for arg in (node.args if args is None else args):
             if arg.star:
                 places = self.places(arg.value)
                 if places:
-                    args.extend((p, frozenset(places)) for p in params)
+                    bound.extend((p, frozenset(places)) for p in params)
                 continue
             name = arg.keyword.value if arg.keyword is not None else (
                 params[positional] if positional < len(params) else "")
@@ -1014,7 +1042,7 @@ class _Function:
                 positional += 1
             places = self.places(arg.value)
             if name and places:
-                args.append((name, frozenset(places)))
+                bound.append((name, frozenset(places)))
             if name:
                 values.append((name, evaluate(arg.value, self.scope)))
             handle = self.handle_of(arg.value)
@@ -1024,10 +1052,10 @@ class _Function:
                     handle_params.append((name, handle))
                 self.add_resource(handle, callee.qualname, node)
         receiver: frozenset[Place] | None = None
-        if isinstance(node.func, cst.Attribute):
-            receiver = frozenset(self.places(node.func.value)) or None
+        if isinstance(func, cst.Attribute):
+            receiver = frozenset(self.places(func.value)) or None
         self.summary.calls.append(
-            CallSite(callee.qualname, tuple(args), receiver, 0, tuple(handles), handle_params=tuple(handle_params),
+            CallSite(callee.qualname, tuple(bound), receiver, 0, tuple(handles), handle_params=tuple(handle_params),
                      values=tuple(values))
         )
 
@@ -1217,6 +1245,9 @@ class _Function:
             mode = mode or "w"
             reads, writes = ("r" in mode or "+" in mode), any(c in mode for c in "wax+")
             self._io(kind, value, node, reads, writes)
+        elif effect == "list":
+            # listing a folder reads what is in it: any file written below it changes the listing
+            self._io(kind, None if value is None else value.rstrip("/") + "/" + WILD, node, True, False)
         elif effect in {"move", "copy"}:
             self._io(kind, value, node, True, effect == "move")
             dest = evaluate(argument(node, "file:1:dst"), self.scope)

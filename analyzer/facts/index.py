@@ -7,6 +7,7 @@ aliases, relative imports and package re-exports), `self.price` -> the method of
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -139,7 +140,9 @@ def analysed_root(parsed: ParsedModule) -> Path | None:
 
 
 def _outer_packages(modules: Iterable[ModuleIndex]) -> tuple[str, ...]:
-    """`pkg.sub`, `sub`: the package names above the analysed folder, when it is inside a package."""
+    """`pkg.sub`, `sub`: the package names above the analysed folder, when it is inside a package;
+    the folder's own name when it is a namespace package (`app/` without `__init__.py`, whose
+    modules import each other as `app.models`)."""
     for module in sorted(modules, key=lambda m: m.parsed.path is not None and m.parsed.path.name == "__init__.py"):
         root = analysed_root(module.parsed)
         if root is None:
@@ -149,6 +152,9 @@ def _outer_packages(modules: Iterable[ModuleIndex]) -> tuple[str, ...]:
         while (folder / "__init__.py").is_file() and len(names) < 4:
             names.insert(0, folder.name)
             folder = folder.parent
+        if not names and root.name.isidentifier() and not keyword.iskeyword(root.name):
+            # a namespace package (PEP 420: no __init__.py) imports itself by its folder's name too
+            names = [root.name]
         return tuple(".".join(names[i:]) for i in range(len(names)))
     return ()
 
