@@ -75,6 +75,15 @@ def _paths_overlap(a: str, b: str) -> bool:
     return False
 
 
+def _web_host(url: str) -> str | None:
+    """The host of an http(s) URL (`https://api.example.com/v2/users/*` -> `api.example.com`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in {"http", "https"}:
+        return None
+    host = rest.split("/", 1)[0].split("?", 1)[0].lower()
+    return host if host and "*" not in host else None
+
+
 def _tables_overlap(a: str, b: str) -> bool:
     a, b = a.lower().strip('"`[]'), b.lower().strip('"`[]')
     if a == b:
@@ -142,6 +151,10 @@ def overlap(a: Effect, b: Effect) -> int:
     ia, ib = _identity(a, sa), _identity(b, sb)
     if ia == ib and "*" not in ia:
         return EXACT
+    if sa == "key" and _web_host(ia) is not None and _web_host(ia) == _web_host(ib):
+        # two endpoints of one web API are one server's state (DELETE /users/1, then DELETE
+        # /deleted_users/1): another path proves nothing apart, so it is a possible conflict
+        return MAYBE
     # the same pattern (`/data/stock/*.json`) may well be the same file, but the unknown part can differ
     # per run or per task: a dependency to respect (unknown), never proof enough for an error
     return MAYBE if _paths_overlap(ia, ib) else NONE

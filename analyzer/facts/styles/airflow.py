@@ -131,6 +131,8 @@ class Task:
     multiple_outputs: bool = False
     #: a custom operator: what `self.<attr>` holds in its execute(), from the constructor arguments
     bound: dict[str, str] | None = None
+    #: the file the task is declared in (a task group or factory in another module), "" for the DAG's
+    file: str = ""
 
 
 @dataclass(slots=True)
@@ -151,6 +153,10 @@ class _Walk:
     notes: list[str] = field(default_factory=list)
     group_stack: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
+    #: what `return` statements hand back while a task group or factory function is walked (`inline`)
+    returns: list[Ref] = field(default_factory=list)
+    #: the functions being walked inline, innermost last (a guard against recursion)
+    inlining: list[str] = field(default_factory=list)
 
 
 class DagWalker:
@@ -214,6 +220,8 @@ class DagWalker:
             self.bind(small.target, self.expr(small.value), small.value)
         elif isinstance(small, cst.Expr):
             self.expr(small.value)
+        elif isinstance(small, cst.Return) and small.value is not None and self.w.inlining:
+            self.w.returns.extend(self.expr(small.value))
 
     def bind(self, target: cst.BaseExpression, refs: list[Ref], value: cst.BaseExpression) -> None:
         if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and refs:
@@ -247,15 +255,34 @@ class DagWalker:
         for item in stmt.items:
             call = item.item
             if isinstance(call, cst.Call) and self.qualify(call.func) in TASK_GROUPS:
-                gid = evaluate(argument(call, 0, "group_id"), self.scope()) or WILD
-                ref = self.group(gid, lambda s=stmt: self.block(body_of(s)), call)
+                gid = evaluate(argument(call, 0, "group_id") or self.spread_kwarg(call, "group_id"),
+                               self.scope()) or WILD
                 if item.asname is not None and isinstance(item.asname.name, cst.Name):
-                    self.w.env[item.asname.name.value] = [ref]
+                    # bound before the body runs: `return group` inside it (a group factory) hands it back
+                    self.w.env[item.asname.name.value] = [self.group_ref(gid)]
+                self.group(gid, lambda s=stmt: self.block(body_of(s)), call)
                 return
         self.block(body_of(stmt))
 
+    def spread_kwarg(self, call: cst.Call, name: str) -> cst.BaseExpression | None:
+        """A keyword given through `**settings`, where `settings` is a dict literal (a local or constant)."""
+        for arg in call.args:
+            if arg.star != "**" or not isinstance(arg.value, cst.Name):
+                continue
+            value = self.w.locals.get(arg.value.value) or self.module.constants.get(arg.value.value)
+            if isinstance(value, cst.Dict):
+                for element in value.elements:
+                    if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString) \
+                            and element.key.evaluated_value == name:
+                        return element.value
+        return None
+
+    def group_ref(self, gid: str) -> Ref:
+        """The ref of group `gid` opened here (its id within the groups it sits in)."""
+        return ("group", ".".join([*self.w.group_stack, gid]) if self.w.group_stack else gid)
+
     def group(self, gid: str, run: object, node: cst.CSTNode, prefix: bool = True) -> Ref:
-        full = ".".join([*self.w.group_stack, gid]) if self.w.group_stack else gid
+        full = self.group_ref(gid)[1]
         group = self.w.groups.setdefault(full, Group(full))
         self.w.group_stack.append(gid if prefix else "")
         before = set(self.w.tasks)
@@ -388,27 +415,104 @@ class DagWalker:
             fn, override = taskflow
             return [self.taskflow_task(fn, call, override, None)]
         if isinstance(func, cst.Name) and func.value in self.groupfns:
-            node = self.groupfns[func.value]
-            gcall = decorator_call(node, self.module, GROUP_DECORATORS)
-            gid = evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
-            params = [p.name.value for p in node.params.params]
-            arg_refs = [self.expr(a.value) for a in call.args]
-            saved_env = dict(self.w.env)
-            for i, refs in enumerate(arg_refs):
-                if i < len(params) and refs:
-                    self.w.env[params[i]] = refs
-            ref = self.group(gid or node.name.value, lambda: self.block(body_of(node)), call)
-            self.w.env = saved_env
-            self.w.env.update({k: v for k, v in self.w.env.items()})
-            return [ref]
+            return [self.local_group(self.groupfns[func.value], call, None)]
         if self.is_operator(qualified) or kwarg(call, "task_id") is not None:
             # a call given a task_id in a DAG body is a task, whatever its class (custom operators included)
             return [self.operator(call, qualified, None, call)]
+        group_fn = self.group_function(func)
+        if group_fn is not None:
+            return self.inline(group_fn, call, None, group=True)
+        factory = self.project.function(qualified) if isinstance(func, cst.Name | cst.Attribute) else None
+        if factory is not None and _builds_tasks(factory):
+            return self.inline(factory, call, None, group=False)
         # any other call: tasks created inside its arguments still count
         out: list[Ref] = []
         for arg in call.args:
             out.extend(self.expr(arg.value))
         return out if qualified in {"list", "tuple", "set", "reversed", "sorted"} else []
+
+    def local_group(self, node: cst.FunctionDef, call: cst.Call, fanout: FanOut | None) -> Ref:
+        """A `@task_group` function defined in the DAG body, called (or mapped): its tasks, in the closure."""
+        gcall = decorator_call(node, self.module, GROUP_DECORATORS)
+        gid = evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
+        params = [p.name.value for p in node.params.params]
+        arg_refs = [self.expr(a.value) for a in call.args]
+        saved_env = dict(self.w.env)
+        for i, refs in enumerate(arg_refs):
+            if i < len(params) and refs:
+                self.w.env[params[i]] = refs
+        before = set(self.w.tasks)
+        ref = self.group(gid or node.name.value, lambda: self.block(body_of(node)), call)
+        self.w.env = saved_env
+        self.fan_out_new(before, fanout, call)
+        return ref
+
+    def fan_out_new(self, before: set[str], fanout: FanOut | None, expanded: cst.Call) -> None:
+        """A mapped task group: every task added since `before` runs once per item of the expand
+        input, so each reads that input (how many instances run, and which item is theirs)."""
+        if fanout is None:
+            return
+        inputs = [ref for arg in expanded.args for ref in self.expr(arg.value)]
+        for task_id, task in self.w.tasks.items():
+            if task_id in before:
+                continue
+            if task.fanout is None:
+                task.fanout = fanout
+            for upstream in inputs:
+                self.w.relations.append((upstream, ("task", task_id), "expand input of the mapped task group"))
+                task.reads.extend(_xcom(tid, "return_value", task.file or self.module.relpath, task.line)
+                                  for tid in self.ref_tasks(upstream))
+
+    def group_function(self, func: cst.BaseExpression) -> FunctionRef | None:
+        """The `@task_group` function `func` names (defined in this DAG or imported), if it is one."""
+        fn = self.project.function(self.qualify(func)) if isinstance(func, cst.Name | cst.Attribute) else None
+        if fn is None or not any(n in GROUP_DECORATORS for n in decorator_names(fn.node, fn.module)):
+            return None
+        return fn
+
+    def inline(self, fn: FunctionRef, call: cst.Call, partial: cst.Call | None, group: bool,
+               fanout: FanOut | None = None) -> list[Ref]:
+        """Walk a project function called in the DAG body as part of the DAG: a `@task_group` from
+        another module (its tasks are the group's, ids prefixed by its group id), or a factory that
+        builds tasks or a TaskGroup (Airflow attaches them to the DAG it is called in). Task results
+        passed in bind its parameters; what it returns is what the call stands for. A mapped group's
+        tasks are fanned out."""
+        if fn.qualname in self.w.inlining or len(self.w.inlining) >= 4:
+            return []
+        bound: dict[str, list[Ref]] = {}
+        literals: dict[str, cst.BaseExpression] = {}
+        position = 0
+        for source_call in (partial, call):
+            if source_call is None:
+                continue
+            for name, arg in named_arguments(fn.params, source_call.args, position):
+                refs = self.expr(arg.value)
+                if refs:
+                    bound[name] = refs
+                elif isinstance(arg.value, cst.SimpleString | cst.Integer | cst.Name) and \
+                        evaluate(arg.value, self.scope()) is not None:
+                    literals[name] = cst.SimpleString(repr(evaluate(arg.value, self.scope())))
+            position += sum(1 for arg in source_call.args if arg.keyword is None and not arg.star)
+        saved = (self.module, self.w.env, self.w.locals, self.taskflow, self.groupfns, self.local_defs,
+                 self.w.returns)
+        self.module, self.w.env, self.w.locals = fn.module, dict(bound), literals
+        self.taskflow, self.groupfns, self.local_defs, self.w.returns = {}, {}, {}, []
+        self.w.inlining.append(fn.qualname)
+        before = set(self.w.tasks)
+        try:
+            if group:
+                gcall = decorator_call(fn.node, fn.module, GROUP_DECORATORS)
+                gid = evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
+                refs = [self.group(gid or fn.name, lambda: self.block(body_of(fn.node)), call)]
+            else:
+                self.block(body_of(fn.node))
+                refs = list(self.w.returns)
+        finally:
+            self.w.inlining.pop()
+            (self.module, self.w.env, self.w.locals, self.taskflow, self.groupfns, self.local_defs,
+             self.w.returns) = saved
+        self.fan_out_new(before, fanout, call)
+        return refs
 
     def is_operator(self, qualified: str) -> bool:
         last = qualified.rsplit(".", 1)[-1]
@@ -445,6 +549,11 @@ class DagWalker:
         if taskflow is not None:
             fn, override = taskflow
             return [self.taskflow_task(fn, call, override, fanout, partial)]
+        if isinstance(base, cst.Name) and base.value in self.groupfns:
+            return [self.local_group(self.groupfns[base.value], call, fanout)]
+        group_fn = self.group_function(base)
+        if group_fn is not None:  # a mapped task group: every task in it runs once per item
+            return self.inline(group_fn, call, partial, group=True, fanout=fanout)
         qualified = self.qualify(base)
         if self.is_operator(qualified) and partial is not None:
             return [self.operator(partial, qualified, fanout, call)]
@@ -508,7 +617,8 @@ class DagWalker:
         for source in (override, dec):
             if source is not None and kwarg(source, "task_id") is not None:
                 raw = evaluate(kwarg(source, "task_id"), self.scope())
-        task = Task(self.task_id(raw or fn.name), self.module.line(call), call, "taskflow", callee=fn, fanout=fanout)
+        task = Task(self.task_id(raw or fn.name), self.module.line(call), call, "taskflow", callee=fn, fanout=fanout,
+                    file=self.module.relpath)
         task.gate = _gate(_task_decorator_names(fn))
         task.multiple_outputs = _multiple_outputs(fn, (override, dec))
         ref = self.add(task, call)
@@ -536,7 +646,7 @@ class DagWalker:
         raw = evaluate(kwarg(call, "task_id"), self.scope()) or WILD
         line = self.module.line(site)
         file = self.module.relpath
-        task = Task(self.task_id(raw), line, call, "opaque", fanout=fanout)
+        task = Task(self.task_id(raw), line, call, "opaque", fanout=fanout, file=file)
         task.gate = _gate([last])
         push = kwarg(call, "do_xcom_push")
         task.xcom_push = not (isinstance(push, cst.Name) and push.value == "False")
@@ -801,8 +911,8 @@ class DagWalker:
 
     def stages(self) -> list[Stage]:
         out: list[Stage] = []
-        file = self.module.relpath
         for task in self.w.tasks.values():
+            file = task.file or self.module.relpath
             reads, writes = list(task.reads), list(task.writes)
             fn = task.callee
             if fn is not None:
@@ -957,6 +1067,26 @@ def _gate(names: Sequence[str]) -> str:
         if last.startswith(("branch", "Branch")) or (last.endswith("Operator") and "Branch" in last):
             return "branch"
     return ""
+
+
+def _builds_tasks(fn: FunctionRef) -> bool:
+    """Whether calling `fn` in a DAG body adds tasks to that DAG: it makes a TaskGroup, an operator or
+    anything given a task_id, and makes no DAG of its own (a DAG factory is a DAG, found as one)."""
+    memo = fn.module.memo.setdefault("builds_tasks", {})
+    assert isinstance(memo, dict)
+    if fn.qualname not in memo:
+        builds, own_dag = False, False
+        for node in walk(fn.node.body):
+            if not isinstance(node, cst.Call):
+                continue
+            qualified = fn.module.qualify(node.func) or ""
+            own_dag = own_dag or qualified in DAG_CLASSES
+            last = qualified.rsplit(".", 1)[-1]
+            builds = builds or qualified in TASK_GROUPS or kwarg(node, "task_id") is not None \
+                or last.endswith(("Operator", "Sensor"))
+        memo[fn.qualname] = builds and not own_dag and not any(
+            n in DAG_DECORATORS or _is_task_decorator(n) for n in decorator_names(fn.node, fn.module))
+    return bool(memo[fn.qualname])
 
 
 def _is_task_decorator(name: str) -> bool:
