@@ -159,6 +159,51 @@ def _outer_packages(modules: Iterable[ModuleIndex]) -> tuple[str, ...]:
     return ()
 
 
+class _Substitute(cst.CSTTransformer):
+    """Replace names by expressions (a class body's earlier attributes, inside a later one)."""
+
+    def __init__(self, values: dict[str, cst.BaseExpression]) -> None:
+        super().__init__()
+        self.values = values
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+        value = self.values.get(original.value)
+        return value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]) \
+            if isinstance(value, cst.BinaryOperation) else (value or updated)
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(attr=original.attr)  # `x.name` names no variable
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        return updated.with_changes(keyword=original.keyword)  # nor does `f(name=...)`
+
+
+def _class_body_value(owner: ClassRef, attr: str, depth: int = 0) -> cst.BaseExpression | None:
+    """A class attribute's value with the class's own earlier attributes it uses filled in.
+
+    Names in a class body are the class's own first: in `output = "./out/" + name`, `name` is the
+    attribute set above it (never a module constant of that name). One set below it, or a chain
+    deeper than a few levels, leaves the value unresolved."""
+    value = owner.attributes[attr]
+    order = list(owner.attributes)
+    labels = {id(n.attr) for n in walk(value) if isinstance(n, cst.Attribute)} | \
+        {id(n.keyword) for n in walk(value) if isinstance(n, cst.Arg) and n.keyword is not None}
+    used = {n.value for n in walk(value)
+            if isinstance(n, cst.Name) and n.value in owner.attributes and id(n) not in labels}
+    if not used:
+        return value
+    if depth >= 4 or any(order.index(name) >= order.index(attr) for name in used):
+        return None
+    filled: dict[str, cst.BaseExpression] = {}
+    for name in used:
+        inner = _class_body_value(owner, name, depth + 1)
+        if inner is None:
+            return None
+        filled[name] = inner
+    result = value.visit(_Substitute(filled))
+    return result if isinstance(result, cst.BaseExpression) else None
+
+
 def _exported(module: ModuleIndex) -> dict[str, str]:
     """What `from module import *` binds: name -> the qualified name it refers to."""
     names: dict[str, str] = {}
@@ -434,12 +479,8 @@ class Project:
             return None
         for owner in lineage:
             if attr in owner.attributes:
-                value = owner.attributes[attr]
-                # names in a class body are the class's own first: `b = a + "_x"` must not read a
-                # module constant `a`, so such a value is left unresolved
-                if any(isinstance(n, cst.Name) and n.value in owner.attributes for n in walk(value)):
-                    return None
-                return value, owner.module
+                value = _class_body_value(owner, attr)
+                return (value, owner.module) if value is not None else None
         return None
 
     def lineage(self, klass: ClassRef) -> list[ClassRef]:
