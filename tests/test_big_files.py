@@ -4,6 +4,7 @@ the same module, the same positions and the same report as one whole parse."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def test_pieces_of_every_corpus_file_join_back_to_the_same_code(path: Path) -> N
     assert "".join(parts) == text
     statements = screened.statements
     if statements:  # a cut after every statement that does not share its last line with the next one
-        assert len(parts) == 1 + sum(b[0] > a[1] for a, b in zip(statements, statements[1:], strict=False))
+        assert len(parts) == 1 + sum(b[0] > a[1] for a, b in itertools.pairwise(statements))
     whole = cst.parse_module(text)
     joined = _parse_in_pieces(text, screened, size=1)
     assert isinstance(joined, cst.Module)
