@@ -403,6 +403,13 @@ class DagWalker:
                 return base
             if method in {"expand", "expand_kwargs"}:
                 return self.mapped(call)
+            if method in {"as_setup", "as_teardown"}:
+                # `Operator(...).as_teardown(setups=create)`: the task itself, run after its setups
+                base = self.expr(func.value)
+                setups = kwarg(call, "setups")
+                if setups is not None:
+                    self.relate(self.expr(setups), base, code(call))
+                return base
             if method in {"append", "extend", "add"} and isinstance(func.value, cst.Name) and call.args:
                 refs = self.expr(call.args[0].value)
                 if refs:
