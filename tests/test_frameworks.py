@@ -373,3 +373,30 @@ def test_custom_operators_with_a_task_id_are_tasks_and_sql_is_found_under_the_ro
     assert {s.name for s in marts.stages} == {"dim_store", "fact_sales", "audit"}
     undeclared = [f for f in report.findings if f.rule == "undeclared-dependency"]
     assert [(f.stages, "marts.dim_store" in f.message) for f in undeclared] == [(("dim_store", "fact_sales"), True)]
+
+
+def test_a_mapped_task_group_given_a_task_call_makes_that_task_once(tmp_path: Path) -> None:
+    """The expand input `list_items()` was evaluated twice (to bind and to fan out): a second
+    `list_items__1` task appeared that the DAG does not have."""
+    report = run(tmp_path, {"dags/d.py": """
+        import pendulum
+        from airflow import DAG
+        from airflow.decorators import task, task_group
+
+        @task
+        def list_items():
+            return [1, 2]
+
+        @task_group(group_id="per_item")
+        def per_item(item):
+            @task
+            def handle(item):
+                return item
+            handle(item)
+
+        with DAG("per_item_dag", start_date=pendulum.datetime(2026, 1, 1)):
+            per_item.expand(item=list_items())
+    """})
+    (pipeline,) = report.pipelines
+    assert [s.name for s in pipeline.stages] == ["list_items", "per_item.handle"]
+    assert edge(pipeline, "list_items", "per_item.handle").kind == "data"

@@ -269,12 +269,10 @@ class DagWalker:
         for arg in call.args:
             if arg.star != "**" or not isinstance(arg.value, cst.Name):
                 continue
-            value = self.w.locals.get(arg.value.value) or self.module.constants.get(arg.value.value)
-            if isinstance(value, cst.Dict):
-                for element in value.elements:
-                    if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString) \
-                            and element.key.evaluated_value == name:
-                        return element.value
+            found = _dict_path(self.w.locals.get(arg.value.value) or self.module.constants.get(arg.value.value),
+                               (name,))
+            if found is not None:
+                return found
         return None
 
     def group_ref(self, gid: str) -> Ref:
@@ -426,12 +424,9 @@ class DagWalker:
         if self.is_operator(qualified) or kwarg(call, "task_id") is not None:
             # a call given a task_id in a DAG body is a task, whatever its class (custom operators included)
             return [self.operator(call, qualified, None, call)]
-        group_fn = self.group_function(func)
-        if group_fn is not None:
-            return self.inline(group_fn, call, None, group=True)
-        factory = self.project.function(qualified) if isinstance(func, cst.Name | cst.Attribute) else None
-        if factory is not None and _builds_tasks(factory):
-            return self.inline(factory, call, None, group=False)
+        called = self.project.function(qualified) if isinstance(func, cst.Name | cst.Attribute) else None
+        if called is not None and (_is_group_function(called) or _builds_tasks(called)):
+            return self.inline(called, call, None, group=_is_group_function(called))
         # any other call: tasks created inside its arguments still count
         out: list[Ref] = []
         for arg in call.args:
@@ -440,8 +435,7 @@ class DagWalker:
 
     def local_group(self, node: cst.FunctionDef, call: cst.Call, fanout: FanOut | None) -> Ref:
         """A `@task_group` function defined in the DAG body, called (or mapped): its tasks, in the closure."""
-        gcall = decorator_call(node, self.module, GROUP_DECORATORS)
-        gid = evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
+        gid = self.decorated_group_id(node, self.module)
         params = [p.name.value for p in node.params.params]
         arg_refs = [self.expr(a.value) for a in call.args]
         saved_env = dict(self.w.env)
@@ -451,15 +445,20 @@ class DagWalker:
         before = set(self.w.tasks)
         ref = self.group(gid or node.name.value, lambda: self.block(body_of(node)), call)
         self.w.env = saved_env
-        self.fan_out_new(before, fanout, call)
+        self.fan_out_new(before, fanout, [r for refs in arg_refs for r in refs])
         return ref
 
-    def fan_out_new(self, before: set[str], fanout: FanOut | None, expanded: cst.Call) -> None:
+    def decorated_group_id(self, node: cst.FunctionDef, module: ModuleIndex) -> str | None:
+        """The `group_id` a `@task_group(group_id=...)` decorator gives, if it gives one."""
+        gcall = decorator_call(node, module, GROUP_DECORATORS)
+        return evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
+
+    def fan_out_new(self, before: set[str], fanout: FanOut | None, inputs: Sequence[Ref]) -> None:
         """A mapped task group: every task added since `before` runs once per item of the expand
-        input, so each reads that input (how many instances run, and which item is theirs)."""
+        input (`inputs`, the tasks given to `.expand()`), so each reads that input (how many
+        instances run, and which item is theirs)."""
         if fanout is None:
             return
-        inputs = [ref for arg in expanded.args for ref in self.expr(arg.value)]
         for task_id, task in self.w.tasks.items():
             if task_id in before:
                 continue
@@ -473,9 +472,7 @@ class DagWalker:
     def group_function(self, func: cst.BaseExpression) -> FunctionRef | None:
         """The `@task_group` function `func` names (defined in this DAG or imported), if it is one."""
         fn = self.project.function(self.qualify(func)) if isinstance(func, cst.Name | cst.Attribute) else None
-        if fn is None or not any(n in GROUP_DECORATORS for n in decorator_names(fn.node, fn.module)):
-            return None
-        return fn
+        return fn if fn is not None and _is_group_function(fn) else None
 
     def inline(self, fn: FunctionRef, call: cst.Call, partial: cst.Call | None, group: bool,
                fanout: FanOut | None = None) -> list[Ref]:
@@ -488,17 +485,22 @@ class DagWalker:
             return []
         bound: dict[str, list[Ref]] = {}
         literals: dict[str, cst.BaseExpression] = {}
+        inputs: list[Ref] = []  # the tasks the call itself is given (a mapped group's expand input)
         position = 0
         for source_call in (partial, call):
             if source_call is None:
                 continue
+            given = {id(arg): self.expr(arg.value) for arg in source_call.args}  # each evaluated once
+            if source_call is call:
+                inputs = [r for refs in given.values() for r in refs]
             for name, arg in named_arguments(fn.params, source_call.args, position):
-                refs = self.expr(arg.value)
+                refs = given[id(arg)]
+                value = evaluate(arg.value, self.scope()) if not refs and \
+                    isinstance(arg.value, cst.SimpleString | cst.Integer | cst.Name) else None
                 if refs:
                     bound[name] = refs
-                elif isinstance(arg.value, cst.SimpleString | cst.Integer | cst.Name) and \
-                        evaluate(arg.value, self.scope()) is not None:
-                    literals[name] = cst.SimpleString(repr(evaluate(arg.value, self.scope())))
+                elif value is not None:
+                    literals[name] = cst.SimpleString(repr(value))
             position += sum(1 for arg in source_call.args if arg.keyword is None and not arg.star)
         saved = (self.module, self.w.env, self.w.locals, self.taskflow, self.groupfns, self.local_defs,
                  self.w.returns)
@@ -508,8 +510,7 @@ class DagWalker:
         before = set(self.w.tasks)
         try:
             if group:
-                gcall = decorator_call(fn.node, fn.module, GROUP_DECORATORS)
-                gid = evaluate(argument(gcall, 0, "group_id"), self.scope()) if gcall is not None else None
+                gid = self.decorated_group_id(fn.node, fn.module)
                 refs = [self.group(gid or fn.name, lambda: self.block(body_of(fn.node)), call)]
             else:
                 self.block(body_of(fn.node))
@@ -518,7 +519,7 @@ class DagWalker:
             self.w.inlining.pop()
             (self.module, self.w.env, self.w.locals, self.taskflow, self.groupfns, self.local_defs,
              self.w.returns) = saved
-        self.fan_out_new(before, fanout, call)
+        self.fan_out_new(before, fanout, inputs)
         return refs
 
     def is_operator(self, qualified: str) -> bool:
@@ -1074,6 +1075,11 @@ def _gate(names: Sequence[str]) -> str:
         if last.startswith(("branch", "Branch")) or (last.endswith("Operator") and "Branch" in last):
             return "branch"
     return ""
+
+
+def _is_group_function(fn: FunctionRef) -> bool:
+    """`fn` is decorated with `@task_group`."""
+    return any(n in GROUP_DECORATORS for n in decorator_names(fn.node, fn.module))
 
 
 def _builds_tasks(fn: FunctionRef) -> bool:
