@@ -971,7 +971,11 @@ class _Function:
         )
 
     def resolve(self, node: cst.Call) -> FunctionRef | None:
-        func = node.func
+        return self.resolve_callee(node.func)
+
+    def resolve_callee(self, func: cst.BaseExpression) -> FunctionRef | None:
+        """The analysed function or method an expression names (`load`, `helpers.load`, `self._clean`,
+        `loader.run` on an instance of an analysed class): what calling it, or handing it over, runs."""
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in {"self", "cls"}:
             if self.klass is not None:
                 return self.project.method(self.klass, func.attr.value)
@@ -1005,20 +1009,12 @@ class _Function:
         for index, arg in enumerate(node.args):
             if arg.star or not isinstance(arg.value, cst.Name | cst.Attribute):
                 continue
-            fn = self.referenced_function(arg.value)
+            fn = self.resolve_callee(arg.value)
             if fn is None:
                 continue
             following = [a for a in node.args[index + 1:] if a.keyword is None and not a.star] \
                 if arg.keyword is None else []
             self.call_site(fn, node, args=following, func=arg.value)
-
-    def referenced_function(self, expr: cst.Name | cst.Attribute) -> FunctionRef | None:
-        """The analysed function or method a bare reference names (`load`, `helpers.load`, `self._clean`)."""
-        if isinstance(expr, cst.Name) and (expr.value in self.points or expr.value in self.params):
-            return None
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value in {"self", "cls"}:
-            return self.project.method(self.klass, expr.attr.value) if self.klass is not None else None
-        return self.project.function(self.module.qualify(expr))
 
     def call_site(self, callee: FunctionRef, node: cst.Call, args: Sequence[cst.Arg] | None = None,
                   func: cst.BaseExpression | None = None) -> None:

@@ -186,10 +186,10 @@ def _class_body_value(owner: ClassRef, attr: str, depth: int = 0) -> cst.BaseExp
     deeper than a few levels, leaves the value unresolved."""
     value = owner.attributes[attr]
     order = list(owner.attributes)
-    labels = {id(n.attr) for n in walk(value) if isinstance(n, cst.Attribute)} | \
-        {id(n.keyword) for n in walk(value) if isinstance(n, cst.Arg) and n.keyword is not None}
-    used = {n.value for n in walk(value)
-            if isinstance(n, cst.Name) and n.value in owner.attributes and id(n) not in labels}
+    nodes = list(walk(value))
+    labels = {id(n.attr) for n in nodes if isinstance(n, cst.Attribute)} | \
+        {id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword is not None}
+    used = {n.value for n in nodes if isinstance(n, cst.Name) and n.value in owner.attributes and id(n) not in labels}
     if not used:
         return value
     if depth >= 4 or any(order.index(name) >= order.index(attr) for name in used):
