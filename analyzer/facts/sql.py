@@ -26,7 +26,12 @@ _MAINTENANCE = re.compile(
     re.IGNORECASE,
 )
 _ANY = "sg_any_"
-_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_NAMED_WILDCARD = re.compile(r"(\b(?:from|join|into|update|table|truncate|exists)\s+(?:[\w\"]+\.)*)\*", re.IGNORECASE)
+_WORD_WILDCARD = re.compile(r"(?<=\w)\*|(?<![.\w])\*(?=\w)")
+_JINJA = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+#: Jinja statements and comments (`{% if %}`, `{% endif %}`, `{# .. #}`): dropped, so the SQL of every branch
+#: is kept (the tables of all branches are the tables the template may touch)
+_JINJA_TAGS = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PYFMT = re.compile(r"%\(\w+\)s|%s")
 
 
@@ -35,8 +40,11 @@ class SqlTables:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     parsed: bool = True
-    #: files read by table functions (`FROM read_parquet('/data/x.parquet')`, DuckDB and friends)
+    #: files read by table functions (`FROM read_parquet('/data/x.parquet')`, DuckDB and friends) and by
+    #: `COPY t FROM '/data/x.csv'`
     files: tuple[str, ...] = ()
+    #: files written by `COPY t TO '/data/x.csv'` / `COPY (SELECT ...) TO '...'`
+    written_files: tuple[str, ...] = ()
 
 
 #: table-valued functions that read the file (or glob) named by their first argument
@@ -72,10 +80,16 @@ _FORMAT_FIELD = re.compile(r"\{\w*\}")
 
 
 def _prepare(text: str) -> str:
+    text = _JINJA_TAGS.sub(" ", text)
     text = _JINJA.sub(_ANY, text)
     text = _FORMAT_FIELD.sub(_ANY, text)  # str.format / psycopg2.sql placeholders: a name filled in later
     text = _PYFMT.sub("NULL", text)
-    return text.replace("*", f" {_ANY} ") if "*" in text and "select *" not in text.lower() else text
+    if "*" not in text:
+        return text
+    # a `*` the code left for an unknown part of a name (`FROM *`, `FROM raw_*`, `INTO stage.*`) is a wildcard
+    # table; the SQL's own stars (`SELECT *`, `t.*`, `COUNT(*)`, `a * b`) stay as they are
+    text = _NAMED_WILDCARD.sub(lambda m: m.group(1) + _ANY, text)
+    return _WORD_WILDCARD.sub(_ANY, text)
 
 
 def _name(table: object) -> str:
@@ -128,6 +142,7 @@ def tables(text: str) -> SqlTables | None:
     reads: set[str] = set()
     writes: set[str] = set()
     files: set[str] = set()
+    written: set[str] = set()
     for statement in statements:
         if statement is None:
             continue
@@ -147,9 +162,13 @@ def tables(text: str) -> SqlTables | None:
             if isinstance(statement.this, exp.Table):
                 writes.add(_container(statement.this, kind))
             continue
-        if isinstance(statement, exp.Copy) and isinstance(statement.this, exp.Table):
-            # COPY t FROM ... loads rows into t; COPY t TO ... reads it
-            if statement.args.get("kind"):
+        if isinstance(statement, exp.Copy):
+            # COPY t FROM 'f' loads f's rows into t; COPY t TO 'f' (or a query's rows) writes f
+            for named in statement.args.get("files") or []:
+                if isinstance(named, exp.Literal) and named.is_string:
+                    named_path = re.sub(rf"\s*{_ANY}\w*\s*", "*", named.this) or "*"
+                    (files if statement.args.get("kind") else written).add(named_path)
+            if isinstance(statement.this, exp.Table) and statement.args.get("kind"):
                 target_node = statement.this
         elif isinstance(statement, exp.Alter) and isinstance(statement.this, exp.Table):
             # ALTER TABLE changes what every reader sees; RENAME TO names a second table it writes
@@ -185,4 +204,5 @@ def tables(text: str) -> SqlTables | None:
         if isinstance(statement, exp.Update | exp.Delete | exp.Merge | exp.Alter):
             reads.update(targets)  # they read the rows they change
         writes.update(targets)
-    return SqlTables(tuple(sorted(reads)), tuple(sorted(writes)), files=tuple(sorted(files)))
+    return SqlTables(tuple(sorted(reads)), tuple(sorted(writes)), files=tuple(sorted(files)),
+                     written_files=tuple(sorted(written)))

@@ -86,9 +86,15 @@ def sql_effects(text: str, file: str, line: int) -> tuple[list[Effect], list[Eff
         return [], [Effect("unknown", "SQL that could not be parsed", file, line, of="table")]
     reads = [Effect("table", t, file, line, key=t) for t in found.reads]
     writes = [Effect("table", t, file, line, key=t) for t in found.writes]
-    reads += [Effect("file", f, file, line, key=f) if f != "*" else
-              Effect("unknown", "file named by SQL built at run time", file, line, of="file") for f in found.files]
+    reads += [_sql_file(f, file, line) for f in found.files]
+    writes += [_sql_file(f, file, line) for f in found.written_files]
     return reads, writes
+
+
+def _sql_file(path: str, file: str, line: int) -> Effect:
+    if path == "*":
+        return Effect("unknown", "file named by SQL built at run time", file, line, of="file")
+    return Effect("file", path, file, line, key=path)
 
 
 @dataclass(slots=True)
