@@ -173,6 +173,12 @@ class ResourceCatalog:
         if not self.method_index and self.methods:
             object.__setattr__(self, "method_index", _method_index(self.methods))
 
+    def pure_call(self, qualified: str) -> bool:
+        """`qualified` is declared to have no external effect: it, or a module or class it lies in, is
+        listed (`pyspark.sql.functions` covers `pyspark.sql.functions.arrays_overlap`)."""
+        parts = qualified.split(".")
+        return any(".".join(parts[:i]) in self.pure_calls for i in range(len(parts), 0, -1))
+
     def reads_only(self, method: str) -> bool:
         name = method.lower()
         return any(name == p.rstrip("_") or name.startswith(p) for p in self.read_prefixes)
@@ -272,7 +278,8 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             failures.extend(_as_list(entry["exceptions"]))
         for i, entry in enumerate(data.get("fallback", [])):
             _check_keys(path, f"[[fallback]] #{i + 1}", entry, _FALLBACK_KEYS, ())
-            read_prefixes.extend(_as_list(entry.get("read_prefixes", [])))
+            # matched against the lower-cased method name (`withColumn` is `withcolumn`)
+            read_prefixes.extend(p.lower() for p in _as_list(entry.get("read_prefixes", [])))
         for i, entry in enumerate(data.get("opaque", [])):
             where = f"[[opaque]] #{i + 1}"
             _check_keys(path, where, entry, _OPAQUE_KEYS, ("modules",))

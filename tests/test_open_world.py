@@ -348,6 +348,40 @@ def test_sql_statements_name_the_tables_they_change(text: str, reads: tuple[str,
     assert (got.reads, got.writes) == (reads, writes)
 
 
+@pytest.mark.parametrize(("text", "reads", "writes"), [
+    # a `*` the code left for an unknown name is a wildcard table, beside the SQL's own stars
+    ("SELECT * from *", ("*",), ()),
+    ("SELECT * FROM raw_*", ("raw_*",), ()),
+    ("SELECT t.*, COUNT(*) FROM a t JOIN stage.* u ON 1 = 1", ("a", "stage.*"), ()),
+    ("SELECT price * 2 FROM sales", ("sales",), ()),
+    ("SELECT count(*) FILTER (WHERE x = '*') OVER (PARTITION BY w) AS n FROM events", ("events",), ()),
+    ("INSERT INTO * SELECT * FROM a", ("a",), ("*",)),
+    # Jinja statements are dropped, so every branch's tables count; expressions are unknown names
+    ("CREATE TABLE t_{{ params.p }} AS SELECT * FROM a {% if x %} WHERE id NOT IN (SELECT id FROM b) {% endif %}",
+     ("a", "b"), ("t_*",)),
+])
+def test_unknown_parts_of_sql_are_wildcards_not_parse_failures(text: str, reads: tuple[str, ...],
+                                                                writes: tuple[str, ...]) -> None:
+    from stagegraph.facts.sql import tables
+
+    got = tables(text)
+    assert got is not None and got.parsed
+    assert (got.reads, got.writes) == (reads, writes)
+
+
+@pytest.mark.parametrize(("text", "files", "written"), [
+    ("COPY raw.orders FROM '/data/orders.csv' WITH CSV", ("/data/orders.csv",), ()),
+    ("COPY mart.daily TO '/exports/daily.csv' (FORMAT csv)", (), ("/exports/daily.csv",)),
+    ("COPY (SELECT * FROM a) TO 'out/part_{{ ds }}.parquet' (FORMAT parquet)", (), ("out/part_*.parquet",)),
+    ("COPY raw.orders FROM STDIN", (), ()),
+])
+def test_copy_names_the_file_it_reads_or_writes(text: str, files: tuple[str, ...], written: tuple[str, ...]) -> None:
+    from stagegraph.facts.sql import tables
+
+    got = tables(text)
+    assert got is not None and (got.files, got.written_files) == (files, written)
+
+
 def test_a_drop_then_a_copy_into_the_same_table_is_a_real_dependency(tmp_path: Path) -> None:
     pipeline = _pipeline(tmp_path, """
         import psycopg2
@@ -547,3 +581,38 @@ def test_a_project_class_extending_a_library_handle_keeps_its_models(tmp_path: P
     (sync,) = [s for s in pipeline.stages if s.name == "sync"]
     assert [w.kind for w in sync.writes] == ["unknown"]
     assert _kind(pipeline, "load", "sync") == "unknown"
+
+
+def test_a_task_run_through_delay_brings_its_effects(tmp_path: Path) -> None:
+    """`load.delay(day)` runs the task `load`: its file write is the driver stage's, not no effect; a
+    signature (`load.s(day)`) runs nothing yet."""
+    tasks = """
+        from celery import Celery
+
+        app = Celery("etl")
+
+        @app.task
+        def load(day):
+            with open("/srv/out/day.csv", "w") as fh:
+                fh.write(day)
+    """
+    pipeline = _pipeline(tmp_path, """
+        from tasks import load
+
+        def send(day):
+            load.delay(day).get()
+
+        def sign(day):
+            return load.s(day)
+
+        def report():
+            with open("/srv/out/day.csv") as fh:
+                return fh.read()
+
+        def main(day):
+            send(day)
+            sign(day)
+            report()
+    """, {"tasks.py": textwrap.dedent(tasks)})
+    assert _kind(pipeline, "send", "report") == "data"
+    assert _kind(pipeline, "sign", "report") in (None, "order")

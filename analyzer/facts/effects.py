@@ -24,7 +24,18 @@ from . import sql as sqlmod
 from .index import ClassRef, FunctionRef, ModuleIndex, Project, dotted
 from .signals import is_log_call
 from .tree import children as _children
-from .values import SQL_COMPOSERS, WILD, Scope, evaluate, finish, known, subscript_value, templated
+from .values import (
+    SQL_COMPOSERS,
+    WILD,
+    Scope,
+    evaluate,
+    finish,
+    known,
+    orm_table,
+    references,
+    subscript_value,
+    templated,
+)
 
 Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
 SELF: Place = ("self", "")
@@ -276,6 +287,8 @@ class Context:
         method = call.func.attr.value
         part = _selector(call, scope) if _SELECTS.match(method) else None
         model = self.catalog.methods_of(base.type, method)
+        if model is None:  # a model for any receiver (`spark.read.parquet(p)`), as method_call finds it
+            model = self.catalog.any_method(method, receiver_chain(call.func.value))
         if model is not None and model.returns:
             _, safe, _ = self.catalog.types.get(model.returns, (base.kind, base.thread_safe, base.capacity_limited))
             handle = derived(base, part, model.returns)
@@ -300,7 +313,7 @@ class Context:
                 if factory is not None:
                     return _made_by(factory, call, bound_name, scope)
                 library = self.catalog.library_of(base)
-                if library is not None and base not in self.catalog.pure_calls and base.split(".")[0] != "builtins":
+                if library is not None and not self.catalog.pure_call(base) and base.split(".")[0] != "builtins":
                     return Handle(f"opaque:{base}", library.kind, bound_name or base, library.thread_safe,
                                   library.capacity_limited, base)
         return None
@@ -315,7 +328,7 @@ class Context:
         if not qualified or not self.external(func, qualified, module):
             return None
         library = self.catalog.library_of(qualified)
-        if library is None or qualified in self.catalog.pure_calls:
+        if library is None or self.catalog.pure_call(qualified):
             return None
         config = _literal_config(call, scope) if call is not None else ""
         name = f"{qualified}({config})" if config else qualified
@@ -329,9 +342,31 @@ class Context:
             head = head.value
         if not isinstance(head, cst.Name) or head.value not in module.imports:
             return False
-        if self.project.module_of(qualified.rsplit(".", 1)[0]) is not None or self.project.klass(qualified):
+        if self.project.klass(qualified) or self.project.function(qualified) is not None:
             return False
-        return self.project.module_of(qualified.split(".")[0]) is None and self.project.function(qualified) is None
+        if self.project.function(qualified.rsplit(".", 1)[0]) is not None:
+            return False  # `load.s(day)`, `load.delay(day)`: a task's signature, or a call of it (resolve_callee)
+        parts = qualified.split(".")
+        for n in range(len(parts) - 1, 0, -1):
+            owner = self.project.module_of(".".join(parts[:n]))
+            if owner is None:
+                continue
+            # a method of an analysed module's literal (`CATS.items()`), of its object of an analysed
+            # class (resolved as a call of that class's method) or of a value a pure library built:
+            # no external effect of its own. Anything else reached through an
+            # analysed module (`Model.query.filter_by()`, a client made by a call we can't follow) is
+            # code we can't see: open world, an unknown effect
+            value = owner.constants.get(parts[n]) if n < len(parts) - 1 else None
+            if isinstance(value, _LITERALS):
+                return False
+            if isinstance(value, cst.Call):
+                made_by = owner.qualify(value.func) or ""
+                if self.project.klass(made_by) is not None:
+                    return False
+                if made_by and (self.catalog.pure_call(made_by) or self.catalog.library_of(made_by) is None):
+                    return False  # `funders = Table("funders", ...)`: a value a pure library built
+            return True
+        return True
 
     def returned_handle(self, fn: FunctionRef) -> Handle | None:
         """The handle an analysed function returns (`def get_conn(): return psycopg2.connect(...)`)."""
@@ -519,28 +554,18 @@ _SQL_METHODS = frozenset({"execute", "executemany", "executescript", "exec_drive
 _CURSOR_SQL = frozenset({"execute", "executemany", "executescript", "exec_driver_sql", "mogrify"})
 
 
+#: methods of a task function that run it (Celery `delay`/`apply_async`/`apply`)
+_RUNS_TASK = frozenset({"delay", "apply_async", "apply"})
+
+#: literal values: their methods are the builtins' (a mutator's change is a write of the global itself)
+_LITERALS = (cst.Dict, cst.List, cst.Set, cst.Tuple, cst.SimpleString, cst.ConcatenatedString, cst.FormattedString,
+             cst.Integer, cst.Float, cst.DictComp, cst.ListComp, cst.SetComp)
+
+
 def _constructor(qualified: str) -> bool:
     """`SomeClient(...)`: making an object is not yet an effect (what is done with it is)."""
     last = qualified.rsplit(".", 1)[-1]
     return last[:1].isupper()
-
-
-def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project,
-              points: dict[str, set[Place]] | None = None) -> str | None:
-    """The table of an ORM model class or instance: `__tablename__`, else the class name in snake case."""
-    if isinstance(expr, cst.Call):
-        expr = expr.func
-    klass = project.klass(module.qualify(expr)) if isinstance(expr, cst.Name | cst.Attribute) else None
-    if klass is None:
-        return None
-    for candidate in [klass, *(project.klass(b) for b in klass.bases)]:
-        if candidate is None:
-            continue
-        value = candidate.attributes.get("__tablename__")
-        if value is not None:
-            name = evaluate(value, Scope(candidate.module, project))
-            return name if known(name) and WILD not in (name or "") else None
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", klass.name).lower()
 
 
 def _made_by(factory: Factory, call: cst.Call, bound_name: str, scope: Scope) -> Handle:
@@ -677,7 +702,7 @@ class _Function:
         self.scope = function_scope(fn, self.module, self.project, nodes=self.nodes, markers=True)
         if self_values:
             self.scope.self_values = self_values
-        self.mutable_globals = _mutable_globals(self.module)
+        self.mutable_globals = _mutable_globals(self.module, self.project)
 
     # -- places -------------------------------------------------------------
 
@@ -735,7 +760,7 @@ class _Function:
         if qualified:
             owner, _, attr = qualified.rpartition(".")
             other = self.project.module_of(owner)
-            if other is not None and attr in _mutable_globals(other):
+            if other is not None and attr in _mutable_globals(other, self.project):
                 return ("global", f"{other.name}.{attr}")
         return None
 
@@ -934,7 +959,7 @@ class _Function:
                           and isinstance(arg.value, cst.Name | cst.Call)) or _self_attr(arg.value) else None)
                 if handle is not None:  # ...and whatever handle it was given: it may read or write through it
                     self.unknown_on(handle, f"passing it to {qualified or 'an unresolved callee'}()", node)
-            effectful = (qualified not in self.ctx.catalog.pure_calls and not _constructor(qualified)
+            effectful = (not self.ctx.catalog.pure_call(qualified) and not _constructor(qualified)
                          and qualified not in self.ctx.catalog.factories)  # making a handle is not yet an effect
             if library and not found_sql and effectful:
                 self.library_effect(library, qualified, node)
@@ -986,19 +1011,34 @@ class _Function:
                 return self.project.method(klass, func.attr.value)
         if isinstance(func, cst.Name) and func.value in self.points:
             return None
-        return self.project.function(self.module.qualify(func))
+        found = self.project.function(self.module.qualify(func))
+        if found is None and isinstance(func, cst.Attribute) and func.attr.value in _RUNS_TASK:
+            found = self.project.function(self.module.qualify(func.value))  # `load_orders.delay(day)` runs it
+        return found
 
     def instance_class(self, expr: cst.BaseExpression) -> ClassRef | None:
         """The analysed class an expression is an instance of: `Loader(...)`, a local bound to one, `self.loader`."""
         if isinstance(expr, cst.Call):
             return self.project.klass(self.module.qualify(expr.func))
         if isinstance(expr, cst.Name):
-            return self.instances.get(expr.value)
+            if expr.value in self.instances:
+                return self.instances[expr.value]
+            if expr.value in self.points:
+                return None
+            return self.module_instance(expr.value)
         attr = _self_attr(expr)
         if attr is not None and self.klass is not None:
             self.ctx.handles_of_class(self.klass)
             return self.ctx.class_instances.get(self.klass.qualname, {}).get(attr)
         return None
+
+    def module_instance(self, name: str) -> ClassRef | None:
+        """The analysed class of a module-level object (`service = OrderService()`, here or imported)."""
+        value = self.module.constants.get(name)
+        if isinstance(value, cst.Call):
+            return self.project.klass(self.module.qualify(value.func))
+        found = self.project.singleton(self.module.imports.get(name)) if name in self.module.imports else None
+        return found[0] if found is not None else None
 
     def callbacks(self, node: cst.Call) -> None:
         """Analysed functions passed as arguments (`executor.submit(fn, x)`, `loop.run_in_executor(None,
@@ -1261,8 +1301,12 @@ class _Function:
         """ORM calls (`session.add(Order(...))`, `session.query(Order)`): the model class's table."""
         positional = [a.value for a in node.args if a.keyword is None and not a.star]
         expr = positional[position] if position < len(positional) else None
-        table = orm_table(expr, self.module, self.project, self.points) if expr is not None else None
+        table = orm_table(expr, self.module, self.project) if expr is not None else None
         reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
+        if writes and expr is not None:
+            # a foreign key is checked on every write of the model: the parent table is read
+            for parent in sorted(references(expr, self.scope)):
+                self.add(False, "table", None, parent, node, origin="model")
         for write in ([False] if reads else []) + ([True] if writes else []):
             if table:
                 self.add(write, "table", None, table, node, origin="model")
@@ -1292,7 +1336,7 @@ class _Function:
     def scan_sql(self, node: cst.Call) -> bool:
         """Table effects of SQL in any argument; whether some SQL text (or a caller's, deferred) was seen."""
         found_any = False
-        if (self.module.qualify(node.func) or "") in self.ctx.catalog.pure_calls:
+        if self.ctx.catalog.pure_call(self.module.qualify(node.func) or ""):
             return False  # `sql.SQL("... {}")`, `text(...)` build a statement; the call that runs it is scanned
         if _is_message(node, self.module):
             return False  # `log.info("update the records later")`: a message, not a statement
@@ -1354,9 +1398,9 @@ def sql_accesses(text: str, site: Site, assumed: bool = False) -> list[Access]:
         return []
     if not found.parsed:
         return [Access(True, "unknown", None, "SQL that could not be parsed", site, "table", assumed)]
-    files = [Access(False, "file", None, f, site, "", assumed) if f != "*"
-             else Access(False, "unknown", None, "file named by SQL built at run time", site, "file", assumed)
-             for f in found.files]
+    files = [Access(write, "file", None, f, site, "", assumed) if f != "*"
+             else Access(write, "unknown", None, "file named by SQL built at run time", site, "file", assumed)
+             for write, named in ((False, found.files), (True, found.written_files)) for f in named]
     return ([Access(False, "table", None, t, site, "", assumed) for t in found.reads]
             + [Access(True, "table", None, t, site, "", assumed) for t in found.writes] + files)
 
@@ -1410,8 +1454,9 @@ def _returned_params(fn: FunctionRef) -> set[str]:
     return out
 
 
-def _mutable_globals(module: ModuleIndex) -> frozenset[str]:
-    """Module-level names holding mutable state (containers, objects), not constants or handles."""
+def _mutable_globals(module: ModuleIndex, project: Project) -> frozenset[str]:
+    """Module-level names holding mutable state (containers, objects of analysed classes), not constants
+    or handles."""
     cached = module.memo.get("mutable_globals")
     if isinstance(cached, frozenset):
         return cached
@@ -1428,7 +1473,8 @@ def _mutable_globals(module: ModuleIndex) -> frozenset[str]:
             if isinstance(value, cst.Call):
                 q = module.qualify(value.func) or ""
                 if not (q in {"set", "list", "dict", "collections.defaultdict", "collections.OrderedDict",
-                              "collections.Counter", "collections.deque"} or q.startswith("pandas.")):
+                              "collections.Counter", "collections.deque"} or q.startswith("pandas.")
+                        or project.klass(q) is not None):  # `state = AppState()`: its methods change it
                     continue
             names.add(name)
     result = frozenset(names)

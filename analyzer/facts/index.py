@@ -178,7 +178,7 @@ class _Substitute(cst.CSTTransformer):
         return updated.with_changes(keyword=original.keyword)  # nor does `f(name=...)`
 
 
-def _class_body_value(owner: ClassRef, attr: str, depth: int = 0) -> cst.BaseExpression | None:
+def class_body_value(owner: ClassRef, attr: str, depth: int = 0) -> cst.BaseExpression | None:
     """A class attribute's value with the class's own earlier attributes it uses filled in.
 
     Names in a class body are the class's own first: in `output = "./out/" + name`, `name` is the
@@ -196,7 +196,7 @@ def _class_body_value(owner: ClassRef, attr: str, depth: int = 0) -> cst.BaseExp
         return None
     filled: dict[str, cst.BaseExpression] = {}
     for name in used:
-        inner = _class_body_value(owner, name, depth + 1)
+        inner = class_body_value(owner, name, depth + 1)
         if inner is None:
             return None
         filled[name] = inner
@@ -479,7 +479,7 @@ class Project:
             return None
         for owner in lineage:
             if attr in owner.attributes:
-                value = _class_body_value(owner, attr)
+                value = class_body_value(owner, attr)
                 return (value, owner.module) if value is not None else None
         return None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from .index import FunctionRef, ModuleIndex, Project, analysed_root
+from .index import ClassRef, FunctionRef, ModuleIndex, Project, analysed_root, class_body_value
 from .tree import walk
 
 WILD = "*"
@@ -121,6 +121,10 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
             module = scope.project.module_of(owner)
             if module is not None and attr in module.constants:
                 return _eval(module.constants[attr], Scope(module, scope.project), depth + 1)
+            klass = scope.project.klass(owner)
+            found = _class_attribute(klass, attr, scope.project) if klass is not None else None
+            if found is not None:  # `Publications.__tablename__`: an analysed class's own attribute
+                return _eval(found[0], Scope(found[1], scope.project), depth + 1)
         return WILD
     if isinstance(expr, cst.BinaryOperation):
         left, right = _eval(expr.left, scope, depth + 1), _eval(expr.right, scope, depth + 1)
@@ -304,6 +308,9 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
             return _file_text(func.value, scope, depth)
         if method == "format" and base is None:
             return None
+    statement = sa_statement(call, scope)
+    if statement is not None:
+        return statement
     if qualified in SQL_COMPOSERS and args:
         # psycopg2.sql.SQL("... {} ...") / sql.Identifier("t"): the SQL text with its pieces filled in
         if qualified.endswith(("Identifier", "Literal")):
@@ -317,6 +324,194 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
 SQL_COMPOSERS = frozenset({
     f"{m}.sql.{c}" for m in ("psycopg2", "psycopg") for c in ("SQL", "Identifier", "Literal", "Composed")
 } | {"sqlalchemy.text", "sqlalchemy.sql.text", "sqlalchemy.sql.expression.text"})
+
+#: SQLAlchemy Core statement constructors, by the statement they start (dialect inserts included)
+_SA_ROOTS = {
+    **{f"{m}.{verb}": verb for m in ("sqlalchemy", "sqlalchemy.sql", "sqlalchemy.sql.expression", "sqlalchemy.future")
+       for verb in ("select", "insert", "update", "delete", "exists")},
+    **{f"sqlalchemy.dialects.{d}.insert": "insert" for d in ("postgresql", "mysql", "sqlite")},
+    **{f"sqlalchemy.dialects.{d}.{d}.insert": "insert" for d in ("postgresql", "mysql", "sqlite")},
+}
+#: methods of a Table (or `Model.__table__`) that start a statement on it
+_SA_TABLE_VERBS = frozenset({"insert", "select", "update", "delete"})
+#: methods that refine a statement (clauses, options); their arguments may name more tables
+_SA_CLAUSES = frozenset({
+    "values", "where", "filter", "filter_by", "order_by", "group_by", "having", "limit", "offset", "returning",
+    "on_conflict_do_nothing", "on_conflict_do_update", "on_duplicate_key_update", "execution_options", "distinct",
+    "prefix_with", "with_for_update", "options", "correlate", "params", "add_columns", "with_only_columns", "join",
+    "outerjoin", "join_from", "select_from", "from_select", "subquery", "cte", "scalar_subquery", "union",
+    "union_all", "inline", "ordered_values", "set_", "label", "alias", "exists", "fetch", "slice", "with_hint",
+})
+_UPSERTS = frozenset({"on_conflict_do_nothing", "on_conflict_do_update", "on_duplicate_key_update"})
+
+
+def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project) -> str | None:
+    """The table of an ORM model class or instance: `__tablename__`, else the class name in snake case."""
+    if isinstance(expr, cst.Call):
+        expr = expr.func
+    klass = project.klass(module.qualify(expr)) if isinstance(expr, cst.Name | cst.Attribute) else None
+    if klass is None:
+        return None
+    declared = _tablename(klass, project)
+    if declared is not None:
+        return declared or None
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", klass.name).lower()
+
+
+def _tablename(klass: ClassRef, project: Project) -> str | None:
+    """`__tablename__` along the class's analysed lineage: the name, "" when it can't be resolved,
+    None when no class declares one."""
+    if not any("__tablename__" in c.attributes for c in project.lineage(klass)):
+        return None
+    found = _class_attribute(klass, "__tablename__", project)
+    if found is None:
+        return ""
+    name = evaluate(found[0], Scope(found[1], project))
+    return name if known(name) and WILD not in (name or "") else ""
+
+
+def _class_attribute(klass: ClassRef, attr: str, project: Project) -> tuple[cst.BaseExpression, ModuleIndex] | None:
+    for owner in project.lineage(klass):
+        if attr in owner.attributes:
+            value = class_body_value(owner, attr)
+            return (value, owner.module) if value is not None else None
+    return None
+
+
+def sa_statement(call: cst.Call, scope: Scope) -> str | None:
+    """SQL standing for a SQLAlchemy Core statement (`insert(Model).values(...).on_conflict_do_nothing()`,
+    `select(A.x).join(B)`, `table.delete().where(...)`), so the statement's tables are found the way a SQL
+    string's are. The written table is the root's first argument; every model or table the statement
+    names anywhere is read. None when `call` is not such a statement."""
+    if scope.project is None:
+        return None
+    chain: list[cst.Call] = []
+    node: cst.BaseExpression = call
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and len(chain) < 64:
+        method = node.func.attr.value
+        if method in _SA_TABLE_VERBS and _table_of(node.func.value, scope) is not None:
+            break
+        if method not in _SA_CLAUSES:
+            return None
+        chain.append(node)
+        node = node.func.value
+    if not isinstance(node, cst.Call):
+        return None
+    qualified = scope.module.qualify(node.func) or ""
+    verb = _SA_ROOTS.get(qualified)
+    args = [a.value for a in node.args if a.keyword is None and not a.star]
+    subject = args[0] if args else None
+    if verb is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in _SA_TABLE_VERBS:
+        verb, subject = node.func.attr.value, node.func.value  # `funders.insert()`
+    if verb is None:
+        return None
+    target: str | None = None
+    if verb in {"insert", "update", "delete"}:
+        target = (_table_of(subject, scope) if subject is not None else None) or WILD
+    named = _tables_named([a.value for c in [node, *chain] for a in c.args], scope)
+    if verb in {"insert", "update"} and subject is not None:
+        # a foreign key is checked on every insert or update: the parent table is read
+        named |= references(subject, scope)
+    reads = sorted(named - {target}) if target else sorted(named)
+    methods = {c.func.attr.value for c in chain if isinstance(c.func, cst.Attribute)}
+    source = f"SELECT * FROM {', '.join(reads)}" if reads else ""
+    if verb in {"select", "exists"}:
+        return source or f"SELECT * FROM {WILD}"
+    where = f" WHERE EXISTS ({source})" if source else ""
+    if verb == "insert":
+        text = f"INSERT INTO {target} {source or 'DEFAULT VALUES'}"
+        return text + (" ON CONFLICT DO NOTHING" if methods & _UPSERTS else "")
+    if verb == "update":
+        return f"UPDATE {target} SET sg_column = 1{where}"
+    return f"DELETE FROM {target}{where}"
+
+
+def _table_of(expr: cst.BaseExpression, scope: Scope) -> str | None:
+    """The table an expression stands for: an ORM model (or `Model.__table__`), a `Table("name", ...)`
+    or `table("name")`, or a module constant bound to one."""
+    assert scope.project is not None
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "__table__":
+        expr = expr.value
+    if isinstance(expr, cst.Name | cst.Attribute):
+        klass = scope.project.klass(scope.module.qualify(expr))
+        if klass is not None:
+            return orm_table(expr, scope.module, scope.project)
+        value: cst.BaseExpression | None = None
+        module = scope.module
+        if isinstance(expr, cst.Name):
+            if expr.value in scope.locals:
+                value = scope.locals[expr.value]
+            elif expr.value in module.constants:
+                value = module.constants[expr.value]
+            elif expr.value in module.imports:
+                owner, _, attr = module.imports[expr.value].rpartition(".")
+                other = scope.project.module_of(owner)
+                if other is not None and attr in other.constants:
+                    value, module = other.constants[attr], other
+        if isinstance(value, cst.Call):
+            return _table_of(value, Scope(module, scope.project))
+        return None
+    if isinstance(expr, cst.Call):
+        qualified = scope.module.qualify(expr.func) or ""
+        if qualified.rsplit(".", 1)[-1] in {"Table", "table"} and qualified.startswith("sqlalchemy") and expr.args:
+            name = evaluate(expr.args[0].value, scope)
+            return name if known(name) else WILD
+    return None
+
+
+def references(expr: cst.BaseExpression, scope: Scope) -> set[str]:
+    """Tables a model or Table's foreign keys point at (`ForeignKey("funders.id")` -> funders)."""
+    assert scope.project is not None
+    if isinstance(expr, cst.Call):
+        expr = expr.func
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "__table__":
+        expr = expr.value
+    sources: list[tuple[cst.BaseExpression, ModuleIndex]] = []
+    klass = scope.project.klass(scope.module.qualify(expr)) if isinstance(expr, cst.Name | cst.Attribute) else None
+    if klass is not None:
+        sources = [(v, c.module) for c in scope.project.lineage(klass) for v in c.attributes.values()]
+    elif isinstance(expr, cst.Name):
+        module = scope.module
+        value = module.constants.get(expr.value)
+        if value is None and expr.value in module.imports:
+            owner, _, attr = module.imports[expr.value].rpartition(".")
+            other = scope.project.module_of(owner)
+            if other is not None:
+                value, module = other.constants.get(attr), other
+        sources = [(value, module)] if value is not None else []
+    out: set[str] = set()
+    for value, module in sources:
+        for node in walk(value):
+            if (isinstance(node, cst.Call) and node.args
+                    and (module.qualify(node.func) or "").startswith("sqlalchemy")
+                    and (module.qualify(node.func) or "").endswith("ForeignKey")):
+                name = evaluate(node.args[0].value, Scope(module, scope.project))
+                if name is not None:
+                    out.add(name.rsplit(".", 1)[0] if "." in name else WILD)
+    return out
+
+
+def _tables_named(exprs: list[cst.BaseExpression], scope: Scope) -> set[str]:
+    """Every table a statement's arguments name: models (`Funder`, `Funder.federal`) and tables."""
+    assert scope.project is not None
+    out: set[str] = set()
+    for expr in exprs:
+        for node in walk(expr):
+            if isinstance(node, cst.Name | cst.Attribute):
+                table = _table_of(node, scope)
+                if table is not None and (table == WILD or _is_model_or_table(node, scope)):
+                    out.add(table)
+    return out
+
+
+def _is_model_or_table(expr: cst.BaseExpression, scope: Scope) -> bool:
+    """A class that declares a table (`__tablename__`/`__table__` in its lineage), or a Table object."""
+    assert scope.project is not None
+    klass = scope.project.klass(scope.module.qualify(expr))
+    if klass is None:
+        return True  # `_table_of` found a Table object
+    return any("__tablename__" in c.attributes or "__table__" in c.attributes for c in scope.project.lineage(klass))
+
 
 #: SQL files larger than this are not read (a dump, not a statement)
 _MAX_SQL_FILE = 512 * 1024
