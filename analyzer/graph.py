@@ -139,6 +139,13 @@ def overlap(a: Effect, b: Effect) -> int:
             return MAYBE
         return found
     if a.kind == "unknown" or b.kind == "unknown":
+        unknown = a if a.kind == "unknown" else b
+        if {sa, sb} == {"any", "xcom"} and (a.kind == "unknown") != (b.kind == "unknown") \
+                and unknown.origin == "fallback":
+            # a task's XCom is written by the orchestrator from its return value: a library call we
+            # don't model reaches external systems, never another task's XCom (an operator we can't see
+            # into is another matter: Airflow hands it XComs through its templates)
+            return NONE
         return MAYBE if (sa == "any" or sb == "any" or sa == sb) else NONE
     if sa != sb:
         return NONE

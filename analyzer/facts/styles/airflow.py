@@ -650,6 +650,25 @@ class DagWalker:
         return ref
 
     def operator(self, call: cst.Call, qualified: str, fanout: FanOut | None, site: cst.Call) -> Ref:
+        # task results handed to the operator (`data=parsed`, `op_kwargs={"x": t.output}`) are evaluated
+        # first, as Python does; Airflow orders the operator after them and hands it their XComs
+        upstream = [r for c in dict.fromkeys((call, site)) for arg in c.args for r in self.arg_refs(arg.value)]
+        ref = self.operator_task(call, qualified, fanout, site)
+        task = self.w.tasks.get(ref[1]) if ref[0] == "task" else None
+        for up in upstream:
+            self.w.relations.append((up, ref, "task result passed as an argument"))
+            if task is not None:
+                task.reads.extend(_xcom(tid, "return_value", self.module.relpath, task.line)
+                                  for tid in self.ref_tasks(up))
+        return ref
+
+    def arg_refs(self, expr: cst.BaseExpression) -> list[Ref]:
+        """Task results in an operator argument, inside dict and list literals too."""
+        if isinstance(expr, cst.Dict):
+            return [r for el in expr.elements for r in self.arg_refs(el.value)]
+        return self.expr(expr)
+
+    def operator_task(self, call: cst.Call, qualified: str, fanout: FanOut | None, site: cst.Call) -> Ref:
         last = qualified.rsplit(".", 1)[-1]
         raw = evaluate(kwarg(call, "task_id"), self.scope()) or WILD
         line = self.module.line(site)
