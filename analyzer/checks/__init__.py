@@ -77,6 +77,21 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
     return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
 
 
+def one_per_cause(findings: Sequence[Finding], pipelines: Sequence[Pipeline]) -> list[Finding]:
+    """A finding repeated by a flattened driver view: the same rule at the same place about the same
+    stages (by name) in a pipeline and in a driver that shows that pipeline's stages among its own
+    (a Celery canvas opened inside the driver that sends it) is one finding, the driver's."""
+    nested = {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+    names = {p.id: {s.id: s.name for s in p.stages} for p in pipelines}
+
+    def cause(f: Finding) -> tuple[str, str, int, frozenset[str]]:
+        stage_names = names.get(f.pipeline or "", {})
+        return (f.rule, f.file, f.line, frozenset(stage_names.get(s, s) for s in f.stages))
+
+    outer = {cause(f) for f in findings if f.pipeline not in nested}
+    return [f for f in findings if f.pipeline not in nested or cause(f) not in outer]
+
+
 def _rule_modules() -> list[tuple[str, ModuleType]]:
     """Every check module in this package, with its rule id."""
     out: list[tuple[str, ModuleType]] = []
@@ -203,6 +218,7 @@ def run_checks(
         return (f.file, f.line, f.rule, f.fingerprint)
 
     kept = one_per_site(sorted(findings.values(), key=order), pipelines, site_rules())
+    kept = one_per_cause(kept, pipelines)
     return CheckResult(kept, diagnostics, sorted(silenced.values(), key=order), problems)
 
 

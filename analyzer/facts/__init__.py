@@ -16,10 +16,11 @@ from typing import Any
 import libcst as cst
 
 from ..catalog import ResourceCatalog, RoleModel
-from ..model import MEMORY_KINDS, Diagnostic, PipelineFacts, RoleEvidence, Signal, Stage
+from ..model import Diagnostic, PipelineFacts, RoleEvidence, Signal
 from ..source import ParsedModule
 from .effects import Context
 from .index import FunctionRef, ModuleIndex, Project, index_module
+from .nesting import flatten_canvases, link_nested
 from .roles import role_evidence, roles_of
 from .signals import body_signals, function_signals
 from .stagefx import StageBuilder
@@ -112,7 +113,7 @@ def _extract(
     pipelines = _run_styles(builder, project, indexes, diagnostics, jobs)
     diagnostics.extend(builder.diagnostics)
     diagnostics = _one_too_deep_per_file(diagnostics)
-    pipelines = _link_nested(_without_assembly(pipelines))
+    pipelines = flatten_canvases(link_nested(_without_assembly(pipelines)))
     suppressions = {m.relpath: m.suppressions for m in indexes if m.suppressions}
     return pipelines, diagnostics, suppressions
 
@@ -329,47 +330,3 @@ def _without_assembly(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
                 continue
         kept.append(p)
     return kept
-
-
-def _link_nested(pipelines: list[PipelineFacts]) -> list[PipelineFacts]:
-    """A stage whose callee is itself a driver points at that driver's pipeline.
-
-    A stage whose callee only builds a Celery canvas (`def ingestion(): return chain(a.si(), b.s())`,
-    sent by the driver with `.apply_async()`) runs that canvas's tasks: it gets their effects on
-    external systems, which its own body (building signatures) does not have. Without them, two
-    canvases sent one after the other looked coincidentally ordered however their tasks hand over.
-    """
-    by_qualname: dict[str, str] = {}
-    canvases: dict[str, PipelineFacts] = {}
-    for p in pipelines:
-        if p.style in ("plain", "class"):
-            module_part = p.file
-            by_qualname[f"{module_part}::{p.name}"] = p.id
-        elif p.style == "celery":
-            canvases[f"{p.file}::{p.name}"] = p
-    out = []
-    for p in pipelines:
-        stages = []
-        for s in p.stages:
-            nested = None
-            if s.definition is not None and s.qualname:
-                short = s.qualname.rsplit(".", 2)
-                candidates = [f"{s.definition.file}::{short[-1]}", f"{s.definition.file}::{'.'.join(short[-2:])}"]
-                nested = next((by_qualname[c] for c in candidates if c in by_qualname and by_qualname[c] != p.id), None)
-                canvas = next((canvases[c] for c in candidates if c in canvases and canvases[c].id != p.id), None)
-                if nested is None and canvas is not None and p.style in ("plain", "class"):
-                    s, nested = _running(s, canvas), canvas.id
-            stages.append(replace(s, nested_pipeline=nested) if nested else s)
-        out.append(replace(p, stages=tuple(stages)))
-    return out
-
-
-def _running(stage: Stage, canvas: PipelineFacts) -> Stage:
-    """`stage` with the external effects and resources of every task of the canvas it builds."""
-    from .stagefx import dedupe
-
-    reads = [e for t in canvas.stages for e in t.reads if e.kind not in MEMORY_KINDS]
-    writes = [e for t in canvas.stages for e in t.writes if e.kind not in MEMORY_KINDS]
-    resources = {r for t in canvas.stages for r in t.resources}
-    return replace(stage, reads=dedupe([*stage.reads, *reads]), writes=dedupe([*stage.writes, *writes]),
-                   resources=tuple(sorted({*stage.resources, *resources}, key=lambda r: (r.kind, r.name, r.line))))
