@@ -97,6 +97,23 @@ class Factory:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandModel:
+    """What a shell command touches: `program` (its basename) followed by the words in `words`.
+
+    Effects are `dir:NAME` / `file:NAME` (literal, relative to where the command runs), `file:-O` (the
+    value of an option), `sql:stdin` (SQL read from the file redirected in: `psql < x.sql`), `sql:-c` /
+    `sql:-f` (SQL text, or a SQL file, given by an option) and `unknown:KIND` (an unknown effect on
+    every name of that kind: `dbt run` writes tables it names in its own project). `reads` and
+    `writes` both empty: the command touches nothing (`echo`, `dbt debug`).
+    """
+
+    program: str
+    words: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MethodModel:
     """A method of a handle type (or of any object when type is '*')."""
 
@@ -166,6 +183,8 @@ class ResourceCatalog:
     failures: tuple[str, ...] = ()
     #: constructors of in-memory file objects (`io.StringIO`, `io.BytesIO`): `df.to_csv(buffer)` is no file
     buffers: frozenset[str] = frozenset()
+    #: shell commands (a BashOperator's `bash_command`): what each program, with its leading words, touches
+    commands: tuple[CommandModel, ...] = ()
     #: (type, method name) -> the `methods` naming it, in catalog order (built with the catalog)
     method_index: Mapping[tuple[str, str], tuple[MethodModel, ...]] = field(default_factory=dict, compare=False)
 
@@ -214,6 +233,14 @@ class ResourceCatalog:
     def any_method(self, method: str, chain: Sequence[str] = ()) -> MethodModel | None:
         return self.methods_of("*", method, chain)
 
+    def command(self, words: Sequence[str]) -> CommandModel | None:
+        """The model of a command line's words (program first), the one naming most leading words."""
+        if not words:
+            return None
+        program = words[0].rsplit("/", 1)[-1]
+        found = [c for c in self.commands if c.program == program and tuple(words[1:1 + len(c.words)]) == c.words]
+        return max(found, key=lambda c: len(c.words)) if found else None
+
     def in_memory(self, qualified: str) -> bool:
         """A constructor of an in-memory buffer (`io.StringIO`): writing a file into it touches no file."""
         return qualified in self.buffers
@@ -236,10 +263,12 @@ _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
 _PURE_KEYS = ("calls", "methods", "buffers")
 _FALLBACK_KEYS = ("read_prefixes",)
+_COMMAND_KEYS = ("program", "words", "reads", "writes")
+_COMMAND_EFFECT = re.compile(r"(?:dir|file):[^\s:]+|sql:(?:stdin|-\w|--[\w-]+)|unknown:(?:table|file|key|any)")
 _EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", "ensure", "list", ""}
 #: what a catalog `target` may say: where the name comes from, per effect kind
 _TARGET = re.compile(
-    r"(?:sql|resource|file:self|dir:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|dir|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?)?"
+    r"(?:sql|resource|file:self|dir:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|dir|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?\??)?"
 )
 #: a `location` template: literal URL text with `{self}` and `{N:kw}` / `{kw}` slots
 _LOCATION = re.compile(r"(?:[^{}]|\{(?:self|\d+:\w+|\w+)\})*")
@@ -269,10 +298,22 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     read_prefixes: list[str] = []
     failures: list[str] = []
     buffers: set[str] = set()
+    commands: list[CommandModel] = []
     for path in files:
         data = _read(path)
         _check_keys(path, "the top level", data,
-                    ("factory", "method", "call", "library", "opaque", "pure", "fallback", "failure"), ())
+                    ("factory", "method", "call", "library", "opaque", "pure", "fallback", "failure", "command"), ())
+        for i, entry in enumerate(data.get("command", [])):
+            where = f"[[command]] #{i + 1}"
+            _check_keys(path, where, entry, _COMMAND_KEYS, ("program",))
+            for spec in [*_as_list(entry.get("reads", [])), *_as_list(entry.get("writes", []))]:
+                if not _COMMAND_EFFECT.fullmatch(spec):
+                    raise CatalogError(f"{path}: {where}: unknown command effect {spec!r} (expected dir:NAME, "
+                                       "file:NAME, file:-OPTION, sql:stdin, sql:-OPTION or unknown:KIND)")
+            for program in _as_list(entry["program"]):
+                commands.append(CommandModel(program, tuple(_as_list(entry.get("words", []))),
+                                             tuple(_as_list(entry.get("reads", []))),
+                                             tuple(_as_list(entry.get("writes", [])))))
         for i, entry in enumerate(data.get("failure", [])):
             _check_keys(path, f"[[failure]] #{i + 1}", entry, ("exceptions",), ("exceptions",))
             failures.extend(_as_list(entry["exceptions"]))
@@ -330,7 +371,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
                 calls[call] = CallModel(**{**entry, "call": call})
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
                            frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures),
-                           frozenset(buffers))
+                           frozenset(buffers), tuple(commands))
 
 
 def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:
@@ -341,7 +382,7 @@ def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:
         raise CatalogError(f"{path}: {where}: unknown effect {effect!r} (allowed: {allowed})")
     if not _TARGET.fullmatch(target):
         raise CatalogError(f"{path}: {where}: unknown target {target!r} (expected sql, resource, model:N, file:self, "
-                           "object:[N:]KW/[N:]KW, or file|key|queue|table|url|arg:N[:keyword])")
+                           "object:[N:]KW/[N:]KW, or file|key|queue|table|url|arg:N[:keyword][?])")
     if bool(effect) != bool(target) and effect not in {"mutate"}:
         raise CatalogError(f"{path}: {where}: effect and target go together (got effect={effect!r}, target={target!r})")
 

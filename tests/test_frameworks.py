@@ -177,7 +177,7 @@ def test_airflow_xcom_push_pull_and_bash_is_opaque(tmp_path: Path) -> None:
 
         p1 = PythonOperator(task_id="push", python_callable=push)
         p2 = PythonOperator(task_id="pull", python_callable=pull)
-        sh = BashOperator(task_id="sh", bash_command="echo {{ ti.xcom_pull(task_ids='pull') }}")
+        sh = BashOperator(task_id="sh", bash_command="./notify.sh {{ ti.xcom_pull(task_ids='pull') }}")
         p1 >> p2 >> sh
     """)})
     p = pick(report, "d")

@@ -616,3 +616,27 @@ def test_a_task_run_through_delay_brings_its_effects(tmp_path: Path) -> None:
     """, {"tasks.py": textwrap.dedent(tasks)})
     assert _kind(pipeline, "send", "report") == "data"
     assert _kind(pipeline, "sign", "report") in (None, "order")
+
+
+def test_a_frame_written_without_a_path_is_text_not_a_file(tmp_path: Path) -> None:
+    """`df.to_json()` / `df.to_csv()` with no path return the text: no file of a name unknown at run
+    time (which would meet every file); the keyword spelling of the path still names the file."""
+    pipeline = _pipeline(tmp_path, """
+        import pandas as pd
+
+        def api_payload():
+            return pd.read_csv("in/a.csv").to_json(orient="records")
+
+        def export():
+            pd.read_csv("in/b.csv").to_csv(path_or_buf="out/b.csv")
+
+        def preview():
+            return pd.read_csv("out/b.csv").to_csv()
+
+        def main():
+            api_payload()
+            export()
+            preview()
+    """)
+    assert _kind(pipeline, "api_payload", "export") == "order"
+    assert _kind(pipeline, "export", "preview") == "data"

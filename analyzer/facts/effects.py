@@ -1260,7 +1260,9 @@ class _Function:
             key = evaluate(_object_part(node, key_spec), self.scope) or WILD
             value, kind = f"s3://{bucket}/{key}", "file"
         else:
-            expr = argument(node, target)
+            expr = argument(node, target.rstrip("?"))
+            if target.endswith("?") and expr is None and not any(a.star for a in node.args):
+                return  # `df.to_csv()` / `df.to_json()` with no path return the text: no file is touched
             if kind == "file" and self.in_memory(expr):
                 return  # `df.to_csv(buffer)` with `buffer = io.StringIO()`: no file is touched
             value = evaluate(expr, self.scope)

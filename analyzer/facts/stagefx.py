@@ -16,6 +16,7 @@ from . import sql as sqlmod
 from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
 from .summaries import Total
+from .tree import walk
 from .values import MARK, finish, known, substitute
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
@@ -91,6 +92,17 @@ def sql_effects(text: str, file: str, line: int) -> tuple[list[Effect], list[Eff
     return reads, writes
 
 
+def used_names(fn: FunctionRef) -> frozenset[str]:
+    """Every name a function's body mentions; `locals()` / `vars()` make every parameter used."""
+    memo = fn.module.memo.setdefault("used_names", {})
+    assert isinstance(memo, dict)
+    found = memo.get(fn.qualname)
+    if found is None:
+        names = {n.value for n in walk(fn.node.body) if isinstance(n, cst.Name)}
+        found = memo[fn.qualname] = frozenset({"*"} if names & {"locals", "vars"} else names)
+    return found  # type: ignore[no-any-return]
+
+
 def _sql_file(path: str, file: str, line: int) -> Effect:
     if path == "*":
         return Effect("unknown", "file named by SQL built at run time", file, line, of="file")
@@ -154,13 +166,20 @@ class StageBuilder:
         assumed: bool = False,
         param_handles: dict[str, Handle] | None = None,
         total: Total | None = None,
+        skip_unused: bool = False,
     ) -> Stage:
         """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`;
-        `total`: the callee's effects for this one instance (`summaries.bound_total`), when bound."""
+        `total`: the callee's effects for this one instance (`summaries.bound_total`), when bound.
+        `skip_unused`: a value handed to a parameter the body never reads is no read (a plain call
+        passes it and nothing else looks at it; a framework that loads its inputs reads them anyway)."""
         total = total if total is not None else self.total(callee)
         reads: list[Effect] = list(extra_reads)
         writes: list[Effect] = list(extra_writes)
-        for keys in params.values():
+        used = used_names(callee) if skip_unused else frozenset({"*"})
+        named = {*callee.params, *callee.kwonly}
+        for param, keys in params.items():
+            if param in named and param not in used and "*" not in used:
+                continue  # a value handed to a parameter the body never reads orders, but is not data
             for key in keys:
                 reads.append(Effect("variable", labels.get(key, key), file, line, key=key))
         for attr in self_attr_args:

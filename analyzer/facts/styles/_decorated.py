@@ -159,6 +159,7 @@ class FrameworkDriver(Driver):
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         stage = self.builder.stage(
             stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
+            skip_unused=True,
             labels=labels, via_self=False, fanout=fanout, handle_args=handle_args, module=self.module,
             name=base, extra_reads=extra_reads, extra_writes=extra_writes,
         )

@@ -36,8 +36,9 @@ import networkx as nx
 
 from ...confine import inside, repo_root
 from ...model import Effect, FanOut, Link, PipelineFacts, Stage
+from .. import shell
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project
-from ..stagefx import StageBuilder, sql_effects
+from ..stagefx import StageBuilder, sql_effects, used_names
 from ..summaries import Total, bound_total
 from ..values import WILD, Scope, evaluate
 from ._declared import (
@@ -118,7 +119,7 @@ class Task:
     task_id: str
     line: int
     call: cst.Call
-    kind: str  # python | sql | empty | opaque | taskflow
+    kind: str  # python | sql | shell | empty | opaque | taskflow
     callee: FunctionRef | None = None
     fanout: FanOut | None = None
     reads: list[Effect] = field(default_factory=list)
@@ -630,7 +631,7 @@ class DagWalker:
         task.gate = _gate(_task_decorator_names(fn))
         task.multiple_outputs = _multiple_outputs(fn, (override, dec))
         ref = self.add(task, call)
-        used = _used_names(fn)
+        used = used_names(fn)
         # a parameter is certain only when it is one of the function's own (not *args / **kwargs)
         declared = {*fn.params, *fn.kwonly}
         position = 0
@@ -661,6 +662,18 @@ class DagWalker:
                 task.reads.extend(_xcom(tid, "return_value", self.module.relpath, task.line)
                                   for tid in self.ref_tasks(up))
         return ref
+
+    def shell(self, call: cst.Call, file: str, line: int) -> tuple[list[Effect], list[Effect]] | None:
+        """A BashOperator's command, when the `[[command]]` catalog models every part of it."""
+        text = evaluate(kwarg(call, "bash_command") or argument(call, 0, "bash_command"), self.scope())
+        if text is None or (kwarg(call, "env") is not None and "$" in text):
+            return None  # no literal command, or one whose words come from its environment
+
+        def read(name: str) -> str | None:
+            found = self.read_sql_file(name) if name.lower().endswith(".sql") else None
+            return found if isinstance(found, str) else None
+
+        return shell.effects(text, self.builder.ctx.catalog, file, line, read)
 
     def arg_refs(self, expr: cst.BaseExpression) -> list[Ref]:
         """Task results in an operator argument, inside dict and list literals too."""
@@ -703,6 +716,9 @@ class DagWalker:
                 task.writes.extend(more_writes)
         elif last in EMPTY_OPERATORS:
             task.kind = "empty"
+        elif last == "BashOperator" and (found := self.shell(call, file, line)) is not None:
+            task.kind = "shell"
+            task.reads, task.writes = found
         else:
             reason = f"{last} runs something stagegraph can't see into"
             if last == "BashOperator":
@@ -1123,12 +1139,6 @@ def _builds_tasks(fn: FunctionRef) -> bool:
 
 def _is_task_decorator(name: str) -> bool:
     return any(name == d or name.startswith(d + ".") for d in TASK_DECORATORS)
-
-
-def _used_names(fn: FunctionRef) -> frozenset[str]:
-    """Every name a function's body mentions; `locals()` / `vars()` make every parameter used."""
-    names = {n.value for n in walk(fn.node.body) if isinstance(n, cst.Name)}
-    return frozenset({"*"} if names & {"locals", "vars"} else names)
 
 
 def _multiple_outputs(fn: FunctionRef, calls: Sequence[cst.Call | None]) -> bool:

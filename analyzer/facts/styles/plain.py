@@ -647,6 +647,7 @@ class Driver:
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
         stage = self.builder.stage(
             stage_id=stage_id, callee=callee, file=self.module.relpath, line=line, params=keys_by_param,
+            skip_unused=True,
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
             instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=name,
