@@ -31,7 +31,7 @@ ORDER_DEPENDENT_STATE = Template(
     "`{stage}` carries state across records ({detail}): reordering or splitting its input changes the result"
 )
 HIDDEN_STATE = Template(
-    "`{reader}` reads {targets}, which only `{writer}` sets: no argument or return value carries it, so "
+    "`{reader}` reads {targets}, which `{writer}` sets last: no argument or return value carries it, so "
     "reordering them or running them apart breaks silently"
 )
 UNDECLARED = Template(

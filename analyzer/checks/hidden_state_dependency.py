@@ -3,33 +3,48 @@
 Fires on a data edge A -> B where A rebinds an attribute or global (`self.period_start = ...`,
 Effect kind `attribute`/`global`) and B reads the same one. Mutating a container (kind
 `container`) is not a rebinding and does not count; tables, files and variables (arguments,
-return values) are the visible hand-offs and never count. One finding per (A, B) pair.
+return values) are the visible hand-offs and never count. One finding per (A, B) pair, and only
+from the last writer: an A whose state another writer overwrites before B runs hands B nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Location, Pipeline
+from ..model import Effect, Location, Pipeline, Stage
 from ..spans import code, join
 from . import Hit
 from . import _messages as msg
+from ._common import reachable, successors
 
 RULE = "hidden-state-dependency"
 STATE_KINDS = frozenset({"attribute", "global"})
 
 
+def _state_written(stage: Stage) -> dict[str, Effect]:
+    return {e.identity: e for e in stage.writes if e.kind in STATE_KINDS and not e.assumed}
+
+
 def check(pipeline: Pipeline) -> Iterator[Hit]:
+    later = successors(pipeline)
+    writers_of: dict[str, list[Stage]] = {}  # reader id -> the stages with a data edge into it
+    for edge in pipeline.edges:
+        if edge.kind == "data" and edge.source != edge.target:
+            writers_of.setdefault(edge.target, []).append(pipeline.stage(edge.source))
     for edge in pipeline.edges:
         if edge.kind != "data" or edge.source == edge.target:
             continue
         writer, reader = pipeline.stage(edge.source), pipeline.stage(edge.target)
         if writer.qualname and writer.qualname == reader.qualname:
             continue  # two calls of one function: state it keeps for itself, not a hand-off between stages
-        written = {e.identity: e for e in writer.writes if e.kind in STATE_KINDS and not e.assumed}
-        targets = sorted(
-            {written[e.identity].target for e in reader.reads if e.kind in STATE_KINDS and e.identity in written}
-        )
+        written = _state_written(writer)
+        after = reachable(later, writer.id)
+        # what the reader sees is what the last writer left: one that another writer of the same state
+        # overwrites before the reader runs hands nothing over
+        overwritten = {i for other in writers_of.get(reader.id, []) if other.id != writer.id and other.id in after
+                       for i in _state_written(other)}
+        targets = sorted({written[e.identity].target for e in reader.reads
+                          if e.kind in STATE_KINDS and e.identity in written and e.identity not in overwritten})
         if not targets:
             continue
         yield Hit(
