@@ -114,6 +114,24 @@ class CommandModel:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorModel:
+    """What an operator class (matched by its last name) reads and writes, named by its arguments.
+
+    Each effect is `KIND:TEMPLATE` with KIND file, key, table or sql: the template is literal text with
+    `{kw}` / `{N:kw}` slots filled with that argument's value (`*` when it is not known), so
+    `file:s3://{s3_bucket}/{s3_key}` is the object an `S3CreateObjectOperator` puts; `sql:{query}` is the
+    SQL text an argument holds.
+    """
+
+    name: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    #: arguments that, given (and not False/None), make the operator do more than the model says
+    #: (`TriggerDagRunOperator(wait_for_completion=True)` runs the other DAG's tasks before it ends)
+    unless: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MethodModel:
     """A method of a handle type (or of any object when type is '*')."""
 
@@ -185,6 +203,8 @@ class ResourceCatalog:
     buffers: frozenset[str] = frozenset()
     #: shell commands (a BashOperator's `bash_command`): what each program, with its leading words, touches
     commands: tuple[CommandModel, ...] = ()
+    #: orchestrator operators whose effects their arguments name (`S3CreateObjectOperator`), by class name
+    operators: Mapping[str, OperatorModel] = field(default_factory=dict)
     #: (type, method name) -> the `methods` naming it, in catalog order (built with the catalog)
     method_index: Mapping[tuple[str, str], tuple[MethodModel, ...]] = field(default_factory=dict, compare=False)
 
@@ -264,6 +284,8 @@ _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
 _PURE_KEYS = ("calls", "methods", "buffers")
 _FALLBACK_KEYS = ("read_prefixes",)
 _COMMAND_KEYS = ("program", "words", "reads", "writes")
+_OPERATOR_KEYS = ("class", "reads", "writes", "unless")
+_OPERATOR_EFFECT = re.compile(r"(?:file|key|table|sql):(?:[^{}]|\{(?:\d+:)?\w+\})+")
 _COMMAND_EFFECT = re.compile(r"(?:dir|file):[^\s:]+|sql:(?:stdin|-\w|--[\w-]+)|unknown:(?:table|file|key|any)")
 _EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", "ensure", "list", ""}
 #: what a catalog `target` may say: where the name comes from, per effect kind
@@ -299,10 +321,23 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     failures: list[str] = []
     buffers: set[str] = set()
     commands: list[CommandModel] = []
+    operators: dict[str, OperatorModel] = {}
     for path in files:
         data = _read(path)
         _check_keys(path, "the top level", data,
-                    ("factory", "method", "call", "library", "opaque", "pure", "fallback", "failure", "command"), ())
+                    ("factory", "method", "call", "library", "opaque", "pure", "fallback", "failure", "command",
+                     "operator"), ())
+        for i, entry in enumerate(data.get("operator", [])):
+            where = f"[[operator]] #{i + 1}"
+            _check_keys(path, where, entry, _OPERATOR_KEYS, ("class",))
+            for spec in [*_as_list(entry.get("reads", [])), *_as_list(entry.get("writes", []))]:
+                if not _OPERATOR_EFFECT.fullmatch(spec):
+                    raise CatalogError(f"{path}: {where}: unknown operator effect {spec!r} (expected "
+                                       "file|key|table|sql:TEMPLATE with {kw} or {N:kw} slots)")
+            for name in _as_list(entry["class"]):
+                operators[name] = OperatorModel(name, tuple(_as_list(entry.get("reads", []))),
+                                                tuple(_as_list(entry.get("writes", []))),
+                                                tuple(_as_list(entry.get("unless", []))))
         for i, entry in enumerate(data.get("command", [])):
             where = f"[[command]] #{i + 1}"
             _check_keys(path, where, entry, _COMMAND_KEYS, ("program",))
@@ -371,7 +406,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
                 calls[call] = CallModel(**{**entry, "call": call})
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
                            frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures),
-                           frozenset(buffers), tuple(commands))
+                           frozenset(buffers), tuple(commands), operators)
 
 
 def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:

@@ -34,8 +34,9 @@ from typing import Literal
 import libcst as cst
 import networkx as nx
 
+from ...catalog import OperatorModel
 from ...confine import inside, repo_root
-from ...model import Effect, FanOut, Link, PipelineFacts, Stage
+from ...model import Effect, EffectKind, FanOut, Link, PipelineFacts, Stage
 from .. import shell
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder, sql_effects, used_names
@@ -663,6 +664,29 @@ class DagWalker:
                                   for tid in self.ref_tasks(up))
         return ref
 
+    def modelled(self, model: OperatorModel, call: cst.Call, file: str,
+                 line: int) -> tuple[list[Effect], list[Effect]]:
+        """An operator the `[[operator]]` catalog models: its effects, named by its arguments."""
+        out: tuple[list[Effect], list[Effect]] = ([], [])
+        for specs, bucket in ((model.reads, out[0]), (model.writes, out[1])):
+            for spec in specs:
+                kind, _, template = spec.partition(":")
+                value = _SLOT.sub(lambda m: self.slot(call, m.group(1), m.group(2)), template)
+                if kind == "sql":
+                    reads, writes = sql_effects(value, file, line) if value.replace(WILD, "").strip() else ([], [])
+                    out[0].extend(reads)
+                    out[1].extend(writes)
+                elif "s3://" in value[1:]:
+                    bucket.append(_named(kind, value[value.rfind("s3://"):], file, line))  # a key that is a URL
+                else:
+                    bucket.append(_named(kind, value, file, line))
+        return out
+
+    def slot(self, call: cst.Call, position: str | None, name: str) -> str:
+        expr = argument(call, int(position), name) if position is not None else kwarg(call, name)
+        value = evaluate(expr, self.scope()) if expr is not None else None
+        return _JINJA_EXPR.sub(WILD, value) if value is not None else WILD
+
     def shell(self, call: cst.Call, file: str, line: int) -> tuple[list[Effect], list[Effect]] | None:
         """A BashOperator's command, when the `[[command]]` catalog models every part of it."""
         text = evaluate(kwarg(call, "bash_command") or argument(call, 0, "bash_command"), self.scope())
@@ -716,6 +740,10 @@ class DagWalker:
                 task.writes.extend(more_writes)
         elif last in EMPTY_OPERATORS:
             task.kind = "empty"
+        elif (model := self.builder.ctx.catalog.operators.get(last)) is not None and not any(
+                _given(kwarg(call, name)) for name in model.unless):
+            task.kind = "modelled"
+            task.reads, task.writes = self.modelled(model, call, file, line)
         elif last == "BashOperator" and (found := self.shell(call, file, line)) is not None:
             task.kind = "shell"
             task.reads, task.writes = found
@@ -852,7 +880,7 @@ class DagWalker:
             # `{{ ti.xcom_pull(task_ids='t', key='k') }}` inside the SQL (a `.sql` file's too) reads t's XCom
             task.reads.extend(_xcom(tid, key, file, line) for tid, key in template_pulls(text))
             text = _PARAMS_TEMPLATE.sub(lambda m: params.get(m.group(1) or m.group(2), "{{ x }}"), text)
-            reads, writes = sql_effects(text, file, line)
+            reads, writes = sql_effects(text, file, line, certain=True)
             task.reads.extend(reads)
             task.writes.extend(writes)
         if reason:
@@ -1021,6 +1049,23 @@ class DagWalker:
 def _is_chain(expr: cst.BaseExpression) -> bool:
     """An expression that is a list of nothing (`[]`) is an empty declaration, not an unresolved one."""
     return isinstance(expr, cst.List | cst.Tuple) and not expr.elements
+
+
+#: a `{kw}` / `{N:kw}` slot of an `[[operator]]` template, and a Jinja expression in a value
+_SLOT = re.compile(r"\{(?:(\d+):)?(\w+)\}")
+_JINJA_EXPR = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def _given(expr: cst.BaseExpression | None) -> bool:
+    return expr is not None and not (isinstance(expr, cst.Name) and expr.value in {"False", "None"})
+
+
+def _named(kind: str, value: str, file: str, line: int) -> Effect:
+    """An effect on `value` of `kind`, or an unknown one of that kind when nothing of the name is known."""
+    if not value.replace(WILD, "").replace("s3://", "").strip("/"):
+        return Effect("unknown", f"{kind} name built at run time", file, line, key=f"{kind}:{file}:{line}", of=kind)
+    named: EffectKind = "file" if kind == "file" else "table" if kind == "table" else "key"
+    return Effect(named, value, file, line, key=value)
 
 
 def _xcom(task_id: str, key: str, file: str, line: int) -> Effect:
