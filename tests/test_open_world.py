@@ -640,3 +640,25 @@ def test_a_frame_written_without_a_path_is_text_not_a_file(tmp_path: Path) -> No
     """)
     assert _kind(pipeline, "api_payload", "export") == "order"
     assert _kind(pipeline, "export", "preview") == "data"
+
+
+@pytest.mark.parametrize(("text", "reads"), [
+    ("SET batch = 500;\nSELECT * FROM brine.customers_temp WHERE n < $batch;", ("brine.customers_temp",)),
+    ("SET search_path TO staging; SELECT * FROM orders", ("orders",)),
+    ("USE warehouse; SELECT * FROM a", ("a",)),
+])
+def test_session_settings_before_a_statement_are_still_sql(text: str, reads: tuple[str, ...]) -> None:
+    from stagegraph.facts.sql import tables
+
+    got = tables(text)
+    assert got is not None and got.parsed and got.reads == reads
+
+
+def test_a_sql_operators_text_is_sql_whatever_it_looks_like() -> None:
+    """A SQL operator's `sql=` that we don't recognise is SQL we could not parse (an unknown write of
+    every table), never no effect."""
+    from stagegraph.facts.stagefx import sql_effects
+
+    assert sql_effects("!vendor syntax we do not know", "dag.py", 3) == ([], [])
+    _reads, writes = sql_effects("!vendor syntax we do not know", "dag.py", 3, certain=True)
+    assert [(e.kind, e.of) for e in writes] == [("unknown", "table")]

@@ -15,7 +15,10 @@ from functools import lru_cache
 
 _SQL_START = re.compile(
     r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(?:(?:select|insert|update|delete|merge|create|with|truncate|replace|"
-    r"upsert|drop|alter|copy|unload|call|lock|vacuum|analyze)\b|begin(?:\s+(?:transaction|work))?\s*;|start\s+transaction\b)",
+    r"upsert|drop|alter|copy|unload|call|lock|vacuum|analyze|grant|revoke)\b|"
+    r"begin(?:\s+(?:transaction|work))?\s*;|start\s+transaction\b|"
+    # session settings before the statements: `SET x = 1;`, `SET search_path TO s;`, `USE db;`
+    r"set\s+(?:session\s+|local\s+)?[\w.$@]+\s*(?:=|to\b)|use\s+[\w.\"]+\s*;)",
     re.IGNORECASE | re.DOTALL,
 )
 #: maintenance statements that change no rows: `LOCK TABLE t IN ... MODE`, `VACUUM [FULL] [t]`, `ANALYZE t`.
@@ -79,7 +82,12 @@ def looks_like_sql(text: str) -> bool:
 _FORMAT_FIELD = re.compile(r"\{\w*\}")
 
 
+#: `USE db;` (a session's database; sqlglot parses it in few dialects): dropped before parsing
+_USE = re.compile(r"^\s*use\s+[\w.\"]+\s*;", re.IGNORECASE | re.MULTILINE)
+
+
 def _prepare(text: str) -> str:
+    text = _USE.sub(" ", text)
     text = _JINJA_TAGS.sub(" ", text)
     text = _JINJA.sub(_ANY, text)
     text = _FORMAT_FIELD.sub(_ANY, text)  # str.format / psycopg2.sql placeholders: a name filled in later

@@ -78,9 +78,13 @@ def _rank(e: Effect) -> tuple[str, int, str, str, str]:
     return (e.file, e.line, e.target, e.key, e.origin)
 
 
-def sql_effects(text: str, file: str, line: int) -> tuple[list[Effect], list[Effect]]:
-    """Table reads and writes of a SQL string (an unparseable one is an unknown table write)."""
+def sql_effects(text: str, file: str, line: int, certain: bool = False) -> tuple[list[Effect], list[Effect]]:
+    """Table reads and writes of a SQL string (an unparseable one is an unknown table write). `certain`:
+    the text is SQL whatever it looks like (a SQL operator's `sql=`), so text we don't recognise is SQL
+    that could not be parsed, never no effect."""
     found = sqlmod.tables(text)
+    if found is None and certain and text.strip():
+        found = sqlmod.SqlTables((), (), parsed=False)
     if found is None:
         return [], []
     if not found.parsed:
