@@ -2,7 +2,8 @@
 
 Every output is written to a temporary file beside its destination and renamed over it, so a
 full disk, a size limit or Ctrl-C leaves the previous file (or none), never a truncated one. A set
-of files (`--out-dir`) is staged completely before any of it replaces the previous set.
+of files (`--out-dir`) is staged completely before any of it replaces the previous set. A device or
+a pipe (`-o /dev/null`) is written to directly: there is nothing to replace.
 """
 
 from __future__ import annotations
@@ -51,8 +52,26 @@ def _stage(path: Path, text: str) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename; raises OutputError naming the path."""
+    """Replace `path` with `text` in one rename; raises OutputError naming the path.
+
+    A path that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a named pipe) is written
+    to, never renamed over: replacing a device with a file (as root, `-o /dev/null`) breaks the machine.
+    """
+    if _special(path):
+        try:
+            with path.open("w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise OutputError(describe(path, exc)) from None
+        return
     write_set({path: text})
+
+
+def _special(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_file() and not path.is_dir()
+    except OSError:
+        return False
 
 
 def write_set(files: Mapping[Path, str]) -> None:

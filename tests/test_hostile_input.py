@@ -12,9 +12,11 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -313,6 +315,24 @@ def test_output_file_is_replaced_atomically(tmp_path: Path) -> None:
     assert str(target) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert json.loads(target.read_text()) == {"previous": True}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "temp files were left behind"
+
+
+def test_an_output_that_is_not_a_regular_file_is_written_not_replaced(tmp_path: Path) -> None:
+    """`-o /dev/null` as root renamed a regular file over the device. A named pipe stands in for it
+    here: written through (its reader gets the report), still a pipe afterwards, no temp file left."""
+    repo = make_repo(tmp_path, {})
+    pipe = tmp_path / "report.pipe"
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    argv = [sys.executable, "-m", "stagegraph", "audit", str(repo), "--format", "json", "--output", str(pipe)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    reader.join(timeout=60)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+    assert stat.S_ISFIFO(pipe.stat().st_mode), "the pipe was replaced by a file"
+    assert got and "summary" in json.loads(got[0])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 # ------------------------------------------------------------------ 8-10: the analysed repository acts on the auditor
