@@ -111,6 +111,16 @@ def test_undeclared_real_edge_in_a_framework_pipeline_fires() -> None:
     assert hit.line == 2 and "staging.clicks" in hit.message
 
 
+def test_parallel_siblings_writing_one_table_are_one_finding() -> None:
+    """Three tasks the scheduler may run in any order, each pair through the same table: one finding
+    naming the group (not three pairs); a pair through other data stays a finding of its own."""
+    stages = [stage(n, i, reads=[table("pub")], writes=[table("pub")]) for i, n in enumerate("abc", start=1)]
+    stages.append(stage("d", 4, reads=[table("funders")]))
+    undeclared = [edge(x, y, declared=False, via=["pub"]) for x, y in (("a", "b"), ("a", "c"), ("b", "c"))]
+    p = pipeline(stages, [*undeclared, edge("c", "d", declared=False, via=["funders"])], style="airflow")
+    assert sorted(stage_sets("undeclared-dependency", p)) == [("a", "b", "c"), ("c", "d")]
+
+
 def test_declared_edges_and_order_edges_do_not_fire() -> None:
     stages = [stage("a", 1), stage("b", 2), stage("c", 3)]
     p = pipeline(stages, [edge("a", "b"), edge("b", "c", "order", declared=True)], style="airflow")

@@ -38,6 +38,10 @@ UNDECLARED = Template(
     "`{target}` depends on `{source}` ({via}) but no declared dependency orders them: the scheduler may run "
     "`{target}` first"
 )
+UNDECLARED_GROUP = Template(
+    "{stages} depend on each other through {via} but no declared dependency orders them: the scheduler may "
+    "run them in any order, or at once"
+)
 NON_IDEMPOTENT_RETRY = Template("`{stage}` retries a non-idempotent write: {detail}")
 NON_IDEMPOTENT_RETRY_DRIVER = Template("the driver retries a non-idempotent write: {detail}")
 COINCIDENTAL_ORDER = Template(

@@ -6,13 +6,18 @@ reader before the writer. `unknown` edges are not reported here: independence wa
 but neither was a dependency, and an error must name something real (on a large Luigi repository
 counting them turned a handful of real findings into half a million). Their cause is reported
 once, as an `unresolved` diagnostic, and the edge itself stays in the graph as a dependency.
+Three or more stages joined pairwise by such edges through the same data (parallel siblings that all
+upsert one table) are one finding naming the group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import networkx as nx
+
 from ..model import Location, Pipeline
+from ..spans import code, join
 from . import Hit
 from . import _messages as msg
 
@@ -23,8 +28,34 @@ UNSCHEDULED_STYLES = frozenset({"plain", "class"})
 def check(pipeline: Pipeline) -> Iterator[Hit]:
     if pipeline.style in UNSCHEDULED_STYLES:
         return
-    for edge in pipeline.edges:
-        if edge.kind not in ("data", "control") or edge.declared or edge.source == edge.target:
+    undeclared = [e for e in pipeline.edges
+                  if e.kind in ("data", "control") and not e.declared and e.source != e.target]
+    # siblings the scheduler may run in any order, each pair of them through the same data (five
+    # parallel tasks upserting one table): one finding for the group, not one per pair
+    through: dict[tuple[str, ...], nx.Graph] = {}
+    for edge in undeclared:
+        through.setdefault(tuple(edge.via), nx.Graph()).add_edge(edge.source, edge.target)
+    grouped: set[tuple[str, str]] = set()
+    order = {s.id: i for i, s in enumerate(pipeline.stages)}
+    for shared, graph in through.items():
+        for members in nx.connected_components(graph):
+            if len(members) < 3:
+                continue
+            ids = tuple(sorted(members, key=order.__getitem__))
+            grouped.update((a, b) for a in ids for b in ids)
+            stages = [pipeline.stage(s) for s in ids]
+            yield Hit(
+                rule=RULE,
+                message=msg.UNDECLARED_GROUP.format(
+                    stages=join(code(s.name) for s in stages), via=", ".join(shared) if shared else "data"),
+                file=stages[-1].file,
+                line=stages[-1].line,
+                stages=ids,
+                related=tuple(Location(s.file, s.line) for s in stages[:-1]),
+                key=",".join(shared),
+            )
+    for edge in undeclared:
+        if (edge.source, edge.target) in grouped:
             continue
         source, target = pipeline.stage(edge.source), pipeline.stage(edge.target)
         template = msg.UNDECLARED
