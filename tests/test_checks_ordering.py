@@ -121,6 +121,15 @@ def test_parallel_siblings_writing_one_table_are_one_finding() -> None:
     assert sorted(stage_sets("undeclared-dependency", p)) == [("a", "b", "c"), ("c", "d")]
 
 
+def test_one_writer_and_its_readers_stay_pairs() -> None:
+    """A writer and two readers of one table: each reader depends on the writer, not on the other."""
+    stages = [stage("load", 1, writes=[table("stg")]), stage("hub", 2, reads=[table("stg")]),
+              stage("sat", 3, reads=[table("stg")])]
+    p = pipeline(stages, [edge("load", "hub", declared=False, via=["stg"]),
+                          edge("load", "sat", declared=False, via=["stg"])], style="airflow")
+    assert sorted(stage_sets("undeclared-dependency", p)) == [("load", "hub"), ("load", "sat")]
+
+
 def test_declared_edges_and_order_edges_do_not_fire() -> None:
     stages = [stage("a", 1), stage("b", 2), stage("c", 3)]
     p = pipeline(stages, [edge("a", "b"), edge("b", "c", "order", declared=True)], style="airflow")

@@ -6,8 +6,8 @@ reader before the writer. `unknown` edges are not reported here: independence wa
 but neither was a dependency, and an error must name something real (on a large Luigi repository
 counting them turned a handful of real findings into half a million). Their cause is reported
 once, as an `unresolved` diagnostic, and the edge itself stays in the graph as a dependency.
-Three or more stages joined pairwise by such edges through the same data (parallel siblings that all
-upsert one table) are one finding naming the group.
+Three or more stages every two of which are joined by such an edge through the same data (parallel
+siblings that all upsert one table) are one finding naming the group; a writer and its readers stay pairs.
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
     grouped: set[tuple[str, str]] = set()
     order = {s.id: i for i, s in enumerate(pipeline.stages)}
     for shared, graph in through.items():
-        for members in nx.connected_components(graph):
-            if len(members) < 3:
+        # a group is a clique: every two of its stages conflict (a writer and its readers are pairs)
+        taken: set[str] = set()
+        cliques = sorted((c for c in nx.find_cliques(graph) if len(c) >= 3),
+                         key=lambda c: (-len(c), sorted(order[s] for s in c)))
+        for members in cliques:
+            if taken & set(members):
                 continue
+            taken.update(members)
             ids = tuple(sorted(members, key=order.__getitem__))
             grouped.update((a, b) for a in ids for b in ids)
             stages = [pipeline.stage(s) for s in ids]
