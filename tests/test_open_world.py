@@ -662,3 +662,33 @@ def test_a_sql_operators_text_is_sql_whatever_it_looks_like() -> None:
     assert sql_effects("!vendor syntax we do not know", "dag.py", 3) == ([], [])
     _reads, writes = sql_effects("!vendor syntax we do not know", "dag.py", 3, certain=True)
     assert [(e.kind, e.of) for e in writes] == [("unknown", "table")]
+
+
+def test_a_standard_library_object_shared_through_a_module_is_not_proven_apart(tmp_path: Path) -> None:
+    """`ready = threading.Event()` in a project module, set by one stage and read by another: its methods
+    are not the pure methods of a literal (`CODES.items()`), so the pair is never independent."""
+    pipeline = _pipeline(tmp_path, """
+        from shared import CODES, ready
+
+        def describe():
+            with open("out/codes.txt", "w") as fh:
+                fh.write(str(sorted(CODES.items())))
+
+        def count():
+            with open("out/count.txt", "w") as fh:
+                fh.write(str(len(CODES.keys())))
+
+        def announce():
+            ready.clear()
+
+        def wait_for_it():
+            return ready.wait(5)
+
+        def main():
+            describe()
+            count()
+            announce()
+            wait_for_it()
+    """, {"shared.py": "import threading\n\nCODES = {'a': 1}\nready = threading.Event()\n"})
+    assert _kind(pipeline, "announce", "wait_for_it") in DEPENDENCY_KINDS
+    assert _kind(pipeline, "describe", "count") == "order"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -363,8 +364,11 @@ class Context:
                 made_by = owner.qualify(value.func) or ""
                 if self.project.klass(made_by) is not None:
                     return False
-                if made_by and (self.catalog.pure_call(made_by) or self.catalog.library_of(made_by) is None):
+                pure_library = (made_by.split(".")[0] not in sys.stdlib_module_names
+                                and self.catalog.library_of(made_by) is None)
+                if made_by and (self.catalog.pure_call(made_by) or pure_library):
                     return False  # `funders = Table("funders", ...)`: a value a pure library built
+                # (a standard-library object such as `queue.Queue()` is shared state: not proven pure)
             return True
         return True
 
