@@ -330,25 +330,17 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
         for i, entry in enumerate(data.get("operator", [])):
             where = f"[[operator]] #{i + 1}"
             _check_keys(path, where, entry, _OPERATOR_KEYS, ("class",))
-            for spec in [*_as_list(entry.get("reads", [])), *_as_list(entry.get("writes", []))]:
-                if not _OPERATOR_EFFECT.fullmatch(spec):
-                    raise CatalogError(f"{path}: {where}: unknown operator effect {spec!r} (expected "
-                                       "file|key|table|sql:TEMPLATE with {kw} or {N:kw} slots)")
+            reads, writes = _effect_specs(path, where, entry, "operator", _OPERATOR_EFFECT,
+                                          "file|key|table|sql:TEMPLATE with {kw} or {N:kw} slots")
             for name in _as_list(entry["class"]):
-                operators[name] = OperatorModel(name, tuple(_as_list(entry.get("reads", []))),
-                                                tuple(_as_list(entry.get("writes", []))),
-                                                tuple(_as_list(entry.get("unless", []))))
+                operators[name] = OperatorModel(name, reads, writes, tuple(_as_list(entry.get("unless", []))))
         for i, entry in enumerate(data.get("command", [])):
             where = f"[[command]] #{i + 1}"
             _check_keys(path, where, entry, _COMMAND_KEYS, ("program",))
-            for spec in [*_as_list(entry.get("reads", [])), *_as_list(entry.get("writes", []))]:
-                if not _COMMAND_EFFECT.fullmatch(spec):
-                    raise CatalogError(f"{path}: {where}: unknown command effect {spec!r} (expected dir:NAME, "
-                                       "file:NAME, file:-OPTION, sql:stdin, sql:-OPTION or unknown:KIND)")
+            reads, writes = _effect_specs(path, where, entry, "command", _COMMAND_EFFECT,
+                                          "dir:NAME, file:NAME, file:-OPTION, sql:stdin, sql:-OPTION or unknown:KIND")
             for program in _as_list(entry["program"]):
-                commands.append(CommandModel(program, tuple(_as_list(entry.get("words", []))),
-                                             tuple(_as_list(entry.get("reads", []))),
-                                             tuple(_as_list(entry.get("writes", [])))))
+                commands.append(CommandModel(program, tuple(_as_list(entry.get("words", []))), reads, writes))
         for i, entry in enumerate(data.get("failure", [])):
             _check_keys(path, f"[[failure]] #{i + 1}", entry, ("exceptions",), ("exceptions",))
             failures.extend(_as_list(entry["exceptions"]))
@@ -407,6 +399,16 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
                            frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures),
                            frozenset(buffers), tuple(commands), operators)
+
+
+def _effect_specs(path: Path, where: str, entry: Mapping[str, Any], what: str, grammar: re.Pattern[str],
+                  expected: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An entry's `reads` and `writes`, each spec checked against `grammar` (an error names the entry)."""
+    reads, writes = tuple(_as_list(entry.get("reads", []))), tuple(_as_list(entry.get("writes", [])))
+    for spec in (*reads, *writes):
+        if not grammar.fullmatch(spec):
+            raise CatalogError(f"{path}: {where}: unknown {what} effect {spec!r} (expected {expected})")
+    return reads, writes
 
 
 def _check_effect(path: Path, where: str, entry: Mapping[str, Any]) -> None:

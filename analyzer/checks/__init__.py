@@ -60,7 +60,7 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
     pipeline no other pipeline runs as a stage (the pipeline a user runs, not a nested view of it), then
     the one in the biggest pipeline: a helper's except clause reached by the outer pipeline and by each
     nested one is one cause. The others are dropped, never merged into a message they did not say."""
-    nested = {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+    nested = _nested(pipelines)
     size = {p.id: len(p.stages) for p in pipelines}
 
     def rank(f: Finding) -> tuple[int, bool, int]:
@@ -77,11 +77,16 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
     return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
 
 
+def _nested(pipelines: Sequence[Pipeline]) -> set[str]:
+    """Pipelines some other pipeline runs as a stage (a nested view of what a user runs)."""
+    return {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+
+
 def one_per_cause(findings: Sequence[Finding], pipelines: Sequence[Pipeline]) -> list[Finding]:
     """A finding repeated by a flattened driver view: the same rule at the same place about the same
     stages (by name) in a pipeline and in a driver that shows that pipeline's stages among its own
     (a Celery canvas opened inside the driver that sends it) is one finding, the driver's."""
-    nested = {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+    nested = _nested(pipelines)
     names = {p.id: {s.id: s.name for s in p.stages} for p in pipelines}
 
     def cause(f: Finding) -> tuple[str, str, int, frozenset[str]]:

@@ -27,13 +27,11 @@ def _state_written(stage: Stage) -> dict[str, Effect]:
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
     later = successors(pipeline)
+    data = [e for e in pipeline.edges if e.kind == "data" and e.source != e.target]
     writers_of: dict[str, list[Stage]] = {}  # reader id -> the stages with a data edge into it
-    for edge in pipeline.edges:
-        if edge.kind == "data" and edge.source != edge.target:
-            writers_of.setdefault(edge.target, []).append(pipeline.stage(edge.source))
-    for edge in pipeline.edges:
-        if edge.kind != "data" or edge.source == edge.target:
-            continue
+    for edge in data:
+        writers_of.setdefault(edge.target, []).append(pipeline.stage(edge.source))
+    for edge in data:
         writer, reader = pipeline.stage(edge.source), pipeline.stage(edge.target)
         if writer.qualname and writer.qualname == reader.qualname:
             continue  # two calls of one function: state it keeps for itself, not a hand-off between stages

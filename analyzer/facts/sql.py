@@ -31,7 +31,8 @@ _MAINTENANCE = re.compile(
 _ANY = "sg_any_"
 _NAMED_WILDCARD = re.compile(r"(\b(?:from|join|into|update|table|truncate|exists)\s+(?:[\w\"]+\.)*)\*", re.IGNORECASE)
 _WORD_WILDCARD = re.compile(r"(?<=\w)\*|(?<![.\w])\*(?=\w)")
-_JINJA = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+#: a Jinja expression (`{{ ds }}`): a name filled in at run time
+JINJA_EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 #: Jinja statements and comments (`{% if %}`, `{% endif %}`, `{# .. #}`): dropped, so the SQL of every branch
 #: is kept (the tables of all branches are the tables the template may touch)
 _JINJA_TAGS = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -89,7 +90,7 @@ _USE = re.compile(r"^\s*use\s+[\w.\"]+\s*;", re.IGNORECASE | re.MULTILINE)
 def _prepare(text: str) -> str:
     text = _USE.sub(" ", text)
     text = _JINJA_TAGS.sub(" ", text)
-    text = _JINJA.sub(_ANY, text)
+    text = JINJA_EXPRESSION.sub(_ANY, text)
     text = _FORMAT_FIELD.sub(_ANY, text)  # str.format / psycopg2.sql placeholders: a name filled in later
     text = _PYFMT.sub("NULL", text)
     if "*" not in text:

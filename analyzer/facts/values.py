@@ -246,16 +246,23 @@ def _name(name: str, scope: Scope, depth: int) -> str | None:
         return WILD
     if name in scope.locals:
         return _eval(scope.locals[name], scope, depth + 1)
+    found = module_constant(name, scope)
+    if found is not None:
+        return _eval(found[0], Scope(found[1], scope.project), depth + 1)
+    return WILD
+
+
+def module_constant(name: str, scope: Scope) -> tuple[cst.BaseExpression, ModuleIndex] | None:
+    """The module-level value `name` is bound to: in this module, or in the analysed one it is imported from."""
     module = scope.module
     if name in module.constants:
-        return _eval(module.constants[name], Scope(module, scope.project), depth + 1)
+        return module.constants[name], module
     if name in module.imports and scope.project is not None:
-        qualified = module.imports[name]
-        owner, _, attr = qualified.rpartition(".")
+        owner, _, attr = module.imports[name].rpartition(".")
         other = scope.project.module_of(owner)
         if other is not None and attr in other.constants:
-            return _eval(other.constants[attr], Scope(other, scope.project), depth + 1)
-    return WILD
+            return other.constants[attr], other
+    return None
 
 
 def _join(parts: list[str]) -> str:
@@ -436,20 +443,12 @@ def _table_of(expr: cst.BaseExpression, scope: Scope) -> str | None:
         klass = scope.project.klass(scope.module.qualify(expr))
         if klass is not None:
             return orm_table(expr, scope.module, scope.project)
-        value: cst.BaseExpression | None = None
-        module = scope.module
+        found = None
         if isinstance(expr, cst.Name):
-            if expr.value in scope.locals:
-                value = scope.locals[expr.value]
-            elif expr.value in module.constants:
-                value = module.constants[expr.value]
-            elif expr.value in module.imports:
-                owner, _, attr = module.imports[expr.value].rpartition(".")
-                other = scope.project.module_of(owner)
-                if other is not None and attr in other.constants:
-                    value, module = other.constants[attr], other
-        if isinstance(value, cst.Call):
-            return _table_of(value, Scope(module, scope.project))
+            found = (scope.locals[expr.value], scope.module) if expr.value in scope.locals \
+                else module_constant(expr.value, scope)
+        if found is not None and isinstance(found[0], cst.Call):
+            return _table_of(found[0], Scope(found[1], scope.project))
         return None
     if isinstance(expr, cst.Call):
         qualified = scope.module.qualify(expr.func) or ""
@@ -471,20 +470,15 @@ def references(expr: cst.BaseExpression, scope: Scope) -> set[str]:
     if klass is not None:
         sources = [(v, c.module) for c in scope.project.lineage(klass) for v in c.attributes.values()]
     elif isinstance(expr, cst.Name):
-        module = scope.module
-        value = module.constants.get(expr.value)
-        if value is None and expr.value in module.imports:
-            owner, _, attr = module.imports[expr.value].rpartition(".")
-            other = scope.project.module_of(owner)
-            if other is not None:
-                value, module = other.constants.get(attr), other
-        sources = [(value, module)] if value is not None else []
+        found = module_constant(expr.value, scope)
+        sources = [found] if found is not None else []
     out: set[str] = set()
     for value, module in sources:
         for node in walk(value):
-            if (isinstance(node, cst.Call) and node.args
-                    and (module.qualify(node.func) or "").startswith("sqlalchemy")
-                    and (module.qualify(node.func) or "").endswith("ForeignKey")):
+            if not (isinstance(node, cst.Call) and node.args):
+                continue
+            called = module.qualify(node.func) or ""
+            if called.startswith("sqlalchemy") and called.endswith("ForeignKey"):
                 name = evaluate(node.args[0].value, Scope(module, scope.project))
                 if name is not None:
                     out.add(name.rsplit(".", 1)[0] if "." in name else WILD)

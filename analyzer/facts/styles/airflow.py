@@ -39,6 +39,7 @@ from ...confine import inside, repo_root
 from ...model import Effect, EffectKind, FanOut, Link, PipelineFacts, Stage
 from .. import shell
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project
+from ..sql import JINJA_EXPRESSION
 from ..stagefx import StageBuilder, sql_effects, used_names
 from ..summaries import Total, bound_total
 from ..values import WILD, Scope, evaluate
@@ -685,7 +686,7 @@ class DagWalker:
     def slot(self, call: cst.Call, position: str | None, name: str) -> str:
         expr = argument(call, int(position), name) if position is not None else kwarg(call, name)
         value = evaluate(expr, self.scope()) if expr is not None else None
-        return _JINJA_EXPR.sub(WILD, value) if value is not None else WILD
+        return JINJA_EXPRESSION.sub(WILD, value) if value is not None else WILD
 
     def shell(self, call: cst.Call, file: str, line: int) -> tuple[list[Effect], list[Effect]] | None:
         """A BashOperator's command, when the `[[command]]` catalog models every part of it."""
@@ -1051,9 +1052,8 @@ def _is_chain(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.List | cst.Tuple) and not expr.elements
 
 
-#: a `{kw}` / `{N:kw}` slot of an `[[operator]]` template, and a Jinja expression in a value
+#: a `{kw}` / `{N:kw}` slot of an `[[operator]]` template
 _SLOT = re.compile(r"\{(?:(\d+):)?(\w+)\}")
-_JINJA_EXPR = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 
 def _given(expr: cst.BaseExpression | None) -> bool:
