@@ -89,7 +89,7 @@ class Resource:
 
 SignalKind = Literal[
     "broad-except-swallow", "executor-uncapped", "executor-capped", "gather-unbounded", "wait-no-timeout",
-    "remote-no-timeout", "retry-nonidempotent", "order-dependent-state", "task-per-row",
+    "remote-no-timeout", "retry-nonidempotent", "order-dependent-state", "task-per-row", "exit-status-ignored",
 ]
 #: The `Signal.kind` values, as constants the facts layer produces and the checks match on
 #: (what each means is tabled in `analyzer/facts/signals.py`).
@@ -102,6 +102,7 @@ REMOTE_NO_TIMEOUT: SignalKind = "remote-no-timeout"
 RETRY_NONIDEMPOTENT: SignalKind = "retry-nonidempotent"
 ORDER_DEPENDENT_STATE: SignalKind = "order-dependent-state"
 TASK_PER_ROW: SignalKind = "task-per-row"
+EXIT_STATUS_IGNORED: SignalKind = "exit-status-ignored"
 SIGNAL_KINDS: frozenset[str] = frozenset(get_args(SignalKind))
 
 

@@ -25,6 +25,7 @@ SWALLOWED = Template("`{stage}` swallows exceptions ({detail}): failures vanish 
 SWALLOWED_BRANCH = Template(
     "fan-out branch `{stage}` swallows exceptions ({detail}): the driver never learns the branch failed"
 )
+EXIT_STATUS = Template("`{stage}` ignores a command's failure ({detail}): a failed command looks like success")
 MISSING_TIMEOUT = Template("`{stage}` waits without a timeout: {details}")
 MISSING_TIMEOUT_DRIVER = Template("the driver waits without a timeout: {details}")
 ORDER_DEPENDENT_STATE = Template(

@@ -33,6 +33,8 @@ order-dependent-state       a loop over records that carries state across iterat
                             into the records/output (running totals, sequence numbers, previous-record
                             comparisons, state machines)
 task-per-row                a task/future/signature created per row of a query result
+exit-status-ignored         `os.system(...)`, `subprocess.call(...)` or `subprocess.run(...)` without `check=`
+                            as a statement of its own: a failed command's exit status is dropped
 ==========================  =====================================================================
 """
 
@@ -48,6 +50,7 @@ from ..model import (
     BROAD_EXCEPT_SWALLOW,
     EXECUTOR_CAPPED,
     EXECUTOR_UNCAPPED,
+    EXIT_STATUS_IGNORED,
     GATHER_UNBOUNDED,
     ORDER_DEPENDENT_STATE,
     REMOTE_NO_TIMEOUT,
@@ -64,11 +67,19 @@ from .tree import strings as _strings
 #: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else: the run still
 #: reports success, so the failure is as lost as with `pass`.
 LOGGED_ONLY = "logged only"
+#: ... when the handler fills in a stand-in value (`score = np.nan`, `out.append(None)`) and goes on
+PLACEHOLDER = "fills in a placeholder"
 
 _EMPTY_FACTORIES = frozenset({"DataFrame", "Series", "dict", "list", "set", "tuple", "frozenset", "defaultdict"})
 _BROAD = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})
 _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "fatal"})
 _LOG_CALLS = frozenset({"print", "traceback.print_exc", "traceback.print_exception", "warnings.warn"})
+#: calls that make a logger: a module-level `lgr = logging.getLogger(__name__)` is a logger whatever its name
+_LOGGER_FACTORIES = frozenset({"logging.getLogger", "structlog.get_logger", "structlog.getLogger"})
+#: values that stand in for a missing result: a handler filling one in hides the failure in the data
+_PLACEHOLDERS = frozenset({"numpy.nan", "numpy.NaN", "numpy.NAN", "math.nan", "pandas.NA", "pandas.NaT"})
+#: commands whose failure is only an exit status: discarding the result drops the failure
+_EXIT_STATUS_CALLS = frozenset({"os.system", "subprocess.call", "subprocess.run"})
 
 #: executor constructors -> (cap keyword, cap position)
 _EXECUTORS: dict[str, tuple[str, int]] = {
@@ -419,6 +430,17 @@ class _Visitor(cst.CSTVisitor):
     def leave_DictComp(self, original_node: cst.DictComp) -> None:
         self._leave_comprehension(original_node)
 
+    def visit_If(self, node: cst.If) -> bool:
+        """`if False:` / `if 0:` never runs its body: a handler parked there is not a hazard."""
+        test = node.test
+        never = (isinstance(test, cst.Name) and test.value == "False") or (
+            isinstance(test, cst.Integer) and test.value == "0")
+        if never:
+            if node.orelse is not None:
+                node.orelse.visit(self)
+            return False
+        return True
+
     def visit_While(self, node: cst.While) -> None:
         self.iterables.append(node.test)
 
@@ -433,6 +455,15 @@ class _Visitor(cst.CSTVisitor):
         how = _swallowed(node.body, self.ctx)
         if how is not None:
             self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}")
+
+    # statements --------------------------------------------------
+    def visit_Expr(self, node: cst.Expr) -> None:
+        call = _awaited(node.value)
+        if not isinstance(call, cst.Call):
+            return
+        name = self.ctx.qualify(call.func) or ""
+        if name in _EXIT_STATUS_CALLS and _keyword(call, "check") is None:
+            self.ctx.add(EXIT_STATUS_IGNORED, node, f"{name}() as a statement: its exit status is dropped")
 
     # calls -------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -598,8 +629,16 @@ def is_log_call(call: cst.Call, module: ModuleIndex) -> bool:
     if name in _LOG_CALLS:
         return True
     method = _method(call)
-    receiver = (_receiver(call) or "").lower()
-    return method in _LOG_METHODS and ("log" in receiver or name.startswith("logging."))
+    if method not in _LOG_METHODS:
+        return False
+    receiver = _receiver(call) or ""
+    return "log" in receiver.lower() or name.startswith(("logging.", "loguru.")) or _is_logger(receiver, module)
+
+
+def _is_logger(receiver: str, module: ModuleIndex) -> bool:
+    """`lgr` bound at module level to `logging.getLogger(...)` (or structlog's factory)."""
+    value = module.constants.get(receiver)
+    return isinstance(value, cst.Call) and (module.qualify(value.func) or "") in _LOGGER_FACTORIES
 
 
 def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
@@ -623,14 +662,21 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
             elif isinstance(small, cst.Return):
                 if small.value is None or _is_none(small.value):
                     hows.append("return None")
-                elif _is_default(small.value):
+                elif _is_default(small.value, ctx.module):
                     hows.append("return a default")
                 else:
                     return None
-            elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
-                if _method(small.value) == "rollback":
+            elif isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None:
+                if not _is_placeholder(small.value, ctx.module):
+                    return None  # `ok = False`, `status = "failed"`: the failure is recorded
+                hows.append(PLACEHOLDER)
+            elif isinstance(small, cst.Expr) and isinstance(call := _awaited(small.value), cst.Call):
+                if _method(call) == "rollback":
                     hows.append("rollback only")
-                elif not is_log_call(small.value, ctx.module):
+                elif _method(call) == "append" and len(call.args) == 1 \
+                        and _is_placeholder(call.args[0].value, ctx.module):
+                    hows.append(PLACEHOLDER)
+                elif not is_log_call(call, ctx.module):
                     return None
                 else:
                     logged = True
@@ -642,15 +688,43 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
     return dropped[0] if dropped else "pass"
 
 
-def _is_default(expr: cst.BaseExpression) -> bool:
+def _awaited(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """`await session.rollback()` is the call it awaits."""
+    return expr.expression if isinstance(expr, cst.Await) else expr
+
+
+def _is_placeholder(expr: cst.BaseExpression, module: ModuleIndex) -> bool:
+    """A stand-in for a missing value: `None`, `np.nan`, `float("nan")`, an empty container or frame."""
+    if _is_none(expr):
+        return True
+    if isinstance(expr, cst.Name | cst.Attribute):
+        return (module.qualify(expr) or "") in _PLACEHOLDERS
+    if isinstance(expr, cst.Call):
+        name = dotted(expr.func) or ""
+        if name == "float" and len(expr.args) == 1 and isinstance(expr.args[0].value, cst.SimpleString):
+            return str(expr.args[0].value.evaluated_value).lower() == "nan"
+        return not expr.args and name.rsplit(".", 1)[-1] in _EMPTY_FACTORIES
+    return isinstance(expr, cst.List | cst.Dict | cst.Tuple | cst.Set) and not getattr(expr, "elements", None)
+
+
+def _is_default(expr: cst.BaseExpression, module: ModuleIndex) -> bool:
+    """A value made of constants that stands in for a result: `0`, `"n/a"`, `["*"]`, or a placeholder."""
+    if _is_placeholder(expr, module):
+        return True
     if isinstance(expr, cst.Integer | cst.Float | cst.SimpleString):
         return True
-    if isinstance(expr, cst.Name) and expr.value in {"True", "False"}:
-        return True
-    if isinstance(expr, cst.Call) and not expr.args:  # an empty frame or container: `pd.DataFrame()`, `dict()`
-        name = dotted(expr.func) or ""
-        return name.rsplit(".", 1)[-1] in _EMPTY_FACTORIES
-    return isinstance(expr, cst.List | cst.Dict | cst.Tuple | cst.Set) and not getattr(expr, "elements", None)
+    if isinstance(expr, cst.UnaryOperation):
+        return isinstance(expr.expression, cst.Integer | cst.Float)
+    if isinstance(expr, cst.Name):
+        return expr.value in {"True", "False"}
+    if isinstance(expr, cst.List | cst.Tuple | cst.Set):
+        return all(isinstance(e, cst.Element) and _is_default(e.value, module) for e in expr.elements)
+    if isinstance(expr, cst.Dict):
+        return all(
+            isinstance(e, cst.DictElement) and _is_default(e.key, module) and _is_default(e.value, module)
+            for e in expr.elements
+        )
+    return False
 
 
 # ---------------------------------------------------------------- retries
