@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from ..model import EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW, Location, Pipeline, Signal, Stage
 from . import Hit
 from . import _messages as msg
-from ._common import attributed, is_concurrent_fanout
+from ._common import attributed, is_concurrent_fanout, names
 
 RULE = "unbounded-fanout"
 KINDS = (EXECUTOR_UNCAPPED, GATHER_UNBOUNDED, TASK_PER_ROW)
@@ -34,7 +34,7 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         first = signals[0]
         if stage_ids:
             named: list[Stage] = [pipeline.stage(s) for s in stage_ids]
-            message = msg.UNBOUNDED_FANOUT.format(stage=", ".join(s.name for s in named), details=details)
+            message = msg.UNBOUNDED_FANOUT.format(stage=names(named), details=details)
             yield Hit(
                 rule=RULE,
                 message=message,
