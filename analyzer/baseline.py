@@ -29,7 +29,8 @@ class Baseline:
 def dumps(report: Report) -> str:
     """The baseline file's text for a report's findings."""
     entries = sorted(
-        ({"fingerprint": f.fingerprint, "rule": f.rule, "file": f.file, "message": f.message} for f in report.findings),
+        ({"fingerprint": fp, "rule": f.rule, "file": f.file, "message": f.message}
+         for f in report.findings for fp in f.prints),
         key=lambda e: (e["file"], e["rule"], e["fingerprint"]),
     )
     data = {"stagegraph_baseline": BASELINE_VERSION, "findings": entries}
@@ -66,8 +67,13 @@ def load(path: Path) -> Baseline:
 
 def split(findings: tuple[Finding, ...], known: frozenset[str]) -> tuple[tuple[Finding, ...], int]:
     """The findings whose fingerprints are not in `known`, and how many were left out."""
-    kept = tuple(f for f in findings if f.fingerprint not in known)
+    kept = tuple(f for f in findings if not is_known(f, known))
     return kept, len(findings) - len(kept)
+
+
+def is_known(finding: Finding, known: frozenset[str]) -> bool:
+    """Every cause of the finding is in `known`: a grouped finding with one new site is new."""
+    return all(fp in known for fp in finding.prints)
 
 
 def apply(report: Report, known: frozenset[str]) -> Report:
@@ -76,8 +82,8 @@ def apply(report: Report, known: frozenset[str]) -> Report:
 
     from .engine import summarize
 
-    kept = tuple(f for f in report.findings if f.fingerprint not in known)
-    dropped = tuple(f for f in report.findings if f.fingerprint in known)
+    kept = tuple(f for f in report.findings if not is_known(f, known))
+    dropped = tuple(f for f in report.findings if is_known(f, known))
     summary = summarize(report.pipelines, kept, report.summary.files_analysed,
                         baselined=report.summary.baselined + len(dropped), suppressed=report.summary.suppressed)
     return replace(report, findings=kept, unchanged=(*report.unchanged, *dropped), summary=summary)

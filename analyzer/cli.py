@@ -277,6 +277,9 @@ def audit(
         from . import baseline
 
         report = baseline.apply(report, known)
+    from .engine import group_sites
+
+    report = group_sites(report)
     from .output import OutputError, write_atomic
     from .render import dot as dot_render
     from .render import render
@@ -408,7 +411,10 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
         from . import baseline
 
         report = baseline.apply(report, known)
+    from .engine import group_sites
     from .hook import render_compact
+
+    report = group_sites(report)
 
     click.echo(render_compact(report, changed), nl=False)
     sys.exit(exit_code(report, config.fail_on))

@@ -193,8 +193,8 @@ def compare(base: Report, head: Report, base_ref: str, base_commit: str) -> tupl
     """The head report with only findings new relative to `base` (the others in `unchanged`), and the delta."""
     from .baseline import apply
 
-    base_prints = frozenset(f.fingerprint for f in base.findings)
-    head_prints = {f.fingerprint for f in head.findings}
+    base_prints = frozenset(fp for f in base.findings for fp in f.prints)
+    head_prints = {fp for f in head.findings for fp in f.prints}
     new_only = apply(head, base_prints)
     base_edges, head_edges = dependency_keys(base), dependency_keys(head)
     base_groups, head_groups = group_keys(base), group_keys(head)
@@ -205,7 +205,7 @@ def compare(base: Report, head: Report, base_ref: str, base_commit: str) -> tupl
         dependencies_removed=tuple(sorted(base_edges - head_edges)),
         parallel_groups_gained=tuple(sorted(head_groups - base_groups)),
         parallel_groups_lost=tuple(sorted(base_groups - head_groups)),
-        new_findings=len(new_only.findings),
+        new_findings=len(head_prints - base_prints),
         fixed_findings=len(base_prints - head_prints),
         unchanged_findings=len(head_prints & base_prints),
     )

@@ -293,3 +293,19 @@ def summarize(
         baselined=baselined,
         suppressed=suppressed,
     )
+
+
+def group_sites(report: Report) -> Report:
+    """The report as people read it: the sites of each `ONE_PER_PIPELINE` rule in one pipeline are one
+    finding. Applied after baselines and diff mode, which compare per-site findings, and separately to
+    the new and the unchanged ones, so a new site is never hidden inside a known finding."""
+    from .checks import one_per_pipeline, pipeline_rules
+
+    rules = pipeline_rules()
+    findings = tuple(one_per_pipeline(report.findings, report.pipelines, rules))
+    unchanged = tuple(one_per_pipeline(report.unchanged, report.pipelines, rules))
+    if len(findings) == len(report.findings) and len(unchanged) == len(report.unchanged):
+        return report
+    s = report.summary
+    summary = summarize(report.pipelines, findings, s.files_analysed, baselined=s.baselined, suppressed=s.suppressed)
+    return replace(report, findings=findings, unchanged=unchanged, summary=summary)

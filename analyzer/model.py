@@ -261,6 +261,15 @@ class Finding:
     snippet: str = ""
     #: `message` as (text, is code) pieces: code spans as data, for renderers (see stagegraph.spans)
     message_parts: tuple[tuple[str, bool], ...] = ()
+    #: one fingerprint per code site when the finding groups several (`ONE_PER_PIPELINE` rules); the
+    #: finding's own `fingerprint` is its first site's. Baselines and diff mode compare sites, so a new
+    #: site inside a grouped finding is still a new cause.
+    site_fingerprints: tuple[str, ...] = ()
+
+    @property
+    def prints(self) -> tuple[str, ...]:
+        """Every cause this finding stands for, by fingerprint."""
+        return self.site_fingerprints or (self.fingerprint,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from workflow_helpers import Ran, commit, git, make_repo, shift_lines, stagegraph
 
 from stagegraph.render.json import schema
@@ -41,6 +42,11 @@ REFUNDS_TWO_CALLS = REFUNDS.replace(
 )
 
 
+def site_prints(report: dict[str, Any]) -> set[str]:
+    """Every cause in a report: a grouped finding's sites each, any other finding's own fingerprint."""
+    return {fp for f in report["findings"] for fp in f.get("site_fingerprints", [f["fingerprint"]])}
+
+
 def as_json(proc: Ran) -> dict[str, Any]:
     assert proc.returncode in (0, 1), proc.stderr
     data: dict[str, Any] = json.loads(proc.stdout)
@@ -68,22 +74,38 @@ def test_a_second_cause_in_an_existing_finding_is_new_in_diff_mode_and_against_a
 
 def test_cause_fingerprints_survive_line_shifts_and_unrelated_edits(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS_TWO_CALLS})
-    before = {f["fingerprint"] for f in as_json(stagegraph(root, "audit", ".", "--format", "json"))["findings"]}
+    before = site_prints(as_json(stagegraph(root, "audit", ".", "--format", "json")))
     assert len(before) == 2
     edited = shift_lines(REFUNDS_TWO_CALLS, 5).replace("    post_summary(rows)\n", "    post_summary(rows)  # done\n")
     (root / "jobs/weekly_refunds.py").write_text(edited, encoding="utf-8")
-    after = {f["fingerprint"] for f in as_json(stagegraph(root, "audit", ".", "--format", "json"))["findings"]}
+    after = site_prints(as_json(stagegraph(root, "audit", ".", "--format", "json")))
     assert after == before
     diff = stagegraph(root, "audit", ".", "--diff-base", "main", "--format", "json")
     assert diff.returncode == 0 and as_json(diff)["delta"]["findings"] == {"new": 0, "fixed": 0, "unchanged": 2}
 
 
-def test_identical_causes_in_one_stage_are_two_findings(tmp_path: Path) -> None:
+def test_identical_causes_in_one_stage_are_two_causes_of_one_finding(tmp_path: Path) -> None:
     again = '    rows = requests.get("https://api.example.com/refunds").json()\n'
     twice = REFUNDS.replace("    return rows\n\n\ndef post", again + "    return rows\n\n\ndef post", 1)
     root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": twice})
     data = as_json(stagegraph(root, "audit", ".", "--format", "json"))
-    assert len({f["fingerprint"] for f in data["findings"]}) == 2
+    assert len(data["findings"]) == 1 and len(site_prints(data)) == 2
+
+
+def test_sites_of_one_pipeline_are_one_finding_and_each_site_is_its_own_baseline_entry(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS_TWO_CALLS})
+    data = as_json(stagegraph(root, "audit", ".", "--format", "json"))
+    jsonschema.validate(data, schema())
+    [finding] = data["findings"]
+    assert (finding["rule"], finding["line"]) == ("missing-timeout", 6)
+    assert finding["message"].endswith("(and 1 more in this pipeline: jobs/weekly_refunds.py:7)")
+    assert [r["line"] for r in finding["related"]] == [7]
+    assert finding["site_fingerprints"][0] == finding["fingerprint"] and len(set(finding["site_fingerprints"])) == 2
+    assert stagegraph(root, "baseline", ".").returncode == 0
+    entries = json.loads((root / ".stagegraph-baseline.json").read_text(encoding="utf-8"))["findings"]
+    assert sorted(e["fingerprint"] for e in entries) == sorted(finding["site_fingerprints"])
+    against = stagegraph(root, "audit", ".", "--baseline", ".stagegraph-baseline.json", "--format", "json")
+    assert against.returncode == 0 and as_json(against)["findings"] == []
 
 
 def test_git_mv_of_a_job_file_is_not_new_findings(tmp_path: Path) -> None:
@@ -135,8 +157,6 @@ def test_diff_mode_sarif_uploads_the_full_set_with_baseline_states(tmp_path: Pat
         states = sorted((r["locations"][0]["physicalLocation"]["region"]["startLine"], r["baselineState"])
                         for r in results)
         assert states == [(6, "unchanged"), (7, "new")]
-    import jsonschema
-
     data_dir = Path(__file__).resolve().parent / "data"
     jsonschema.validate(json.loads(ran.stdout), json.loads((data_dir / "sarif-schema-2.1.0.json").read_text()))
     # the JSON keeps `findings` for the new ones only (the contract), and lists the others apart

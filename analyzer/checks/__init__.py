@@ -18,11 +18,12 @@ import hashlib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 from ..model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
-from ..spans import parts_of
+from ..spans import join, parts_of
+from . import _messages as msg
 
 CheckFn = Callable[[Pipeline], Iterator["Hit"]]
 
@@ -75,6 +76,43 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
         if kept is None or (rank(f), kept.fingerprint) > (rank(kept), f.fingerprint):
             best[site] = f
     return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
+
+
+def pipeline_rules() -> frozenset[str]:
+    """Rules whose sites in one pipeline are one finding (`ONE_PER_PIPELINE`): one policy fixes them all
+    (a session with a default timeout), so one finding per call site only repeats the same advice."""
+    return frozenset(rule for rule, module in _rule_modules() if getattr(module, "ONE_PER_PIPELINE", False))
+
+
+def one_per_pipeline(
+    findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str],
+) -> list[Finding]:
+    """The findings of `rules` in one pipeline grouped into its first one (by file and line), which names
+    every stage and lists the other sites as related locations. Each site keeps its own fingerprint in
+    `site_fingerprints`."""
+    groups: dict[tuple[str, str | None], list[Finding]] = {}
+    for f in findings:
+        if f.rule in rules:
+            groups.setdefault((f.rule, f.pipeline), []).append(f)
+    order = {p.id: {s.id: i for i, s in enumerate(p.stages)} for p in pipelines}
+    out: list[Finding] = []
+    for f in findings:
+        group = groups.get((f.rule, f.pipeline))
+        if group is None or len(group) == 1:
+            out.append(f)
+            continue
+        if group[0] is not f:
+            continue
+        rank = order.get(f.pipeline or "", {})
+        stages = sorted(dict.fromkeys(s for g in group for s in g.stages), key=lambda s: rank.get(s, len(rank)))
+        others = [Location(g.file, g.line, g.column) for g in group[1:]]
+        more = msg.MORE_SITES.format(count=str(len(others)), places=join(f"{o.file}:{o.line}" for o in others))
+        related = tuple(dict.fromkeys([*others, *(r for g in group for r in g.related)]))
+        out.append(replace(
+            f, message=f.message + str(more), message_parts=(*f.message_parts, *parts_of(more)),
+            stages=tuple(stages), related=related, site_fingerprints=tuple(fp for g in group for fp in g.prints),
+        ))
+    return out
 
 
 def _nested(pipelines: Sequence[Pipeline]) -> set[str]:

@@ -26,6 +26,8 @@ SWALLOWED_BRANCH = Template(
     "fan-out branch `{stage}` swallows exceptions ({detail}): the driver never learns the branch failed"
 )
 EXIT_STATUS = Template("`{stage}` ignores a command's failure ({detail}): a failed command looks like success")
+#: appended to a finding that groups every site of its rule in one pipeline (`ONE_PER_PIPELINE`)
+MORE_SITES = Template(" (and {count} more in this pipeline: {places})")
 MISSING_TIMEOUT = Template("`{stage}` waits without a timeout: {details}")
 MISSING_TIMEOUT_DRIVER = Template("the driver waits without a timeout: {details}")
 ORDER_DEPENDENT_STATE = Template(

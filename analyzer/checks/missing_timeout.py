@@ -1,8 +1,10 @@
 """missing-timeout: waiting on branches or remote calls with no timeout.
 
 Reads `wait-no-timeout` (in a stage or in the driver, where it is attributed to the fan-out
-stages being waited on) and `remote-no-timeout` (in stages). One finding per call site, naming every
-stage that reaches it (a shared helper's bare `result()` is one cause).
+stages being waited on) and `remote-no-timeout` (in stages). One finding per pipeline: its first call
+site, naming every stage that reaches any site and listing the other sites. A missing timeout is a
+habit one policy fixes (a session or client with a default timeout), so a finding per call site only
+repeated the advice; each site keeps its own fingerprint for baselines and diff mode.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Iterator
 from ..model import REMOTE_NO_TIMEOUT, WAIT_NO_TIMEOUT, Pipeline, Signal
 from . import Hit
 from . import _messages as msg
-from ._common import by_site, fanout_targets
+from ._common import by_site, fanout_targets, names
 
 RULE = "missing-timeout"
 #: one finding per code site across pipelines (see checks.one_per_site)
 ONE_PER_SITE = True
+#: ...and then one finding per pipeline, listing its sites (see checks.one_per_pipeline)
+ONE_PER_PIPELINE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
@@ -32,7 +36,7 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
             details = signal.detail or signal.kind
             if stage_ids:
                 message = msg.MISSING_TIMEOUT.format(
-                    stage=", ".join(pipeline.stage(s).name for s in stage_ids), details=details
+                    stage=names(pipeline.stage(s) for s in stage_ids), details=details
                 )
             else:
                 message = msg.MISSING_TIMEOUT_DRIVER.format(details=details)

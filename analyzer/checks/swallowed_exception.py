@@ -3,9 +3,10 @@
 Reads the stage signals `broad-except-swallow` and `exit-status-ignored` (a command run as a statement
 of its own, so its failing exit status is dropped just like a swallowed exception). A handler that
 only logs counts as swallowed too: the run still reports success, and in a concurrent fan-out branch
-nobody even reads the worker's log (the message says so). Near-miss: a handler that logs and re-raises produces no signal at all.
-One finding per cause (call site), naming every stage that reaches it (a helper several stages
-share is one finding, and so is one reached from several pipelines: ONE_PER_SITE).
+nobody even reads the worker's log (the message says so). Near-miss: a handler that logs and
+re-raises produces no signal at all. One finding per cause (call site), naming every stage that
+reaches it (a helper several stages share is one finding, and so is one reached from several
+pipelines: ONE_PER_SITE).
 """
 
 from __future__ import annotations

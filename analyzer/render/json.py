@@ -113,6 +113,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["snippet"] = f.snippet
     if f.message_parts:
         out["message_parts"] = [{"text": text, "code": is_code} for text, is_code in f.message_parts]
+    if f.site_fingerprints:
+        out["site_fingerprints"] = list(f.site_fingerprints)
     return out
 
 
@@ -246,6 +248,7 @@ def from_dict(data: dict[str, Any]) -> Report:
             related=tuple(Location(r["file"], r["line"], r.get("column")) for r in f.get("related", [])),
             snippet=f.get("snippet", ""),
             message_parts=tuple((p["text"], bool(p["code"])) for p in f.get("message_parts", [])),
+            site_fingerprints=tuple(f.get("site_fingerprints", [])),
         )
 
     findings = tuple(finding(f) for f in data["findings"])
