@@ -483,6 +483,26 @@ class Project:
                 return (value, owner.module) if value is not None else None
         return None
 
+    def receiver_constant(
+        self, klass: ClassRef, attr: str, exact: bool,
+    ) -> tuple[cst.BaseExpression, ModuleIndex] | None:
+        """The class-level value `self.<attr>` has when `self` is a `klass` object: its nearest definition
+        in the lineage (a subclass's override wins over the base method's class).
+
+        `exact`: `self` is that very class (Luigi builds the task class it was asked for); otherwise an
+        analysed subclass overriding the attribute makes it unknown. Never when a method of the lineage
+        assigns `self.<attr>` (an instance value may shadow the class one)."""
+        lineage = self.lineage(klass)
+        if any(attr in self._self_assigned(c) or "*" in self._self_assigned(c) for c in lineage):
+            return None
+        if not exact and any(attr in c.attributes for c in self._descendants(klass)):
+            return None
+        for owner in lineage:
+            if attr in owner.attributes:
+                value = class_body_value(owner, attr)
+                return (value, owner.module) if value is not None else None
+        return None
+
     def lineage(self, klass: ClassRef) -> list[ClassRef]:
         """The class and its analysed bases, nearest first (depth-first, as a simple MRO stand-in)."""
         out: list[ClassRef] = []

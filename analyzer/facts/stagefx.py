@@ -15,9 +15,9 @@ from ..model import DIR_KEY, Diagnostic, Effect, FanOut, Location, Resource, Rol
 from . import sql as sqlmod
 from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
-from .summaries import Total
+from .summaries import Total, bound_total
 from .tree import walk
-from .values import MARK, finish, known, substitute
+from .values import MARK, finish, known, receiver_values, substitute
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
 RoleEvidenceFn = Callable[[str, FunctionRef | None], tuple[RoleEvidence, ...]]
@@ -129,6 +129,7 @@ class StageBuilder:
     #: why each role was given (`roles` returns the same roles without the reasons)
     role_evidence: RoleEvidenceFn | None = None
     _signal_memo: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
+    _receiver_memo: dict[tuple[str, tuple[tuple[str, str], ...]], Total] = field(default_factory=dict)
 
     def signals_of(self, callee: FunctionRef, total: Total) -> tuple[Signal, ...]:
         """Signals in the callee's body and in every analysed function it calls."""
@@ -145,6 +146,21 @@ class StageBuilder:
 
     def total(self, callee: FunctionRef) -> Total:
         return self.totals.get(callee.qualname) or Total()
+
+    def receiver_total(self, callee: FunctionRef, receiver: ClassRef, exact: bool) -> Total | None:
+        """The callee's effects when `self` is a `receiver` object, if that changes anything.
+
+        A method a base class defines (`run()` of a Luigi base task, `extract()` of a base job) reads
+        `self.sql` / `self.source`, which each subclass sets on its class: summarised once for the
+        hierarchy those are unknown. Bound to the receiver's class values, the stage names its own table
+        or file. Only attributes the generic summary cannot pin down are bound."""
+        values = receiver_values(self.ctx.project, callee, receiver, exact)
+        if not values:
+            return None
+        key = (callee.qualname, tuple(sorted(values.items())))
+        if key not in self._receiver_memo:
+            self._receiver_memo[key] = bound_total(callee, self.ctx, self.totals, values)
+        return self._receiver_memo[key]
 
     def stage(
         self,
@@ -171,11 +187,17 @@ class StageBuilder:
         param_handles: dict[str, Handle] | None = None,
         total: Total | None = None,
         skip_unused: bool = False,
+        receiver: ClassRef | None = None,
+        exact_receiver: bool = False,
     ) -> Stage:
         """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`;
         `total`: the callee's effects for this one instance (`summaries.bound_total`), when bound.
         `skip_unused`: a value handed to a parameter the body never reads is no read (a plain call
-        passes it and nothing else looks at it; a framework that loads its inputs reads them anyway)."""
+        passes it and nothing else looks at it; a framework that loads its inputs reads them anyway).
+        `receiver`: the class of `self` inside the callee (`exact_receiver`: that very class, not a
+        subclass), so class attributes a subclass overrides are bound (see `receiver_total`)."""
+        if total is None and receiver is not None:
+            total = self.receiver_total(callee, receiver, exact_receiver)
         total = total if total is not None else self.total(callee)
         reads: list[Effect] = list(extra_reads)
         writes: list[Effect] = list(extra_writes)
@@ -250,3 +272,4 @@ class StageBuilder:
         self, fn: FunctionRef | None, body: Sequence[cst.BaseStatement], module: ModuleIndex
     ) -> tuple[Signal, ...]:
         return self.body_signals(body, module)
+

@@ -573,3 +573,23 @@ def locate_file(module: ModuleIndex, name: str) -> Path | None:
         if resolved.is_file() and resolved.is_relative_to(root):
             return resolved
     return None
+
+
+def receiver_values(project: Project, fn: FunctionRef, receiver: ClassRef, exact: bool) -> dict[str, str]:
+    """What the `self.<attr>` the method reads hold when `self` is a `receiver` object, for the
+    attributes one summary of the whole hierarchy cannot pin down (a subclass overrides them).
+    Empty when `fn` is not a method of the receiver's lineage. See `Project.receiver_constant`."""
+    owner = fn.module.classes.get(fn.class_name) if fn.class_name else None
+    if owner is None or owner not in project.lineage(receiver):
+        return {}
+    values: dict[str, str] = {}
+    read = {node.attr.value for node in walk(fn.node.body)
+            if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"}
+    for attr in sorted(read):
+        if project.class_constant(fn, attr) is not None:
+            continue  # already one value for the whole hierarchy
+        found = project.receiver_constant(receiver, attr, exact)
+        value = evaluate(found[0], Scope(found[1], project)) if found is not None else None
+        if value is not None and known(value):
+            values[attr] = value
+    return values

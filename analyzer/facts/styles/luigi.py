@@ -28,7 +28,7 @@ import libcst as cst
 from ...model import Effect, Link, PipelineFacts, Stage
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder, dedupe
-from ..values import WILD, Scope, evaluate
+from ..values import WILD, Scope, evaluate, receiver_values
 from ._declared import argument, code, kwarg, unresolved, walk
 
 TASK_BASES = ("luigi.Task", "luigi.WrapperTask", "luigi.ExternalTask", "luigi.task.Task", "luigi.task.WrapperTask",
@@ -202,7 +202,10 @@ def _read_output(info: TaskInfo, project: Project) -> None:
     for node in walk(method.node.body, skip_defs=True):
         if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
             locals_[node.targets[0].target.value] = node.value
-    scope = Scope(module, project, locals_)
+    # `LocalTarget(self.outfile)`: the class attribute of this very task class (an inherited output()
+    # included), as Luigi builds exactly the class requires() names
+    scope = Scope(module, project, locals_, owner=method,
+                  self_values=receiver_values(project, method, info.klass, exact=True))
     for node in walk(method.node.body, skip_defs=True):
         if not isinstance(node, cst.Call):
             continue
@@ -304,10 +307,11 @@ def _stage(builder: StageBuilder, info: TaskInfo, tasks: dict[str, TaskInfo]) ->
     stage = builder.stage(
         stage_id=name, callee=info.runs, file=file, line=line, params={}, labels={}, via_self=False,
         fanout=None, module=klass.module, klass=klass, name=name, extra_reads=reads, extra_writes=info.outputs,
+        receiver=klass, exact_receiver=True,  # Luigi builds exactly the task class a requires() names
     )
     # `self.input()[k].open()` / `self.output().open("w")` are modelled above through the targets: the
     # summariser's "file name built at run time" for those same lines would only add noise
-    modelled = _target_lines(info)
+    modelled = _target_lines(info, builder.ctx.project)
     return replace(
         stage,
         reads=tuple(e for e in stage.reads if not _is_modelled(e, modelled)),
@@ -315,10 +319,12 @@ def _stage(builder: StageBuilder, info: TaskInfo, tasks: dict[str, TaskInfo]) ->
     )
 
 
-def _target_lines(info: TaskInfo) -> set[tuple[str, int]]:
-    """Lines that use a target (`self.input()`, `self.output()`) or a file opened from one."""
+def _target_lines(info: TaskInfo, project: Project) -> set[tuple[str, int]]:
+    """Lines that use a target (`self.input()`, `self.output()`) or a file opened from one, in the
+    task's methods and the ones it inherits (a base task's `run()` writing `self.output()`)."""
     out: set[tuple[str, int]] = set()
-    for method in info.klass.methods.values():
+    methods = {name: fn for klass in reversed(project.lineage(info.klass)) for name, fn in klass.methods.items()}
+    for method in methods.values():
         handles: set[str] = set()
         for node in walk(method.node.body):
             if isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name) \
@@ -330,6 +336,9 @@ def _target_lines(info: TaskInfo) -> set[tuple[str, int]]:
         for node in walk(method.node.body):
             if _is_target_call(node) or (isinstance(node, cst.Name) and node.value in handles):
                 out.add((method.module.relpath, method.module.line(node)))
+            elif isinstance(node, cst.Call) and any(isinstance(a.value, cst.Name) and a.value.value in handles
+                                                    for a in node.args):
+                out.add((method.module.relpath, method.module.line(node)))  # `df.to_csv(\n f, ...)`
     return out
 
 
