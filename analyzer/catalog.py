@@ -207,6 +207,8 @@ class ResourceCatalog:
     operators: Mapping[str, OperatorModel] = field(default_factory=dict)
     #: (type, method name) -> the `methods` naming it, in catalog order (built with the catalog)
     method_index: Mapping[tuple[str, str], tuple[MethodModel, ...]] = field(default_factory=dict, compare=False)
+    #: calls that only look at a function handed to them, never call it (`print(fn)`, `isinstance(fn, ...)`)
+    inert: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.method_index and self.methods:
@@ -261,6 +263,11 @@ class ResourceCatalog:
         found = [c for c in self.commands if c.program == program and tuple(words[1:1 + len(c.words)]) == c.words]
         return max(found, key=lambda c: len(c.words)) if found else None
 
+    def calls_no_argument(self, qualified: str) -> bool:
+        """`qualified` never calls a function passed to it (`print`, `repr`, `isinstance`): handing it an
+        analysed function is not a call of that function."""
+        return qualified in self.inert
+
     def in_memory(self, qualified: str) -> bool:
         """A constructor of an in-memory buffer (`io.StringIO`): writing a file into it touches no file."""
         return qualified in self.buffers
@@ -281,7 +288,7 @@ _METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "p
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
-_PURE_KEYS = ("calls", "methods", "buffers")
+_PURE_KEYS = ("calls", "methods", "buffers", "inert")
 _FALLBACK_KEYS = ("read_prefixes",)
 _COMMAND_KEYS = ("program", "words", "reads", "writes")
 _OPERATOR_KEYS = ("class", "reads", "writes", "unless")
@@ -320,6 +327,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
     read_prefixes: list[str] = []
     failures: list[str] = []
     buffers: set[str] = set()
+    inert: set[str] = set()
     commands: list[CommandModel] = []
     operators: dict[str, OperatorModel] = {}
     for path in files:
@@ -361,6 +369,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             pure_calls.update(_as_list(entry.get("calls", [])))
             pure_methods.update(_as_list(entry.get("methods", [])))
             buffers.update(_as_list(entry.get("buffers", [])))
+            inert.update(_as_list(entry.get("inert", [])))
         for i, entry in enumerate(data.get("library", [])):
             where = f"[[library]] #{i + 1}"
             _check_keys(path, where, entry, _LIBRARY_KEYS, ("modules", "mutates_arguments"))
@@ -398,7 +407,7 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
                 calls[call] = CallModel(**{**entry, "call": call})
     return ResourceCatalog(factories, tuple(methods), calls, types, frozenset(pure), opaque,
                            frozenset(pure_calls), frozenset(pure_methods), tuple(read_prefixes), tuple(failures),
-                           frozenset(buffers), tuple(commands), operators)
+                           frozenset(buffers), tuple(commands), operators, inert=frozenset(inert))
 
 
 def _effect_specs(path: Path, where: str, entry: Mapping[str, Any], what: str, grammar: re.Pattern[str],

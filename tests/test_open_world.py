@@ -97,6 +97,30 @@ def test_a_declared_pure_library_adds_no_effect(tmp_path: Path) -> None:
     assert _kind(pipeline, "a", "b") == "order"
 
 
+@pytest.mark.parametrize(("show", "kind"), [("print(publish)", "order"), ("notify_sdk.register(publish)", "data")])
+def test_a_function_only_shown_is_not_called_but_one_handed_to_a_library_is(tmp_path: Path, show: str,
+                                                                             kind: str) -> None:
+    pipeline = _pipeline(tmp_path, f"""
+        import notify_sdk
+
+        def publish(frame):
+            frame.to_csv("/srv/out/report.csv")
+
+        def fetch():
+            {show}
+            return 1
+
+        def audit():
+            return open("/srv/out/report.csv").read()
+
+        def main(frame):
+            fetch()
+            audit()
+    """)
+    # `print` is declared inert (it never calls what it shows); an SDK receiving the function may run it
+    assert _kind(pipeline, "fetch", "audit") == kind
+
+
 def test_sql_text_that_cannot_be_resolved_is_an_unknown_write_of_the_database(tmp_path: Path) -> None:
     pipeline = _pipeline(tmp_path, """
         import psycopg2

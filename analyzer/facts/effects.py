@@ -1049,7 +1049,10 @@ class _Function:
         fn, x)`, `df.apply(fn)`, `partial(fn, x)`, `Thread(target=fn)`): whatever receives one may call
         it, so its effects are this call's (open world: never dropped because the caller is unseen).
         The positional arguments after a positional function are taken as its own, as `submit`,
-        `run_in_executor` and `partial` pass them."""
+        `run_in_executor` and `partial` pass them. Not for calls the catalog declares `inert`
+        (`print(fn)` only shows the function)."""
+        if self.ctx.catalog.calls_no_argument(self.module.qualify(node.func) or ""):
+            return
         for index, arg in enumerate(node.args):
             if arg.star or not isinstance(arg.value, cst.Name | cst.Attribute):
                 continue
