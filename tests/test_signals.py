@@ -313,11 +313,21 @@ def test_loops_carrying_state_into_records(loop: str) -> None:
         "for r in rows:\n        amount = r['units'] * r['price']\n        r['amount'] = amount",
         # counting retries
         "for attempt in range(3):\n        n = attempt\n        rows.append(n)",
+        # a name made afresh from an inner loop's element, then extended within the same iteration
+        "out = []\n    for t in rows:\n        for f in t['fields']:\n            name = f['name'].lower()\n"
+        "            name += '_id'\n            out.append(name)",
     ],
 )
 def test_loops_without_carried_state_are_near_misses(loop: str) -> None:
     code = f"def func(rows):\n    {loop}\n    return rows\n"
     assert only(code, sig.ORDER_DEPENDENT_STATE) == []
+
+
+def test_a_counter_carried_through_an_inner_loop_is_still_state() -> None:
+    code = ("def func(rows):\n    seq = 0\n    out = []\n    for t in rows:\n        for f in t['fields']:\n"
+            "            seq += 1\n            out.append((f, seq))\n    return out\n")
+    assert set(only(code, sig.ORDER_DEPENDENT_STATE)) == {
+        "running value `seq` is updated per record and written into the output"}
 
 
 def test_pandas_cumsum_within_a_stage_is_not_a_signal() -> None:

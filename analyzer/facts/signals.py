@@ -996,7 +996,11 @@ def _events(
                 _events([branch] if isinstance(branch, cst.If) else _suite(branch.body), events, sinks, tests)
         elif isinstance(statement, cst.For):
             events.extend(_Event("load", n) for n in _loads(statement.iter))
-            events.extend(_Event("store", n) for n in _target_names(statement.target))
+            # an inner loop's element is taken from what it iterates (`for field in table.fields`): a
+            # local assigned from it is as fresh per record as one assigned from the outer element
+            inner = set(_target_names(statement.target))
+            source = statement.iter if not _loads(statement.iter) & inner else None  # not `[v for v in vs]`
+            events.extend(_Event("store", n, source) for n in sorted(inner))
             _events(_suite(statement.body), events, sinks, tests)
         elif isinstance(statement, cst.While):
             events.extend(_Event("load", n) for n in _loads(statement.test))
