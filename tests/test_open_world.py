@@ -121,6 +121,36 @@ def test_a_function_only_shown_is_not_called_but_one_handed_to_a_library_is(tmp_
     assert _kind(pipeline, "fetch", "audit") == kind
 
 
+@pytest.mark.parametrize(("make", "kind"), [
+    ("    try:\n        os.makedirs(folder)\n    except FileExistsError:\n        pass\n", "order"),
+    ("    try:\n        os.makedirs(folder)\n    except OSError as e:\n        if e.errno != errno.EEXIST:\n"
+     "            raise\n", "order"),
+    ("    os.makedirs(folder, exist_ok=True)\n", "order"),
+    ("    os.makedirs(folder)\n", "unknown"),  # a new folder of unknown name may be any path another stage uses
+    ("    try:\n        os.makedirs(folder)\n    except KeyError:\n        pass\n", "unknown"),
+])
+def test_making_a_folder_that_may_exist_only_ensures_it(tmp_path: Path, make: str, kind: str) -> None:
+    body = textwrap.indent(make, " " * 8)
+    pipeline = _pipeline(tmp_path, f"""
+        import errno
+        import os
+        import lz4.frame
+
+        def pack(folder, data):
+{body}
+            with lz4.frame.open("/srv/out/a.lz4", "wb") as fh:
+                fh.write(lz4.frame.compress(data))
+
+        def summary():
+            return open("/srv/in/b.csv").read()
+
+        def main(data):
+            pack(os.environ["OUT"], data)
+            summary()
+    """)
+    assert _kind(pipeline, "pack", "summary") == kind
+
+
 def test_sql_text_that_cannot_be_resolved_is_an_unknown_write_of_the_database(tmp_path: Path) -> None:
     pipeline = _pipeline(tmp_path, """
         import psycopg2

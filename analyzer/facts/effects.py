@@ -605,6 +605,22 @@ def _is_collaborator(value: cst.BaseExpression, params: set[str], module: Module
 # ---------------------------------------------------------------- helpers over libcst
 
 
+#: exceptions an existing directory raises (`os.makedirs` without exist_ok): a handler catching one
+#: (or everything) makes the creation an "ensure it exists"
+_EXISTS_ERRORS = frozenset({"OSError", "IOError", "EnvironmentError", "FileExistsError", "Exception",
+                            "BaseException"})
+
+
+def _tolerates_existing(handler: cst.ExceptHandler, module: ModuleIndex) -> bool:
+    if handler.type is None:
+        return True
+    types = [e.value for e in handler.type.elements] if isinstance(handler.type, cst.Tuple) else [handler.type]
+    for expr in types:
+        if (module.qualify(expr) or "").rsplit(".", 1)[-1] in _EXISTS_ERRORS:
+            return True
+    return False
+
+
 def _walk(node: cst.CSTNode | Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:
     """Every node below `node`, depth first in source order."""
     stack: list[cst.CSTNode] = list(reversed(node)) if isinstance(node, Sequence) else [node]
@@ -699,9 +715,14 @@ class _Function:
         # every pass walks the same body: flatten it once (libcst isinstance checks go through ABCMeta,
         # so the passes below dispatch on the concrete type)
         self.nodes = list(_walk(fn.node.body))
+        #: calls inside a `try` whose handler takes an existing file in its stride (`except OSError`,
+        #: `except FileExistsError`): `os.makedirs(d)` there is `os.makedirs(d, exist_ok=True)`
+        self.exists_tolerated: set[int] = set()
         for node in self.nodes:
             if isinstance(node, cst.Global):
                 self.globals_declared.update(n.name.value for n in node.names)
+            elif type(node) is cst.Try and any(_tolerates_existing(h, self.module) for h in node.handlers):
+                self.exists_tolerated.update(id(n) for n in _walk(node.body) if type(n) is cst.Call)
         # parameters evaluate to markers each call site fills in (summaries.map_access, stagefx)
         self.scope = function_scope(fn, self.module, self.project, nodes=self.nodes, markers=True)
         if self_values:
@@ -1280,7 +1301,7 @@ class _Function:
         if kind == "dir":
             # making sure a directory exists only reads it (two stages that do so commute); creating
             # or removing one writes the directory and its path
-            ensure = effect == "ensure" and is_true(keyword(node, "exist_ok"))
+            ensure = effect == "ensure" and (is_true(keyword(node, "exist_ok")) or id(node) in self.exists_tolerated)
             self._io("dir", value, node, ensure, not ensure)
             if not ensure:
                 self._io("file", value, node, False, True)
