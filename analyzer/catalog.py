@@ -176,6 +176,9 @@ class OpaqueLibrary:
     kind: str = "other"
     thread_safe: bool = True
     capacity_limited: bool = False
+    #: the only web hosts the library talks to (a SaaS SDK): what we can't model of it is an unknown
+    #: read/write of those hosts' URLs, which never meets another host's or a file or a table
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +290,8 @@ _METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "p
                 "location")
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
-_OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited")
+_OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited", "hosts")
+_HOST = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 _PURE_KEYS = ("calls", "methods", "buffers", "inert")
 _FALLBACK_KEYS = ("read_prefixes",)
 _COMMAND_KEYS = ("program", "words", "reads", "writes")
@@ -360,9 +364,14 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             where = f"[[opaque]] #{i + 1}"
             _check_keys(path, where, entry, _OPAQUE_KEYS, ("modules",))
             _check_kind(path, where, entry.get("kind", "other"))
+            hosts = tuple(_as_list(entry.get("hosts", [])))
+            if hosts and (entry.get("kind") != "http" or not all(isinstance(h, str) and _HOST.fullmatch(h)
+                                                                    for h in hosts)):
+                raise CatalogError(f"{path}: {where}: hosts must be lower-case host names of a kind = \"http\" "
+                                   f"library, got {list(hosts)!r}")
             for module in _as_list(entry["modules"]):
                 opaque[module] = OpaqueLibrary(module, entry.get("kind", "other"), entry.get("thread_safe", True),
-                                               entry.get("capacity_limited", False))
+                                               entry.get("capacity_limited", False), hosts)
         for i, entry in enumerate(data.get("pure", [])):
             where = f"[[pure]] #{i + 1}"
             _check_keys(path, where, entry, _PURE_KEYS, ())

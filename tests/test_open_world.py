@@ -278,6 +278,43 @@ def test_catalog_effects_and_targets_are_validated(tmp_path: Path, entry: dict[s
     assert str(path) in str(info.value) and "[[method]] #1" in str(info.value)
 
 
+@pytest.mark.parametrize("entry", [
+    'modules = ["vendor_sdk"]\nkind = "other"\nhosts = ["api.vendor.example"]',
+    'modules = ["vendor_sdk"]\nkind = "http"\nhosts = ["https://api.vendor.example/v1"]',
+])
+def test_sdk_hosts_are_validated(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "resources-extra.toml"
+    path.write_text(f"[[opaque]]\n{entry}\n")
+    with pytest.raises(CatalogError, match="hosts must be lower-case host names") as info:
+        catalog._load_resources((path,))
+    assert str(path) in str(info.value) and "[[opaque]] #1" in str(info.value)
+
+
+@pytest.mark.parametrize(("other", "kind"), [
+    ('requests.post("https://track.customer.io/api/v2/entity", json=ids, timeout=10)', "order"),
+    ('open("/srv/out/deleted.csv", "w").write(str(ids))', "order"),
+    ('requests.post("https://api.airtable.com/v0/app/feedback", json=ids, timeout=10)', "unknown"),
+])
+def test_a_saas_sdk_reaches_only_its_own_hosts(tmp_path: Path, other: str, kind: str) -> None:
+    pipeline = _pipeline(tmp_path, f"""
+        import requests
+        from pyairtable import Api
+
+        api = Api("token")
+
+        def forget_in_airtable(ids):
+            api.table("app", "feedback").batch_delete(ids)
+
+        def forget_elsewhere(ids):
+            {other}
+
+        def main(ids):
+            forget_in_airtable(ids)
+            forget_elsewhere(ids)
+    """)
+    assert _kind(pipeline, "forget_in_airtable", "forget_elsewhere") == kind
+
+
 def test_why_explains_a_pair_with_provenance(tmp_path: Path) -> None:
     (tmp_path / "pipeline.py").write_text(textwrap.dedent(LEDGER))
     proc = subprocess.run([*CLI, "why", str(tmp_path), "main", "close_books", "post_entries"],

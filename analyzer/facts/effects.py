@@ -615,10 +615,7 @@ def _tolerates_existing(handler: cst.ExceptHandler, module: ModuleIndex) -> bool
     if handler.type is None:
         return True
     types = [e.value for e in handler.type.elements] if isinstance(handler.type, cst.Tuple) else [handler.type]
-    for expr in types:
-        if (module.qualify(expr) or "").rsplit(".", 1)[-1] in _EXISTS_ERRORS:
-            return True
-    return False
+    return any((module.qualify(expr) or "").rsplit(".", 1)[-1] in _EXISTS_ERRORS for expr in types)
 
 
 def _walk(node: cst.CSTNode | Sequence[cst.CSTNode]) -> Iterator[cst.CSTNode]:
@@ -863,7 +860,14 @@ class _Function:
 
     def unknown_on(self, handle: Handle, what: str, node: cst.CSTNode, reads: bool = True,
                    writes: bool = True) -> None:
-        """Open world: a call we don't model on a handle reads and/or writes that handle's resource."""
+        """Open world: a call we don't model on a handle reads and/or writes that handle's resource: a SaaS
+        SDK's declared hosts (any URL on them), else whatever the handle identifies."""
+        library = self.ctx.catalog.library_of(handle.call) if handle.call else None
+        if library is not None and library.hosts:
+            for write in ([False] if reads else []) + ([True] if writes else []):
+                for host in library.hosts:
+                    self.add(write, "key", None, f"https://{host}/{WILD}", node, assumed=True, origin="fallback")
+            return
         why = f"{what} on {handle.name} is not modelled"
         for write in ([False] if reads else []) + ([True] if writes else []):
             self.add(write, "unknown", None, why, node, of=handle_space(handle), assumed=True,
