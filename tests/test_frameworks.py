@@ -400,3 +400,34 @@ def test_a_mapped_task_group_given_a_task_call_makes_that_task_once(tmp_path: Pa
     (pipeline,) = report.pipelines
     assert [s.name for s in pipeline.stages] == ["list_items", "per_item.handle"]
     assert edge(pipeline, "list_items", "per_item.handle").kind == "data"
+
+
+def test_the_tasks_of_one_uncapped_mapped_group_are_one_unbounded_fanout(tmp_path: Path) -> None:
+    report = run(tmp_path, {"dags/d.py": """
+        import pendulum
+        import requests
+        from airflow import DAG
+        from airflow.decorators import task, task_group
+
+        @task
+        def list_users():
+            return requests.get("https://crm.example.com/users", timeout=10).json()
+
+        @task_group(group_id="forget")
+        def forget(user):
+            @task
+            def in_crm(user):
+                requests.delete(f"https://crm.example.com/users/{user}", timeout=10)
+
+            @task
+            def in_mailer(user):
+                requests.delete(f"https://mail.example.com/contacts/{user}", timeout=10)
+
+            in_crm(user)
+            in_mailer(user)
+
+        with DAG("forget_users", start_date=pendulum.datetime(2026, 1, 1)):
+            forget.expand(user=list_users())
+    """})
+    fanouts = [f for f in report.findings if f.rule == "unbounded-fanout"]
+    assert [f.stages for f in fanouts] == [("forget.in_crm", "forget.in_mailer")]
