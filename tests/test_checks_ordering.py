@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 from pipeline_builders import attr, chain, container, edge, glob, hits, pipeline, stage, stage_sets, table, var
+
+from stagegraph.engine import Options, analyze
 
 # ---------------------------------------------------------------- dedup-before-validation
 
@@ -89,6 +94,33 @@ def test_container_mutation_is_not_a_rebinding() -> None:
     stages = [stage("collect", 1, writes=[container("self.invoices")]),
               stage("price", 2, reads=[attr("self.invoices")])]
     assert stage_sets("hidden-state-dependency", pipeline(stages, chain("collect", "price"))) == []
+
+
+def test_a_connection_a_step_keeps_on_the_object_is_not_hidden_state(tmp_path: Path) -> None:
+    """Analysed from code, so the facts layer's name for the handle (`self.conn`) is what the check sees."""
+    (tmp_path / "loader.py").write_text(textwrap.dedent("""
+        import psycopg2
+
+
+        class Loader:
+            def connect(self):
+                self.conn = psycopg2.connect("dbname=dw")
+
+            def configure(self, day):
+                self.period = day
+
+            def load(self):
+                with self.conn.cursor() as cur:
+                    cur.execute("INSERT INTO facts SELECT * FROM staging WHERE day = %s", (self.period,))
+
+            def run(self, day):
+                self.connect()
+                self.configure(day)
+                self.load()
+    """))
+    report = analyze([tmp_path], Options())
+    found = [f.stages for f in report.findings if f.rule == "hidden-state-dependency"]
+    assert found == [("configure", "load")]
 
 
 def test_assumed_effects_are_not_evidence() -> None:
