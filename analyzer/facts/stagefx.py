@@ -189,13 +189,17 @@ class StageBuilder:
         skip_unused: bool = False,
         receiver: ClassRef | None = None,
         exact_receiver: bool = False,
+        local_handles: dict[str, Handle] | None = None,
     ) -> Stage:
         """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`;
         `total`: the callee's effects for this one instance (`summaries.bound_total`), when bound.
         `skip_unused`: a value handed to a parameter the body never reads is no read (a plain call
         passes it and nothing else looks at it; a framework that loads its inputs reads them anyway).
         `receiver`: the class of `self` inside the callee (`exact_receiver`: that very class, not a
-        subclass), so class attributes a subclass overrides are bound (see `receiver_total`)."""
+        subclass), so class attributes a subclass overrides are bound (see `receiver_total`).
+        `local_handles`: handles the calling function made itself (`conn = psycopg2.connect(...)`), so one
+        handed to the stage is a resource it uses, as shared as its factory says: every branch of a
+        fan-out handed the driver's one connection shares it."""
         if total is None and receiver is not None:
             total = self.receiver_total(callee, receiver, exact_receiver)
         total = total if total is not None else self.total(callee)
@@ -240,10 +244,14 @@ class StageBuilder:
         resources = {use.resource() for use in total.resources} | set(extra_resources)
         if module is not None:
             for expr in handle_args:
-                handle = self.ctx.handle_of_expr(expr, module, {}, klass)
+                handle = self.ctx.handle_of_expr(expr, module, local_handles or {}, klass)
                 if handle is not None:
+                    # a handle made in the caller is private to each call of the caller (effects.track_handle),
+                    # but every stage it is handed to here shares it: as safe as its factory says
+                    factory = self.ctx.catalog.factories.get(handle.call) if handle.call else None
+                    safe = factory.thread_safe if factory is not None else handle.thread_safe
                     resources.add(Resource(handle.kind, handle.name, f"{handle.type} passed to {callee.name}",  # type: ignore[arg-type]
-                                           file, line, handle.thread_safe, handle.capacity_limited))
+                                           file, line, safe, handle.capacity_limited))
         if assumed:  # e.g. chosen by name at run time: nothing it does is certain
             reads = [replace(e, assumed=True) for e in reads]
             writes = [replace(e, assumed=True) for e in writes]

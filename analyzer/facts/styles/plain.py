@@ -651,7 +651,7 @@ class Driver:
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
             instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=name,
-            receiver=self.klass if via_self else None,
+            receiver=self.klass if via_self else None, local_handles=local_handles,
         )
         if via_self:
             self.w.self_calls += 1
