@@ -64,6 +64,23 @@ def test_handlers_that_keep_the_failure_are_near_misses(handler: str) -> None:
 
 # ---------------------------------------------------------------- executors and gather
 
+@pytest.mark.parametrize(("body", "dropped"), [
+    ("with ThreadPoolExecutor(max_workers=4) as ex:\n        for r in rows:\n            ex.submit(load, r)", True),
+    ("pool = multiprocessing.Pool(4)\n    for r in rows:\n        pool.apply_async(load, (r,))", True),
+    # near-misses: the futures are kept (and read), or an error callback receives the exception
+    ("with ThreadPoolExecutor(max_workers=4) as ex:\n        futures = [ex.submit(load, r) for r in rows]\n"
+     "    return [f.result(timeout=60) for f in futures]", False),
+    ("pool = multiprocessing.Pool(4)\n    for r in rows:\n        pool.apply_async(load, (r,), error_callback=log)",
+     False),
+    ("with ThreadPoolExecutor(max_workers=4) as ex:\n        done = ex.submit(load, rows)\n    return done.result(1)",
+     False),
+])
+def test_a_task_submitted_as_a_statement_drops_its_exception(body: str, dropped: bool) -> None:
+    code = f"import multiprocessing\nfrom concurrent.futures import ThreadPoolExecutor\n\ndef func(rows):\n    {body}\n"
+    found = only(code, sig.FUTURE_DROPPED)
+    assert bool(found) is dropped, found
+
+
 def test_uncapped_and_capped_executors() -> None:
     code = """
     import concurrent.futures as cf

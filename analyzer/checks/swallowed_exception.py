@@ -1,7 +1,9 @@
 """swallowed-exception: a stage or fan-out branch catches broad exceptions and drops them.
 
-Reads the stage signals `broad-except-swallow` and `exit-status-ignored` (a command run as a statement
-of its own, so its failing exit status is dropped just like a swallowed exception). A handler that
+Reads the stage signals `broad-except-swallow`, `exit-status-ignored` (a command run as a statement
+of its own, so its failing exit status is dropped just like a swallowed exception) and
+`future-dropped` (a task submitted to an executor whose future nobody reads; in the driver, it is
+about the fan-out stage that call submits). A handler that
 only logs counts as swallowed too: the run still reports success, and in a concurrent fan-out branch
 nobody even reads the worker's log (the message says so). Near-miss: a handler that logs and
 re-raises produces no signal at all. One finding per cause (call site), naming every stage that
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import BROAD_EXCEPT_SWALLOW, EXIT_STATUS_IGNORED, Pipeline
+from ..model import BROAD_EXCEPT_SWALLOW, EXIT_STATUS_IGNORED, FUTURE_DROPPED, Pipeline, Signal, Stage
 from . import Hit
 from . import _messages as msg
 from ._common import by_site, is_concurrent_fanout, names
@@ -23,9 +25,20 @@ RULE = "swallowed-exception"
 ONE_PER_SITE = True
 
 
+def _submitted(pipeline: Pipeline) -> list[tuple[Signal, tuple[Stage, ...]]]:
+    """Driver-level dropped futures, each with the fan-out stage its call submits (same file and line)."""
+    out = []
+    for signal in sorted(pipeline.signals, key=lambda s: (s.file, s.line, s.detail)):
+        stages = tuple(s for s in pipeline.stages if signal.kind == FUTURE_DROPPED and s.file == signal.file
+                       and s.fanout is not None and signal.line in (s.line, s.fanout.line))
+        if stages:
+            out.append((signal, stages))
+    return out
+
+
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    sites = by_site(pipeline, (BROAD_EXCEPT_SWALLOW, EXIT_STATUS_IGNORED), lambda st, s: True)
-    for signal, stages in sites:  # one finding per except clause (or ignored exit status): each is its own cause
+    sites = by_site(pipeline, (BROAD_EXCEPT_SWALLOW, EXIT_STATUS_IGNORED, FUTURE_DROPPED), lambda st, s: True)
+    for signal, stages in [*sites, *_submitted(pipeline)]:  # one finding per cause: an except clause, a call
         branches = tuple(s for s in stages if is_concurrent_fanout(s))
         if signal.kind == EXIT_STATUS_IGNORED:
             template = msg.EXIT_STATUS

@@ -35,6 +35,9 @@ order-dependent-state       a loop over records that carries state across iterat
 task-per-row                a task/future/signature created per row of a query result
 exit-status-ignored         `os.system(...)`, `subprocess.call(...)` or `subprocess.run(...)` without `check=`
                             as a statement of its own: a failed command's exit status is dropped
+future-dropped              a task handed to an executor or pool as a statement of its own
+                            (`executor.submit(f, x)`, `pool.apply_async(f)` without `error_callback=`): nobody
+                            reads its future, so the worker's exception is dropped
 ==========================  =====================================================================
 """
 
@@ -51,6 +54,7 @@ from ..model import (
     EXECUTOR_CAPPED,
     EXECUTOR_UNCAPPED,
     EXIT_STATUS_IGNORED,
+    FUTURE_DROPPED,
     GATHER_UNBOUNDED,
     ORDER_DEPENDENT_STATE,
     REMOTE_NO_TIMEOUT,
@@ -78,6 +82,8 @@ _LOG_CALLS = frozenset({"print", "traceback.print_exc", "traceback.print_excepti
 _LOGGER_FACTORIES = frozenset({"logging.getLogger", "structlog.get_logger", "structlog.getLogger"})
 #: values that stand in for a missing result: a handler filling one in hides the failure in the data
 _PLACEHOLDERS = frozenset({"numpy.nan", "numpy.NaN", "numpy.NAN", "math.nan", "pandas.NA", "pandas.NaT"})
+#: executor/pool methods whose result is the only way a worker's exception reaches the caller
+_DROPPED_FUTURES = frozenset({"submit", "apply_async", "map_async", "starmap_async"})
 #: commands whose failure is only an exit status: discarding the result drops the failure
 _EXIT_STATUS_CALLS = frozenset({"os.system", "subprocess.call", "subprocess.run"})
 
@@ -464,6 +470,11 @@ class _Visitor(cst.CSTVisitor):
         name = self.ctx.qualify(call.func) or ""
         if name in _EXIT_STATUS_CALLS and _keyword(call, "check") is None:
             self.ctx.add(EXIT_STATUS_IGNORED, node, f"{name}() as a statement: its exit status is dropped")
+        method = _method(call)
+        if method in _DROPPED_FUTURES and self.ctx.bindings.get(_receiver(call) or "", "").startswith("executor") \
+                and _keyword(call, "error_callback") is None:
+            self.ctx.add(FUTURE_DROPPED, node, f"{_code(call.func)}() as a statement: its future is never "
+                         "read, so the task's exception is dropped")
 
     # calls -------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
