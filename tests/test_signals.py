@@ -219,6 +219,22 @@ def test_remote_calls_without_timeout() -> None:
     ]
 
 
+@pytest.mark.parametrize(("body", "fires"), [
+    ("smtp = smtplib.SMTP('mail.example.com')", True),
+    ("ftp = ftplib.FTP(host=HOST)", True),
+    ("sock = socket.create_connection((HOST, 25))", True),
+    ("ssh = paramiko.SSHClient()\n    ssh.connect(HOST, username='etl')", True),
+    # near-misses: a timeout, or no host (the constructor does not connect yet)
+    ("smtp = smtplib.SMTP('mail.example.com', timeout=30)", False),
+    ("ftp = ftplib.FTP(HOST, 'u', 'p', '', 30)", False),
+    ("smtp = smtplib.SMTP()", False),
+    ("ssh = paramiko.SSHClient()\n    ssh.connect(HOST, username='etl', timeout=10)", False),
+])
+def test_standard_library_and_ssh_clients_connecting_without_timeout(body: str, fires: bool) -> None:
+    code = f"import ftplib\nimport smtplib\nimport socket\n\nimport paramiko\n\nHOST = 'x'\n\ndef func():\n    {body}\n"
+    assert bool(only(code, sig.REMOTE_NO_TIMEOUT)) is fires
+
+
 def test_session_on_self_is_followed() -> None:
     code = """
     import requests

@@ -26,7 +26,10 @@ wait-no-timeout             `fut.result()`, `wait`/`as_completed` without timeou
                             `.get()` (AsyncResult, queue) and `.join()` (thread, process, pool), `ray.get`
 remote-no-timeout           requests (functions and Session methods), urllib.request.urlopen and
                             urllib3 calls without `timeout=`; httpx only with an explicit `timeout=None`
-                            (httpx has a default timeout)
+                            (httpx has a default timeout); standard-library clients that connect in their
+                            constructor (`smtplib.SMTP(host)`, `ftplib.FTP(host)`, `imaplib`, `poplib`,
+                            `http.client`, `socket.create_connection`) and paramiko's `SSHClient.connect`
+                            without `timeout=`
 retry-nonidempotent         a retry loop or retry decorator around an HTTP POST/PATCH, an SQL INSERT
                             without conflict handling, or a queue publish, with no idempotency key
 order-dependent-state       a loop over records that carries state across iterations and writes it
@@ -109,6 +112,15 @@ _WAITS = frozenset(
 _HTTP_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
 _REQUESTS_SESSIONS = frozenset({"requests.Session", "requests.session", "requests.sessions.Session"})
 _HTTPX_CLIENTS = frozenset({"httpx.Client", "httpx.AsyncClient"})
+#: standard-library clients that connect in their constructor when given a host, and wait on the
+#: socket forever by default: constructor -> (host position, timeout position)
+_BLOCKING_CONNECTS: dict[str, tuple[int, int]] = {
+    "smtplib.SMTP": (0, 3), "smtplib.SMTP_SSL": (0, 99), "ftplib.FTP": (0, 4), "ftplib.FTP_TLS": (0, 99),
+    "imaplib.IMAP4": (0, 2), "imaplib.IMAP4_SSL": (0, 99), "poplib.POP3": (0, 2), "poplib.POP3_SSL": (0, 99),
+    "http.client.HTTPConnection": (0, 2), "http.client.HTTPSConnection": (0, 99),
+    "socket.create_connection": (0, 1),
+}
+_SSH_CLIENTS = frozenset({"paramiko.SSHClient", "paramiko.client.SSHClient"})
 _URLLIB3_POOLS = frozenset({"urllib3.PoolManager", "urllib3.HTTPConnectionPool", "urllib3.HTTPSConnectionPool",
                             "urllib3.connection_from_url"})
 _RETRY_DECORATORS = frozenset({
@@ -320,6 +332,8 @@ def _binding_kind(value: cst.BaseExpression, ctx: _Context) -> str | None:
         return "taskgroup"
     if name in _REQUESTS_SESSIONS:
         return "requests-session"
+    if name in _SSH_CLIENTS:
+        return "ssh-client"
     if name in _HTTPX_CLIENTS:
         timeout = _keyword(value, "timeout")
         return "httpx-no-timeout" if timeout is not None and _is_none(timeout.value) else None
@@ -558,6 +572,11 @@ class _Visitor(cst.CSTVisitor):
             self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{_short(name)} request to {self._url(node)} with timeout=None")
         elif name in {"urllib.request.urlopen", "urllib3.request"} and missing and _positional(node, 2) is None:
             self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{_short(name)}({self._url(node)}) without timeout=")
+        elif name in _BLOCKING_CONNECTS:
+            host_at, timeout_at = _BLOCKING_CONNECTS[name]
+            host = _keyword(node, "host") or _keyword(node, "address") or _positional(node, host_at)
+            if host is not None and missing and _positional(node, timeout_at) is None:
+                self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{name}({_code(host.value, 30)}) connects without timeout=")
         elif method is not None:
             bound = self.ctx.bindings.get(_receiver(node) or "")
             if bound == "requests-session" and method in _HTTP_VERBS and missing:
@@ -566,6 +585,8 @@ class _Visitor(cst.CSTVisitor):
                 self.ctx.add(REMOTE_NO_TIMEOUT, node, f"{method} on an httpx client built with timeout=None")
             elif bound == "urllib3-no-timeout" and method in {"request", "urlopen"} and missing:
                 self.ctx.add(REMOTE_NO_TIMEOUT, node, f"urllib3 {method} without timeout=")
+            elif bound == "ssh-client" and method == "connect" and missing:
+                self.ctx.add(REMOTE_NO_TIMEOUT, node, f"SSHClient.connect({self._url(node)}) without timeout=")
 
     @staticmethod
     def _url(node: cst.Call) -> str:
