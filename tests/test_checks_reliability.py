@@ -130,3 +130,34 @@ def test_a_site_reached_from_several_pipelines_is_one_finding(tmp_path: Path) ->
     (finding,) = [f for f in report.findings if f.rule == "swallowed-exception"]
     assert finding.pipeline is not None and finding.pipeline.endswith("Engine.run")
     assert finding.line == 17 and len(finding.stages) == 2
+
+
+def test_a_loop_carrying_state_reached_from_several_pipelines_is_one_finding(tmp_path: Path) -> None:
+    """The same loop reached from a driver and from the class pipeline it runs is one cause."""
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent("""
+        class Numbering:
+            def load(self):
+                self.rows = [{"id": 1}, {"id": 2}]
+
+            def number(self):
+                seq = 0
+                for row in self.rows:
+                    seq += 1
+                    row["seq"] = seq
+
+            def run(self):
+                self.load()
+                self.number()
+
+
+        def publish():
+            print("done")
+
+
+        def main():
+            Numbering().run()
+            publish()
+    """))
+    report = analyze([tmp_path], Options())
+    assert len(report.pipelines) >= 2
+    assert len([f for f in report.findings if f.rule == "order-dependent-state"]) == 1

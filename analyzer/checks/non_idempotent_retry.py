@@ -16,6 +16,8 @@ from . import _messages as msg
 from ._common import by_site, names
 
 RULE = "non-idempotent-retry"
+#: one finding per code site across pipelines (see checks.one_per_site)
+ONE_PER_SITE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:

@@ -2,8 +2,8 @@
 
 Reads the stage signal `order-dependent-state` (running totals, sequence numbers,
 previous-record comparisons, state machines written into the output). A `seen` set used for
-dedup and pandas `.cumsum()`/`.diff()` within one stage produce no signal. One finding per cause (call
-site), naming every stage that reaches it.
+dedup and pandas `.cumsum()`/`.diff()` within one stage produce no signal. One finding per cause (the
+loop), naming every stage that reaches it, however many pipelines reach it (ONE_PER_SITE).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from . import _messages as msg
 from ._common import by_site, names
 
 RULE = "order-dependent-state"
+#: one finding per code site across pipelines (see checks.one_per_site): a loop reached from two
+#: pipelines is one cause
+ONE_PER_SITE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
