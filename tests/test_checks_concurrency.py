@@ -41,9 +41,19 @@ def test_fanout_branches_sharing_one_connection_fire_keyed_on_the_resource() -> 
     assert "`conn`" in hit.message and "not safe" in hit.message
 
 
-def test_capacity_limited_resource_in_an_uncapped_fanout_fires() -> None:
-    s = stage("load_partition", 5, resources=[ENGINE], fanout=FanOut("pool", "Pool()", 5, False))
+def test_capacity_limited_resource_in_a_fanout_of_unknown_width_fires() -> None:
+    s = stage("load_partition", 5, resources=[ENGINE], fanout=FanOut("pool", "Pool(n)", 5, None))
     assert stage_sets("shared-resource-contention", pipeline([s])) == [("load_partition",)]
+
+
+def test_a_fanout_known_to_have_no_cap_is_reported_once_by_unbounded_fanout() -> None:
+    """The cause (no cap) is one finding: unbounded-fanout's; a thread-unsafe handle still is contention."""
+    s = stage("load_partition", 5, resources=[ENGINE], fanout=FanOut("pool", "Pool()", 5, False))
+    assert stage_sets("shared-resource-contention", pipeline([s])) == []
+    assert stage_sets("unbounded-fanout", pipeline([s])) == [("load_partition",)]
+    unsafe = stage("load_partition", 5, resources=[ENGINE, CONN], fanout=FanOut("pool", "Pool()", 5, False))
+    (hit,) = hits("shared-resource-contention", pipeline([unsafe]))
+    assert hit.key == "database:conn"
 
 
 def test_a_plain_loop_is_not_concurrent() -> None:
@@ -128,7 +138,7 @@ def test_no_signal_no_finding() -> None:
 
 def test_one_finding_per_fanout_stage_names_every_risky_resource() -> None:
     throttled = Resource("http", "api.example.com", thread_safe=True, capacity_limited=True)
-    s = stage("push", 5, resources=[throttled, CONN], fanout=POOL)
+    s = stage("push", 5, resources=[throttled, CONN], fanout=FanOut("executor", "ThreadPoolExecutor(n)", 32, None))
     (hit,) = hits("shared-resource-contention", pipeline([s]))
     assert hit.key == "database:conn,http:api.example.com"
     assert hit.message.index("`conn`") < hit.message.index("`api.example.com`")

@@ -2,7 +2,9 @@
 
 (a) A stage that already fans out concurrently (executor, pool, gather, map, Celery group or
 chord, Airflow expand, ...) touches a resource that is not thread/process safe, or one that is
-capacity-limited while the fan-out has no cap: every branch uses the same handle. One finding
+capacity-limited while the fan-out's cap can't be read: every branch uses the same handle. (A
+fan-out known to have no cap is `unbounded-fanout`'s finding; repeating it here per resource said
+one cause twice.) One finding
 per fan-out stage, naming every such resource.
 (b) A parallel group's members share a resource that is not thread-safe (one DB-API
 connection, one sqlite file, one file being written). A thread-safe pool shared by stages
@@ -40,8 +42,9 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         for resource in stage.resources:
             if not resource.thread_safe:
                 why = "is not safe to share across threads or processes"
-            elif resource.capacity_limited and stage.fanout.capped is not True:
-                # a capped fan-out was sized by someone; an uncapped one outgrows the resource
+            elif resource.capacity_limited and stage.fanout.capped is None:
+                # a capped fan-out was sized by someone; one known to have no cap is unbounded-fanout's
+                # finding already (the same cause); one whose cap we can't read may outgrow the resource
                 why = "is capacity-limited, so the branches queue for it"
             else:
                 continue
