@@ -783,3 +783,41 @@ def test_a_standard_library_object_shared_through_a_module_is_not_proven_apart(t
     """, {"shared.py": "import threading\n\nCODES = {'a': 1}\nready = threading.Event()\n"})
     assert _kind(pipeline, "announce", "wait_for_it") in DEPENDENCY_KINDS
     assert _kind(pipeline, "describe", "count") == "order"
+
+
+@pytest.mark.parametrize(("subclass", "bound"), [
+    ("class LateJob(Job):\n    def retarget(self):\n        self.target = '/srv/out/late.csv'\n", False),
+    ("class LateJob(Job):\n    pass\n", True),
+])
+def test_a_subclass_assigning_the_attribute_keeps_an_inherited_step_unknown(tmp_path: Path, subclass: str,
+                                                                            bound: bool) -> None:
+    """In `Job.run()` `self` may be a `LateJob`: if one of its methods assigns `self.target`, the class
+    value proves nothing; if none does, the inherited `load()` writes Job's file."""
+    (tmp_path / "jobs.py").write_text(textwrap.dedent("""
+        import pandas as pd
+
+
+        class Base:
+            target = "/srv/out/base.csv"
+
+            def load(self):
+                pd.DataFrame().to_csv(self.target)
+
+            def summary(self):
+                return pd.read_csv("/srv/in/summary.csv")
+
+
+        class Job(Base):
+            target = "/srv/out/job.csv"
+
+            def run(self):
+                self.load()
+                self.summary()
+
+
+    """) + subclass)
+    report = analyze([tmp_path], Options())
+    (pipeline,) = [p for p in report.pipelines if p.name == "Job.run"]
+    written = {(e.kind, e.target) for e in pipeline.stage("load").writes}
+    assert (("file", "/srv/out/job.csv") in written) is bound
+

@@ -466,22 +466,8 @@ class Project:
         when an analysed subclass overrides the attribute (the method runs for it too), and not
         when any method in the hierarchy assigns `self.<attr>` (an instance value may shadow it).
         """
-        if fn.class_name is None:
-            return None
-        klass = fn.module.classes.get(fn.class_name)
-        if klass is None:
-            return None
-        lineage = self.lineage(klass)
-        family = [*lineage, *self._descendants(klass)]
-        if any(attr in self._self_assigned(c) or "*" in self._self_assigned(c) for c in family):
-            return None
-        if any(attr in c.attributes for c in self._descendants(klass)):
-            return None
-        for owner in lineage:
-            if attr in owner.attributes:
-                value = class_body_value(owner, attr)
-                return (value, owner.module) if value is not None else None
-        return None
+        klass = fn.module.classes.get(fn.class_name) if fn.class_name is not None else None
+        return self.receiver_constant(klass, attr, exact=False) if klass is not None else None
 
     def receiver_constant(
         self, klass: ClassRef, attr: str, exact: bool,
@@ -489,13 +475,14 @@ class Project:
         """The class-level value `self.<attr>` has when `self` is a `klass` object: its nearest definition
         in the lineage (a subclass's override wins over the base method's class).
 
-        `exact`: `self` is that very class (Luigi builds the task class it was asked for); otherwise an
-        analysed subclass overriding the attribute makes it unknown. Never when a method of the lineage
-        assigns `self.<attr>` (an instance value may shadow the class one)."""
+        `exact`: `self` is that very class (Luigi builds the task class it was asked for); otherwise `self`
+        may be an analysed subclass, so one that overrides the attribute makes it unknown. Never when a
+        method `self` may run assigns `self.<attr>` (an instance value may shadow the class one)."""
         lineage = self.lineage(klass)
-        if any(attr in self._self_assigned(c) or "*" in self._self_assigned(c) for c in lineage):
+        descendants = [] if exact else self._descendants(klass)
+        if any(attr in self._self_assigned(c) or "*" in self._self_assigned(c) for c in [*lineage, *descendants]):
             return None
-        if not exact and any(attr in c.attributes for c in self._descendants(klass)):
+        if any(attr in c.attributes for c in descendants):
             return None
         for owner in lineage:
             if attr in owner.attributes:
