@@ -53,7 +53,7 @@ class CheckSettings:
 def site_rules() -> frozenset[str]:
     """Rules whose cause is one place in the code (an except clause, a call without a timeout), so the
     same place reached from several pipelines is one finding, not one per pipeline (`ONE_PER_SITE`)."""
-    return frozenset(rule for rule, module in _rule_modules() if getattr(module, "ONE_PER_SITE", False))
+    return _flagged("ONE_PER_SITE")
 
 
 def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str]) -> list[Finding]:
@@ -81,7 +81,12 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
 def pipeline_rules() -> frozenset[str]:
     """Rules whose sites in one pipeline are one finding (`ONE_PER_PIPELINE`): one policy fixes them all
     (a session with a default timeout), so one finding per call site only repeats the same advice."""
-    return frozenset(rule for rule, module in _rule_modules() if getattr(module, "ONE_PER_PIPELINE", False))
+    return _flagged("ONE_PER_PIPELINE")
+
+
+def _flagged(flag: str) -> frozenset[str]:
+    """The rules whose module sets `flag` to True."""
+    return frozenset(rule for rule, module in _rule_modules() if getattr(module, flag, False))
 
 
 def one_per_pipeline(

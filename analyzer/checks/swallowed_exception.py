@@ -29,8 +29,10 @@ def _submitted(pipeline: Pipeline) -> list[tuple[Signal, tuple[Stage, ...]]]:
     """Driver-level dropped futures, each with the fan-out stage its call submits (same file and line)."""
     out = []
     for signal in sorted(pipeline.signals, key=lambda s: (s.file, s.line, s.detail)):
-        stages = tuple(s for s in pipeline.stages if signal.kind == FUTURE_DROPPED and s.file == signal.file
-                       and s.fanout is not None and signal.line in (s.line, s.fanout.line))
+        if signal.kind != FUTURE_DROPPED:
+            continue
+        stages = tuple(s for s in pipeline.stages if s.file == signal.file and s.fanout is not None
+                       and signal.line in (s.line, s.fanout.line))
         if stages:
             out.append((signal, stages))
     return out

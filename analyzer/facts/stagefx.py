@@ -129,7 +129,7 @@ class StageBuilder:
     #: why each role was given (`roles` returns the same roles without the reasons)
     role_evidence: RoleEvidenceFn | None = None
     _signal_memo: dict[str, tuple[Signal, ...]] = field(default_factory=dict)
-    _receiver_memo: dict[tuple[str, tuple[tuple[str, str], ...]], Total] = field(default_factory=dict)
+    _bound_memo: dict[tuple[str, tuple[tuple[str, str], ...]], Total] = field(default_factory=dict)
 
     def signals_of(self, callee: FunctionRef, total: Total) -> tuple[Signal, ...]:
         """Signals in the callee's body and in every analysed function it calls."""
@@ -155,12 +155,15 @@ class StageBuilder:
         hierarchy those are unknown. Bound to the receiver's class values, the stage names its own table
         or file. Only attributes the generic summary cannot pin down are bound."""
         values = receiver_values(self.ctx.project, callee, receiver, exact)
-        if not values:
-            return None
-        key = (callee.qualname, tuple(sorted(values.items())))
-        if key not in self._receiver_memo:
-            self._receiver_memo[key] = bound_total(callee, self.ctx, self.totals, values)
-        return self._receiver_memo[key]
+        return self.bound(callee, values) if values else None
+
+    def bound(self, fn: FunctionRef, values: dict[str, str]) -> Total:
+        """`fn`'s effects with `self.<attr>` bound to `values` (`summaries.bound_total`), computed once
+        per binding: every stage built with the same values shares it."""
+        key = (fn.qualname, tuple(sorted(values.items())))
+        if key not in self._bound_memo:
+            self._bound_memo[key] = bound_total(fn, self.ctx, self.totals, values)
+        return self._bound_memo[key]
 
     def stage(
         self,

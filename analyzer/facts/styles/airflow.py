@@ -41,7 +41,7 @@ from .. import shell
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project
 from ..sql import JINJA_EXPRESSION
 from ..stagefx import StageBuilder, sql_effects, used_names
-from ..summaries import Total, bound_total
+from ..summaries import Total
 from ..values import WILD, Scope, evaluate
 from ._declared import (
     argument,
@@ -1015,12 +1015,7 @@ class DagWalker:
 
     def bound(self, fn: FunctionRef, values: dict[str, str]) -> Total:
         """The total of `fn` for one binding, shared by every task built with the same arguments."""
-        memo = fn.module.memo.setdefault("bound_totals", {})
-        assert isinstance(memo, dict)
-        key = (id(self.builder.ctx), fn.qualname, tuple(sorted(values.items())))
-        if key not in memo:
-            memo[key] = bound_total(fn, self.builder.ctx, self.builder.totals, values)
-        return memo[key]  # type: ignore[no-any-return]
+        return self.builder.bound(fn, values)
 
     def control_links(self, declared: Sequence[Link]) -> list[Link]:
         """A branch or short-circuit task decides whether everything downstream of it runs: control edges."""
