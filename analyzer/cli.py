@@ -139,10 +139,13 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _speed(options: Options, jobs: int | None, no_cache: bool, cache_dir: Path | None) -> Options:
-    """Options with the command line's --jobs / --no-cache / --cache-dir applied."""
+def _speed(options: Options, jobs: int | None, no_cache: bool, cache_dir: Path | None,
+           max_memory: int | None = None) -> Options:
+    """Options with the command line's --jobs / --no-cache / --cache-dir / --max-memory applied."""
     from dataclasses import replace
 
+    if max_memory is not None:
+        options = replace(options, max_memory=max_memory)
     if jobs is not None:
         options = replace(options, jobs=jobs)
     if no_cache:
@@ -150,8 +153,24 @@ def _speed(options: Options, jobs: int | None, no_cache: bool, cache_dir: Path |
     return replace(options, cache_dir=cache_dir) if cache_dir is not None else options
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """A --max-memory value (800M, 4G or plain bytes) as bytes."""
+    from .memory import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def speed_options(command: Any) -> Any:
-    """--jobs, --no-cache and --cache-dir, shared by the commands that analyse."""
+    """--jobs, --no-cache, --cache-dir and --max-memory, shared by the commands that analyse."""
+    command = click.option("--max-memory", callback=_size, default=None, envvar="STAGEGRAPH_MAX_MEMORY",
+                           metavar="SIZE",
+                           help="Memory parsed files may take (e.g. 4G); a file that does not fit is an "
+                                "'over-memory-budget' diagnostic. [default: 80% of the memory available]")(command)
     command = click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
                            help="Keep the result cache here (e.g. .stagegraph-cache). [default: the platform's "
                                 "user cache folder, or $STAGEGRAPH_CACHE_DIR]")(command)
@@ -242,6 +261,7 @@ def audit(
     jobs: int | None,
     no_cache: bool,
     cache_dir: Path | None,
+    max_memory: int | None,
 ) -> None:
     """Analyse PATHS (files or folders; default: `include` from the config, else the current folder) and report."""
     from .config import Overrides, describe
@@ -264,7 +284,7 @@ def audit(
         write_dir = None  # an explicit --format/--output asks for that one output, not the config's folder
     fmt = fmt or "text"
 
-    options = _speed(_rooted(config.options(), targets), jobs, no_cache, cache_dir)
+    options = _speed(_rooted(config.options(), targets), jobs, no_cache, cache_dir, max_memory)
     report = _analyze(targets, options)
     if diff_base is not None:
         from . import diffmode
@@ -391,7 +411,7 @@ def _repo_root(start: Path) -> Path:
               help="Analyse the whole repository, not just the changed files and the modules linked to them.")
 @speed_options
 def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None, full: bool, jobs: int | None,
-         no_cache: bool, cache_dir: Path | None) -> None:
+         no_cache: bool, cache_dir: Path | None, max_memory: int | None) -> None:
     """pre-commit entry: check the pipelines that FILES (the changed files) belong to; print a compact report."""
     from .config import Overrides
     from .hook import run_hook
@@ -402,7 +422,7 @@ def hook(files: tuple[Path, ...], fail_on: str | None, config_file: Path | None,
     from .catalog import CatalogError
 
     try:
-        options = _speed(_rooted(config.options(), [root]), jobs, no_cache, cache_dir)
+        options = _speed(_rooted(config.options(), [root]), jobs, no_cache, cache_dir, max_memory)
         report, changed = run_hook(targets, files, options, full=full)
     except CatalogError as exc:
         raise UsageFailure(str(exc)) from None

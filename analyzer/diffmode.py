@@ -161,7 +161,7 @@ def analyze_ref(targets: Sequence[Path], commit: str, options: Options) -> Repor
 
     parsed, diagnostics = parse_sources(
         ((rel, lambda rel=rel, sha=sha: text_of(contents[sha], rel)) for rel, sha, _ in sorted(chosen)),  # type: ignore[misc]
-        modules={rel: module for rel, _, module in chosen},
+        modules={rel: module for rel, _, module in chosen}, max_memory=options.max_memory,
     )
     return analyze_modules(parsed, diagnostics, options, files_analysed=len(parsed))
 

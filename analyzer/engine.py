@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .isolation import deep_stack
+from .memory import OVER_BUDGET, Budget
 from .model import DEPENDENCY_KINDS, Diagnostic, Finding, Pipeline, Report, Severity, Summary
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Options:
     cache_dir: Path | None = None
     #: processes for fact extraction (1: this one only); the report is the same for any number
     jobs: int = 1
+    #: bytes of memory parsed files may take (see `memory`); None: most of what the machine has free
+    max_memory: int | None = None
 
 
 Progress = Callable[[int, int, str], None]
@@ -62,7 +65,7 @@ def analyze(paths: Sequence[Path], options: Options = Options(), progress: Progr
         parsed, diagnostics = parse_sources(
             ((src.relpath, reader(src)) for src in found.files), total=len(found.files), progress=progress,
             paths={src.relpath: src.path for src in found.files},
-            modules={src.relpath: src.module for src in found.files},
+            modules={src.relpath: src.module for src in found.files}, max_memory=options.max_memory,
         )
         return analyze_modules(parsed, [*options.diagnostics, *found.diagnostics, *diagnostics], options,
                                files_analysed=len(parsed))
@@ -110,10 +113,10 @@ def cached_facts(
             return hit, {rel: text.splitlines() for rel in hit.parsed if isinstance(text := texts.get(rel), str)}
     parsed, problems = parse_sources(
         ((rel, lambda text=text: text) for rel, text in texts.items()),  # type: ignore[misc]
-        total=len(texts), progress=progress, paths=paths, modules=modules,
+        total=len(texts), progress=progress, paths=paths, modules=modules, max_memory=options.max_memory,
     )
     outcome = facts_of(parsed, problems, options)
-    if store is not None:
+    if store is not None and not any(d.code == OVER_BUDGET for d in problems):  # another run may have room
         store.store(key, outcome)
     return outcome, {m.relpath: m.lines for m in parsed}
 
@@ -134,16 +137,19 @@ def parse_sources(
     progress: Progress | None = None,
     paths: dict[str, Path] | None = None,
     modules: dict[str, str] | None = None,
+    max_memory: int | None = None,
 ) -> tuple[list[ParsedModule], list[Diagnostic]]:
     """Read (lazily, one at a time) and parse each file once; every failure is one diagnostic.
 
     The one loop from text to module for every source of text: the work tree, git objects (diff
     mode), or texts the pre-commit hook already read for its import scan. `paths` gives files on
     disk their location, for adapters that read neighbours (an Airflow DAG's `.sql` files);
-    `modules` their dotted names when those differ from the report path's.
+    `modules` their dotted names when those differ from the report path's. A file that does not fit
+    the memory budget (`max_memory`, see `memory.Budget`) is one diagnostic instead of an OOM kill.
     """
     from . import source
 
+    budget = Budget.for_run(max_memory)
     parsed: list[ParsedModule] = []
     diagnostics: list[Diagnostic] = []
     for done, (relpath, read) in enumerate(texts):
@@ -152,7 +158,10 @@ def parse_sources(
         try:
             text = read()
             module = (modules or {}).get(relpath, "")
-            result = text if isinstance(text, Diagnostic) else source.parse_text(relpath, text, module)
+            over = None if isinstance(text, Diagnostic) else budget.admit(len(text))
+            result = (text if isinstance(text, Diagnostic)
+                      else Diagnostic(relpath, "skipped", over, code=OVER_BUDGET) if over
+                      else source.parse_text(relpath, text, module))
         except Exception as exc:  # isolation point: one file never stops the run
             result = Diagnostic(relpath, "internal-error", f"stagegraph failed reading this file: {exc!r}")
         if isinstance(result, Diagnostic):

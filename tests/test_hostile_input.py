@@ -543,6 +543,76 @@ def test_dot_gets_a_size_budget_not_a_timeout(monkeypatch: pytest.MonkeyPatch) -
         dot.svg_from_source(source)
 
 
+def _many_pipelines(n: int) -> str:
+    """One module of n small two-stage pipelines: about 200 bytes of source each."""
+    return "".join(f"def extract_{i}():\n    return open('/data/in_{i}.csv').read()\n\n\n"
+                   f"def load_{i}(x):\n    open('/data/out_{i}.csv', 'w').write(x)\n\n\n"
+                   f"def main_{i}():\n    load_{i}(extract_{i}())\n\n\n" for i in range(n))
+
+
+def test_a_file_over_the_memory_budget_is_one_diagnostic_and_the_rest_is_reported(tmp_path: Path) -> None:
+    """A file whose analysis would not fit the memory left is left out with a diagnostic naming it,
+    instead of the whole run being OOM-killed; the good pipeline is still reported with its exit code."""
+    repo = make_repo(tmp_path, {"big.py": _many_pipelines(2000)})
+    code, report, _ = audit_json(repo, "--no-cache", "--max-memory", "40M")
+    assert_good_reported(code, report)
+    [over] = diagnostics_of(report, "big.py")
+    assert (over["kind"], over["code"]) == ("skipped", "over-memory-budget")
+    assert "--max-memory" in over["message"]
+    assert not any(p["file"].endswith("big.py") for p in report["pipelines"])
+    assert_schema_valid(report)
+    code, report, _ = audit_json(repo, "--no-cache", "--max-memory", "4G")
+    assert not diagnostics_of(report, "big.py")
+    assert sum(p["file"].endswith("big.py") for p in report["pipelines"]) == 2000
+
+
+def test_a_run_that_left_a_file_out_for_memory_is_not_cached(tmp_path: Path) -> None:
+    """The next run, with room for the file, must analyse it rather than replay the diagnostic."""
+    repo = make_repo(tmp_path, {"big.py": _many_pipelines(2000)})
+    cache = tmp_path / "cache"
+    _, report, _ = audit_json(repo, "--cache-dir", str(cache), "--max-memory", "40M")
+    assert diagnostics_of(report, "big.py")
+    _, report, _ = audit_json(repo, "--cache-dir", str(cache), "--max-memory", "4G")
+    assert not diagnostics_of(report, "big.py")
+
+
+def test_max_memory_takes_sizes_and_refuses_nonsense(tmp_path: Path) -> None:
+    from stagegraph.memory import parse_size
+
+    assert [parse_size(t) for t in ("800M", "4g", "1.5GiB", "2000000", "64kb")] == [
+        800 << 20, 4 << 30, 3 << 29, 2_000_000, 64 << 10]
+    for bad in ("", "0", "4X", "-1G", "lots"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    repo = make_repo(tmp_path, {})
+    proc = cli("audit", str(repo), "--max-memory", "4X")
+    assert proc.returncode == 2 and "--max-memory" in proc.stderr
+    env = {**os.environ, "STAGEGRAPH_MAX_MEMORY": "1k", "STAGEGRAPH_NO_CACHE": "1"}
+    proc = cli("audit", str(repo), "--format", "json", env=env)
+    assert [d["code"] for d in json.loads(proc.stdout)["diagnostics"]] == ["over-memory-budget"]
+
+
+def test_the_memory_estimate_is_an_upper_bound_of_what_an_audit_takes(tmp_path: Path) -> None:
+    """The budget must predict at least what a file really costs, or it cannot prevent an OOM kill:
+    the peak of auditing a 0.5 MB file, less the peak of auditing a tiny one, is under the prediction."""
+    from stagegraph.memory import FACTS_FACTOR, PARSE_COST
+
+    def peak(folder: Path) -> int:
+        proc = subprocess.Popen([sys.executable, "-m", "stagegraph", "audit", str(folder), "--no-cache",
+                                 "--jobs", "1", "--format", "json", "-o", os.devnull],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, usage = os.wait4(proc.pid, 0)
+        return usage.ru_maxrss * 1024
+
+    tiny, big = tmp_path / "tiny", tmp_path / "big"
+    tiny.mkdir()
+    big.mkdir()
+    (tiny / "p.py").write_text(_many_pipelines(1))
+    text = _many_pipelines(4000)
+    (big / "p.py").write_text(text)
+    assert peak(big) - peak(tiny) < len(text) * PARSE_COST * FACTS_FACTOR
+
+
 def _chain_driver(n: int) -> str:
     stages = "".join(f"def stage_{i}(x):\n    return [v + {i} for v in x]\n\n\n" for i in range(n))
     body = "".join(f"    x = stage_{i}(x)\n" for i in range(n))
