@@ -472,7 +472,7 @@ class _Visitor(cst.CSTVisitor):
         clause = _broad_clause(node, self.ctx.module, self.ctx.failures)
         if clause is None:
             return
-        how = _swallowed(node.body, self.ctx)
+        how = _swallowed(node.body, self.ctx, self.ctx.module.line(node), bool(self.iterables))
         if how is not None:
             self.ctx.add(BROAD_EXCEPT_SWALLOW, node, f"{clause}: {how}")
 
@@ -655,8 +655,9 @@ def _broad_clause(handler: cst.ExceptHandler, module: ModuleIndex, failures: tup
     return None
 
 
-def is_log_call(call: cst.Call, module: ModuleIndex) -> bool:
-    """print, logging, warnings, traceback printing: a message to a person."""
+def is_log_call(call: cst.Call, module: ModuleIndex, project: Project | None = None) -> bool:
+    """print, logging, warnings, traceback printing: a message to a person (`project` resolves a
+    logger imported from another module of the project)."""
     name = module.qualify(call.func) or ""
     if name in _LOG_CALLS:
         return True
@@ -664,17 +665,25 @@ def is_log_call(call: cst.Call, module: ModuleIndex) -> bool:
     if method not in _LOG_METHODS:
         return False
     receiver = _receiver(call) or ""
-    return "log" in receiver.lower() or name.startswith(("logging.", "loguru.")) or _is_logger(receiver, module)
+    return ("log" in receiver.lower() or name.startswith(("logging.", "loguru."))
+            or _is_logger(receiver, module, project))
 
 
-def _is_logger(receiver: str, module: ModuleIndex) -> bool:
-    """`lgr` bound at module level to `logging.getLogger(...)` (or structlog's factory)."""
+def _is_logger(receiver: str, module: ModuleIndex, project: Project | None) -> bool:
+    """`lgr` bound at module level to `logging.getLogger(...)` (or structlog's factory), here or in the
+    project module it is imported from (`from app.config import lgr`)."""
     value = module.constants.get(receiver)
+    if value is None and project is not None and receiver in module.imports:
+        owner_name, _, attr = module.imports[receiver].rpartition(".")
+        owner = project.module_of(owner_name) if owner_name else None
+        if owner is not None and owner is not module:
+            module, value = owner, owner.constants.get(attr)
     return isinstance(value, cst.Call) and (module.qualify(value.func) or "") in _LOGGER_FACTORIES
 
 
-def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
-    """How a broad handler drops the failure, or None when it re-raises or records it."""
+def _swallowed(body: cst.BaseSuite, ctx: _Context, line: int = 0, in_loop: bool = False) -> str | None:
+    """How a broad handler (at `line`, `in_loop` or not) drops the failure, or None when it re-raises
+    or records it."""
     if any(isinstance(n, cst.Raise) for n in _walk(body, into_defs=False)):
         return None
     statements = body.body if isinstance(body, cst.IndentedBlock) else [body]
@@ -696,6 +705,8 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
                     hows.append("return None")
                 elif _is_default(small.value, ctx.module):
                     hows.append("return a default")
+                elif isinstance(small.value, cst.Name) and _still_placeholder(small.value.value, line, in_loop, ctx):
+                    hows.append("return a default")  # `codes = []` ... `except ...: return codes`
                 else:
                     return None
             elif isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None:
@@ -708,7 +719,7 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
                 elif _method(call) == "append" and len(call.args) == 1 \
                         and _is_placeholder(call.args[0].value, ctx.module):
                     hows.append(PLACEHOLDER)
-                elif not is_log_call(call, ctx.module):
+                elif not is_log_call(call, ctx.module, ctx.project):
                     return None
                 else:
                     logged = True
@@ -718,6 +729,56 @@ def _swallowed(body: cst.BaseSuite, ctx: _Context) -> str | None:
     if logged:
         return f"logged, then {dropped[0]}" if dropped else LOGGED_ONLY
     return dropped[0] if dropped else "pass"
+
+
+def _still_placeholder(name: str, line: int, in_loop: bool, ctx: _Context) -> bool:
+    """`name` can only hold the placeholder it was given (`codes = []`) when the handler at `line`
+    runs: every binding before it is a placeholder, nothing before it mutates it (a method call, an
+    item or augmented assignment, a loop target) and, in a loop, nothing after it does either."""
+    if ctx.fn is None:
+        return False
+    bound = False
+    for node in _walk_all(ctx.statements, into_defs=False):
+        placeholder = _placeholder_binding(node, name, ctx.module)
+        if not placeholder and not _changes(node, name):
+            continue
+        before = ctx.module.line(node) < line
+        if not placeholder and (before or in_loop):
+            return False
+        bound = bound or (before and placeholder)
+    return bound
+
+
+def _placeholder_binding(node: cst.CSTNode, name: str, module: ModuleIndex) -> bool:
+    """`name = []` (or another placeholder)."""
+    if not isinstance(node, cst.Assign | cst.AnnAssign) or node.value is None:
+        return False
+    targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+    return any(isinstance(t, cst.Name) and t.value == name for t in targets) and _is_placeholder(node.value, module)
+
+
+def _changes(node: cst.CSTNode, name: str) -> bool:
+    """Whether `node` (not a placeholder binding) may rebind `name` or change what it holds."""
+    if isinstance(node, cst.Assign | cst.AnnAssign):
+        targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+        return any(_root_name(t) == name if isinstance(t, cst.Subscript | cst.Attribute) else name in _names_in(t)
+                   for t in targets)
+    if isinstance(node, cst.AugAssign | cst.For | cst.NamedExpr):
+        return name in _names_in(node.target)
+    if isinstance(node, cst.With):
+        return any(item.asname is not None and name in _names_in(item.asname.name) for item in node.items)
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and _root_name(node.func) == name
+
+
+def _root_name(expr: cst.BaseExpression) -> str | None:
+    """The name an attribute or subscript chain starts from: `codes` of `codes.append`, `df["x"]`."""
+    while isinstance(expr, cst.Attribute | cst.Subscript):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else None
+
+
+def _names_in(node: cst.CSTNode) -> set[str]:
+    return {n.value for n in _walk(node) if isinstance(n, cst.Name)}
 
 
 def _awaited(expr: cst.BaseExpression) -> cst.BaseExpression:
