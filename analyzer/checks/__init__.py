@@ -121,8 +121,29 @@ def one_per_pipeline(
 
 
 def _nested(pipelines: Sequence[Pipeline]) -> set[str]:
-    """Pipelines some other pipeline runs as a stage (a nested view of what a user runs)."""
-    return {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+    """Pipelines some other pipeline runs (a nested view of what a user runs): run as a stage, or run
+    deeper down. The model has no call graph, so deeper down shows as the code sites of all its stages'
+    signals being a strict part of a larger pipeline's, all reached by one stage there that is not one
+    of its own stages (the entry point's `bronze` step running a helper class's method that is a
+    pipeline itself). A helper that two pipelines share as a stage nests neither in the other."""
+    nested = {s.nested_pipeline for p in pipelines for s in p.stages if s.nested_pipeline}
+    sites = {p.id: frozenset((g.file, g.line) for s in p.stages for g in s.signals) for p in pipelines}
+    covering: dict[tuple[str, int], list[tuple[str, frozenset[tuple[str, int]], str]]] = {}
+    for p in pipelines:
+        for s in p.stages:
+            held = frozenset((g.file, g.line) for g in s.signals)
+            for site in held:
+                covering.setdefault(site, []).append((p.id, held, s.qualname or s.name))
+    for p in pipelines:
+        held = sites[p.id]
+        if not held or p.id in nested:
+            continue
+        own = {s.qualname or s.name for s in p.stages}
+        rarest = min(held, key=lambda site: (len(covering[site]), site))
+        if any(held <= stage_sites and held < sites[other] and runs not in own
+               for other, stage_sites, runs in covering[rarest]):
+            nested.add(p.id)
+    return nested
 
 
 def one_per_cause(findings: Sequence[Finding], pipelines: Sequence[Pipeline]) -> list[Finding]:
