@@ -1,8 +1,8 @@
 """non-idempotent-retry: a retry around a write that repeats its effect.
 
-Reads the signal `retry-nonidempotent` (a retry loop or tenacity/backoff/retrying/Celery retry
-around an HTTP POST/PATCH, an INSERT without conflict handling or a queue publish, with no
-idempotency key). One finding per cause (call site), naming every stage that reaches it; driver-level
+Reads the signal `retry-nonidempotent` (a retry loop, tenacity/backoff/retrying/Celery retry or an
+orchestrator task's `retries=` around an HTTP POST/PATCH, an INSERT without conflict handling, a
+`to_sql(if_exists="append")` or a queue publish, with no idempotency key). One finding per cause (call site), naming every stage that reaches it; driver-level
 retries are reported on their own line.
 """
 

@@ -127,6 +127,11 @@ _RETRY_DECORATORS = frozenset({
     "tenacity.retry", "backoff.on_exception", "backoff.on_predicate", "retrying.retry", "retry.retry",
     "retry.api.retry", "stamina.retry", "retry_decorator.retry",
 })
+#: orchestrator task decorators that rerun the whole function on failure, and their retry keyword
+_ORCHESTRATOR_RETRIES = {
+    "airflow.decorators.task": "retries", "airflow.sdk.task": "retries", "prefect.task": "retries",
+    "prefect.flow": "retries",
+}
 _RETRY_ITERATORS = frozenset({"tenacity.Retrying", "tenacity.AsyncRetrying", "stamina.retry_context"})
 _PUBLISH = {
     "publish": "queue publish", "basic_publish": "queue publish", "send_message": "queue publish",
@@ -844,6 +849,10 @@ def _retry_decorator(fn: FunctionRef, ctx: _Context) -> str | None:
             return f"@{name}"
         if call is not None and (_keyword(call, "autoretry_for") or _keyword(call, "retry_backoff")):
             return f"@{_short(name)}(autoretry_for=...)"
+        keyword = _ORCHESTRATOR_RETRIES.get(name) or _ORCHESTRATOR_RETRIES.get(name.rsplit(".", 1)[0])  # @task.python
+        retries = _keyword(call, keyword) if call is not None and keyword else None
+        if call is not None and retries is not None and not _is_zero(retries.value):
+            return f"@{_code(call.func, 30)}({keyword}={_code(retries.value, 20)})"
     for node in _walk_all(ctx.statements, into_defs=False):
         if isinstance(node, cst.Call) and (dotted(node.func) or "") == "self.retry":
             return "self.retry()"
@@ -871,6 +880,11 @@ def _retry_loop(loop: cst.For | cst.While, ctx: _Context) -> str | None:
             if not reraises and (exits or retries):
                 return label
     return None
+
+
+def _is_zero(expr: cst.BaseExpression) -> bool:
+    """`0` or `None`: no retry at all."""
+    return (isinstance(expr, cst.Integer) and expr.evaluated_value == 0) or _is_none(expr)
 
 
 def _non_idempotent_write(scope: Sequence[cst.CSTNode], ctx: _Context, label: str, depth: int = 0) -> bool:
@@ -914,6 +928,10 @@ def _write_kind(node: cst.CSTNode, ctx: _Context) -> str | None:
                 return f"an HTTP {text} ({_code(node.func)})"
         if method in _PUBLISH and isinstance(node.func, cst.Attribute):
             return f"a {_PUBLISH[method]} ({_code(node.func)})"
+        if method == "to_sql" and isinstance(node.func, cst.Attribute):
+            mode = _keyword(node, "if_exists")
+            if mode is not None and "append" in _strings(mode.value):
+                return f"a table append ({_code(node.func)}(if_exists=\"append\"))"
         return None
     if isinstance(node, cst.SimpleString | cst.FormattedString):
         text = " ".join("".join(_strings(node)).upper().split())
