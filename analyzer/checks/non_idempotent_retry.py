@@ -2,8 +2,8 @@
 
 Reads the signal `retry-nonidempotent` (a retry loop, tenacity/backoff/retrying/Celery retry or an
 orchestrator task's `retries=` around an HTTP POST/PATCH, an INSERT without conflict handling, a
-`to_sql(if_exists="append")` or a queue publish, with no idempotency key). One finding per cause (call site), naming every stage that reaches it; driver-level
-retries are reported on their own line.
+`to_sql(if_exists="append")` or a queue publish, with no idempotency key). One finding per cause
+(call site), naming every stage that reaches it; driver-level retries are reported on their own line.
 """
 
 from __future__ import annotations
