@@ -57,15 +57,17 @@ def site_rules() -> frozenset[str]:
 
 
 def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str]) -> list[Finding]:
-    """Of the findings of `rules` at one code site, the one naming the most stages, then the one in a
+    """Of the findings of `rules` at one code site, one outside the tests (a test that drives a helper is
+    not what a user runs), then the one naming the most stages, then the one in a
     pipeline no other pipeline runs as a stage (the pipeline a user runs, not a nested view of it), then
     the one in the biggest pipeline: a helper's except clause reached by the outer pipeline and by each
     nested one is one cause. The others are dropped, never merged into a message they did not say."""
     nested = _nested(pipelines)
     size = {p.id: len(p.stages) for p in pipelines}
+    tests = {p.id for p in pipelines if _in_tests(p.file)}
 
-    def rank(f: Finding) -> tuple[int, bool, int]:
-        return (len(f.stages), f.pipeline not in nested, size.get(f.pipeline or "", 0))
+    def rank(f: Finding) -> tuple[bool, int, bool, int]:
+        return (f.pipeline not in tests, len(f.stages), f.pipeline not in nested, size.get(f.pipeline or "", 0))
 
     best: dict[tuple[str, str, int, int | None], Finding] = {}
     for f in findings:
@@ -76,6 +78,14 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
         if kept is None or (rank(f), kept.fingerprint) > (rank(kept), f.fingerprint):
             best[site] = f
     return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
+
+
+def _in_tests(path: str) -> bool:
+    """A file of a test suite: under `tests/` or `test/`, `test_*.py`, `*_test.py` or `conftest.py`."""
+    parts = path.replace("\\", "/").split("/")
+    name = parts[-1]
+    return (any(part in {"tests", "test"} for part in parts[:-1]) or name.startswith("test_")
+            or name.endswith("_test.py") or name == "conftest.py")
 
 
 def pipeline_rules() -> frozenset[str]:
