@@ -80,7 +80,8 @@ PLACEHOLDER = "fills in a placeholder"
 _EMPTY_FACTORIES = frozenset({"DataFrame", "Series", "dict", "list", "set", "tuple", "frozenset", "defaultdict"})
 _BROAD = frozenset({"Exception", "BaseException", "builtins.Exception", "builtins.BaseException"})
 _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "fatal"})
-_LOG_CALLS = frozenset({"print", "traceback.print_exc", "traceback.print_exception", "warnings.warn"})
+_LOG_CALLS = frozenset({"print", "traceback.print_exc", "traceback.print_exception", "warnings.warn",
+                        "sys.stdout.write", "sys.stderr.write", "sys.stdout.flush", "sys.stderr.flush"})
 #: calls that make a logger: a module-level `lgr = logging.getLogger(__name__)` is a logger whatever its name
 _LOGGER_FACTORIES = frozenset({"logging.getLogger", "structlog.get_logger", "structlog.getLogger"})
 #: values that stand in for a missing result: a handler filling one in hides the failure in the data
@@ -666,12 +667,38 @@ def is_log_call(call: cst.Call, module: ModuleIndex, project: Project | None = N
     name = module.qualify(call.func) or ""
     if name in _LOG_CALLS:
         return True
+    if project is not None and isinstance(call.func, cst.Name):
+        helper = project.function(name)
+        if helper is not None and _only_logs(helper.node, helper.module):
+            return True  # a project `log(msg)` that prints a timestamped line
     method = _method(call)
     if method not in _LOG_METHODS:
         return False
     receiver = _receiver(call) or ""
     return ("log" in receiver.lower() or name.startswith(("logging.", "loguru."))
             or _is_logger(receiver, module, project))
+
+
+def _only_logs(fn: cst.FunctionDef, module: ModuleIndex) -> bool:
+    """A function whose body only writes a message (log calls, `sys.stdout.write`) after computing
+    locals (a timestamp): calling it records nothing a run could act on. A `global`, a branch or any
+    other statement (a flag set on errors, a buffer kept for a report) makes it more than a log line."""
+    statements = fn.body.body if isinstance(fn.body, cst.IndentedBlock) else [fn.body]
+    logged = False
+    for index, statement in enumerate(statements):
+        smalls = statement.body if isinstance(statement, cst.SimpleStatementLine) else None
+        if smalls is None:
+            return False
+        for small in smalls:
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString) and index == 0:
+                continue  # the docstring
+            if isinstance(small, cst.Assign) and all(isinstance(t.target, cst.Name | cst.Tuple) for t in small.targets):
+                continue
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and is_log_call(small.value, module):
+                logged = True
+                continue
+            return False
+    return logged
 
 
 def _is_logger(receiver: str, module: ModuleIndex, project: Project | None) -> bool:
