@@ -90,7 +90,7 @@ class Resource:
 SignalKind = Literal[
     "broad-except-swallow", "executor-uncapped", "executor-capped", "gather-unbounded", "wait-no-timeout",
     "remote-no-timeout", "retry-nonidempotent", "order-dependent-state", "task-per-row", "exit-status-ignored",
-    "future-dropped",
+    "future-dropped", "dedup-then-validate",
 ]
 #: The `Signal.kind` values, as constants the facts layer produces and the checks match on
 #: (what each means is tabled in `analyzer/facts/signals.py`).
@@ -105,6 +105,7 @@ ORDER_DEPENDENT_STATE: SignalKind = "order-dependent-state"
 TASK_PER_ROW: SignalKind = "task-per-row"
 EXIT_STATUS_IGNORED: SignalKind = "exit-status-ignored"
 FUTURE_DROPPED: SignalKind = "future-dropped"
+DEDUP_THEN_VALIDATE: SignalKind = "dedup-then-validate"
 SIGNAL_KINDS: frozenset[str] = frozenset(get_args(SignalKind))
 
 

@@ -13,6 +13,10 @@ DEDUP_BEFORE_VALIDATION = Template(
     "dedup stage `{dedup}`{dedups} runs before validation stage `{validate}`{validates} on the same data: when "
     "the copy dedup keeps is invalid, validation drops it and the valid duplicate is already gone"
 )
+DEDUP_THEN_VALIDATE = Template(
+    "`{stage}` deduplicates before it validates ({detail}): when the copy kept is the one with the missing "
+    "value, the filter drops it and the complete duplicate is already gone"
+)
 #: why a stage has a role, shown after its name: " (validates: drops rows where `customer_id` is null)"
 ROLE_EVIDENCE = Template(" ({verb}: {evidence})")
 CONTENTION_FANOUT = Template("every branch of fan-out stage `{stage}` ({mechanism}) uses {resources}")

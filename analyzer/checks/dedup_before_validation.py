@@ -4,6 +4,8 @@ Fires when a stage with role `dedup` reaches a stage with role `validate` along 
 edges (so validation consumes what dedup kept). Only the nearest validation stages are reported:
 a later validation behind an earlier one is the same mistake, reported once.
 Near-miss: validation before dedup (the data path runs the other way) does not fire.
+Within one stage it reads the signal `dedup-then-validate`: a frame deduplicated by key and later
+filtered for missing values in the same body (one finding per site).
 The message shows why each stage has its role (`Stage.role_evidence`): what its body does, else its name.
 """
 
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Location, Pipeline, Stage
+from ..model import DEDUP_THEN_VALIDATE, Location, Pipeline, Stage
 from ..spans import Text, plain
 from . import Hit
 from . import _messages as msg
-from ._common import evidence_text, reachable, successors
+from ._common import by_site, evidence_text, names, reachable, successors
 
 RULE = "dedup-before-validation"
 
@@ -49,3 +51,12 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
                 stages=(dedup.id, validate.id),
                 related=(Location(dedup.file, dedup.line),),
             )
+    for signal, stages in by_site(pipeline, (DEDUP_THEN_VALIDATE,)):
+        yield Hit(
+            rule=RULE,
+            message=msg.DEDUP_THEN_VALIDATE.format(stage=names(stages), detail=signal.detail),
+            file=signal.file,
+            line=signal.line,
+            stages=tuple(s.id for s in stages),
+            column=signal.column,
+        )

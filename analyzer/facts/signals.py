@@ -38,6 +38,9 @@ order-dependent-state       a loop over records that carries state across iterat
 task-per-row                a task/future/signature created per row of a query result
 exit-status-ignored         `os.system(...)`, `subprocess.call(...)` or `subprocess.run(...)` without `check=`
                             as a statement of its own: a failed command's exit status is dropped
+dedup-then-validate         in one body, a frame deduplicated by key (`drop_duplicates(subset=...)`,
+                            `df[~df.duplicated(subset=...)]`) and later filtered for missing values
+                            (`dropna`, `df[df[c].notna()]`): the copy kept may be the one then dropped
 future-dropped              a task handed to an executor or pool as a statement of its own
                             (`executor.submit(f, x)`, `pool.apply_async(f)` without `error_callback=`): nobody
                             reads its future, so the worker's exception is dropped
@@ -54,6 +57,7 @@ import libcst as cst
 
 from ..model import (
     BROAD_EXCEPT_SWALLOW,
+    DEDUP_THEN_VALIDATE,
     EXECUTOR_CAPPED,
     EXECUTOR_UNCAPPED,
     EXIT_STATUS_IGNORED,
@@ -203,6 +207,7 @@ def _scan(
     for statement in statements:
         statement.visit(visitor)
     _retry_signals(ctx)
+    _dedup_then_validate(ctx)
     for loop in _loops(statements):
         _order_state(loop, ctx)
     unique = {(s.kind, s.line, s.column, s.detail): s for s in ctx.signals}
@@ -979,6 +984,38 @@ def _mentions_idempotency(scope: Sequence[cst.CSTNode]) -> bool:
             if any(marker.replace("-", "_") in lowered for marker in _IDEMPOTENCY_MARKERS):
                 return True
     return False
+
+
+# ---------------------------------------------------------------- dedup before validation, in one body
+
+_MISSING_TESTS = frozenset({"notna", "notnull", "isna", "isnull"})
+
+
+def _dedup_then_validate(ctx: _Context) -> None:
+    """A frame deduplicated by a key, then filtered for missing values, within one function: when the
+    copy the dedup kept has the missing value, the filter drops it and the complete duplicate is gone.
+    Deduplicating whole rows is safe (duplicates are identical), so only a key (`subset=`) counts."""
+    deduped: dict[str, int] = {}
+    signalled: set[str] = set()
+    for node in _walk_all(ctx.statements, into_defs=False):
+        if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Attribute):
+            continue
+        method = node.func.attr.value
+        frame = _code(node.func.value, 60)
+        if method in {"drop_duplicates", "duplicated"} and (_keyword(node, "subset") or _positional(node, 0)):
+            deduped.setdefault(frame, ctx.module.line(node))
+            continue
+        if method == "dropna":
+            key = frame
+        elif method in _MISSING_TESTS and not node.args and isinstance(node.func.value, cst.Subscript | cst.Attribute):
+            key = _code(node.func.value.value, 60)  # `df["c"].notna()`, `df.c.isnull()`: the frame is `df`
+        else:
+            continue
+        line = ctx.module.line(node)
+        if key in deduped and key not in signalled and line > deduped[key]:
+            signalled.add(key)
+            ctx.add(DEDUP_THEN_VALIDATE, node, f"`{key}` is deduplicated by key on line {deduped[key]}, then "
+                    f"filtered on `{_code(node, 50)}`")
 
 
 # ---------------------------------------------------------------- order-dependent state
