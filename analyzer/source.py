@@ -19,13 +19,16 @@ import tokenize
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-import libcst as cst
 import pathspec
 
 from .confine import git_command, git_env
 from .isolation import ParseWorker, WorkerDied
 from .model import Diagnostic
+
+if TYPE_CHECKING:  # libcst is imported where a file is parsed: a cache hit (the hook) never loads it
+    import libcst as cst
 
 DEFAULT_MAX_BYTES = 2_000_000
 
@@ -103,7 +106,33 @@ def repository_root(start: Path) -> Path:
     return Path(top).resolve() if proc.returncode == 0 and top else Path.cwd().resolve()
 
 
-def _git_listed(folder: Path) -> set[Path] | None:
+class Listed:
+    """The files git tracks or would track under a folder. Membership is checked on the path as
+    walked first and resolved (symlinks followed) only when that misses: resolving every file of a
+    large tree is most of what discovery costs, and the pre-commit hook pays it on every commit."""
+
+    def __init__(self, top: Path, names: Sequence[str]) -> None:
+        self._top = top
+        self._names = names
+        self._raw = {os.path.join(top, name) for name in names}
+        self._resolved: set[Path] | None = None
+
+    @property
+    def resolved(self) -> set[Path]:
+        if self._resolved is None:
+            self._resolved = {(self._top / name).resolve() for name in self._names}
+        return self._resolved
+
+    def __contains__(self, path: object) -> bool:
+        """Whether `path` (absolute) is listed; raises OSError/RuntimeError when it can't be resolved."""
+        if not isinstance(path, Path):
+            return False
+        if str(path) in self._raw and not path.is_symlink():  # a tracked symlink may point outside
+            return True
+        return path.resolve() in self.resolved
+
+
+def _git_listed(folder: Path) -> Listed | None:
     """Files git tracks or would track under `folder` (None when not in a work tree)."""
     try:
         proc = subprocess.run(
@@ -116,8 +145,8 @@ def _git_listed(folder: Path) -> set[Path] | None:
         return None
     if proc.returncode != 0:
         return None
-    top = folder.resolve()
-    return {(top / name).resolve() for name in proc.stdout.decode("utf-8", "replace").split("\0") if name}
+    names = [name for name in proc.stdout.decode("utf-8", "replace").split("\0") if name]
+    return Listed(folder.resolve(), names)
 
 
 #: Skipped folders that are also common package names: skipped only when they are not a package
@@ -136,7 +165,7 @@ def _skipped_dir(name: str, path: Path) -> bool:
         return False
 
 
-def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path, listed: set[Path] | None = None
+def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path, listed: Listed | None = None
           ) -> Iterator[Path]:
     seen_dirs: set[tuple[int, int]] = set()
 
@@ -173,12 +202,12 @@ def _walk(folder: Path, diagnostics: list[Diagnostic], root: Path, listed: set[P
                 yield here / name
 
 
-def _holds_tracked(folder: Path, listed: set[Path] | None) -> bool:
+def _holds_tracked(folder: Path, listed: Listed | None) -> bool:
     """Whether a skipped folder is worth mentioning: outside git always, in a work tree when git tracks files in it."""
     if listed is None:
         return True
     top = folder.resolve()
-    return any(top in path.parents for path in listed)
+    return any(top in path.parents for path in listed.resolved)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -220,7 +249,7 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = (), root: Path | No
                 continue
             if listed is not None:
                 try:
-                    if path.resolve() not in listed:
+                    if absolute not in listed:
                         continue
                 except (OSError, RuntimeError):
                     diagnostics.append(Diagnostic(rel, "unreadable", "symlink loop: the path cannot be resolved"))
@@ -468,6 +497,8 @@ def pieces(text: str, statements: Sequence[tuple[int, int]], size: int | None = 
 
 def libcst_parse(relpath: str, text: str) -> cst.Module | tuple[str, int | None]:
     """Parse with libcst: the module, or a syntax-error message and line (also run in the parse worker)."""
+    import libcst as cst
+
     try:
         return cst.parse_module(text)
     except cst.ParserSyntaxError as exc:

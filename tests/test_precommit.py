@@ -100,6 +100,33 @@ def test_no_python_files_is_a_quick_pass(project: Path) -> None:
     assert "0 changed files" in result.output
 
 
+_IMPORTS_AFTER_HOOK = """
+import sys
+from stagegraph.cli import main
+try:
+    main(["hook", "--cache-dir", sys.argv[1], "etl/stages.py"])
+except SystemExit as exc:
+    code = exc.code
+print(code, sorted(m for m in ("libcst", "networkx", "stagegraph.facts", "stagegraph.graph") if m in sys.modules))
+"""
+
+
+def test_warm_cache_hook_never_loads_the_parser_or_the_graph_library(project: Path, tmp_path: Path) -> None:
+    """The hook's latency on a cache hit is its imports: libcst, networkx and the facts layer cost
+    most of it, and a hit needs none of them (issue 14, goal 4). A fresh interpreter, so every
+    import is real; the first run fills the cache and does load them."""
+    cache = str(tmp_path / "cache")
+    env = {k: v for k, v in os.environ.items() if k != "STAGEGRAPH_NO_CACHE"}
+
+    def loaded() -> str:
+        proc = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER_HOOK, cache], cwd=project, env=env,
+                              capture_output=True, text=True, check=True)
+        return proc.stdout.strip().splitlines()[-1]
+
+    assert loaded() == "1 ['libcst', 'networkx', 'stagegraph.facts', 'stagegraph.graph']"
+    assert loaded() == "1 []"  # the same finding, from the cache
+
+
 # ------------------------------------------------------------------ the real pre-commit tool
 
 def _pre_commit_env(home: Path) -> dict[str, str]:

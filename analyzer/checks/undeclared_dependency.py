@@ -13,13 +13,15 @@ siblings that all upsert one table) are one finding naming the group; a writer a
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from ..model import Location, Pipeline
 from ..spans import code, join
 from . import Hit
 from . import _messages as msg
+
+if TYPE_CHECKING:  # imported by check(): a cache hit that finds nothing to check never loads networkx
+    import networkx as nx
 
 RULE = "undeclared-dependency"
 UNSCHEDULED_STYLES = frozenset({"plain", "class"})
@@ -28,6 +30,8 @@ UNSCHEDULED_STYLES = frozenset({"plain", "class"})
 def check(pipeline: Pipeline) -> Iterator[Hit]:
     if pipeline.style in UNSCHEDULED_STYLES:
         return
+    import networkx as nx
+
     undeclared = [e for e in pipeline.edges
                   if e.kind in ("data", "control") and not e.declared and e.source != e.target]
     # siblings the scheduler may run in any order, each pair of them through the same data (five
