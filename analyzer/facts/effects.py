@@ -32,6 +32,7 @@ from .values import (
     evaluate,
     finish,
     known,
+    local_assignments,
     orm_table,
     references,
     subscript_value,
@@ -1447,19 +1448,7 @@ def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project
     """
     if fn is None:
         return Scope(module, project)
-    single: dict[str, cst.BaseExpression] = {}
-    counts: dict[str, int] = {}
-    for node in nodes if nodes is not None else _walk(fn.node.body):
-        if isinstance(node, cst.Assign):
-            for t in node.targets:
-                if isinstance(t.target, cst.Name):
-                    counts[t.target.value] = counts.get(t.target.value, 0) + 1
-                    single[t.target.value] = node.value
-        elif isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name):
-            # `with open(SQL_FILE) as fh: text = fh.read()`: fh evaluates to what it was opened from
-            name = node.asname.name.value
-            counts[name] = counts.get(name, 0) + 1
-            single[name] = node.item
+    single, counts = local_assignments(nodes if nodes is not None else _walk(fn.node.body))
     params = set(fn.params)
     return Scope(
         module, project,

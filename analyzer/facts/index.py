@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -545,3 +545,17 @@ class Project:
     def module_of(self, qualified: str) -> ModuleIndex | None:
         key = self._canonical(qualified)
         return self.modules.get(key) if key else None
+
+
+def named_arguments(params: Sequence[str], args: Sequence[cst.Arg], positional: int = 0) -> list[tuple[str, cst.Arg]]:
+    """Which parameter each (non-star) argument binds: keywords by name, the rest by position."""
+    out: list[tuple[str, cst.Arg]] = []
+    for arg in args:
+        if arg.star:
+            continue
+        if arg.keyword is not None:
+            out.append((arg.keyword.value, arg))
+        else:
+            out.append((params[positional] if positional < len(params) else f"*{positional}", arg))
+            positional += 1
+    return out

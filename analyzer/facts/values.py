@@ -8,13 +8,13 @@ stages naming `/data/stock/{self.date}.json` compare as the pattern `/data/stock
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 
-from .index import ClassRef, FunctionRef, ModuleIndex, Project, analysed_root, class_body_value
+from .index import ClassRef, FunctionRef, ModuleIndex, Project, analysed_root, class_body_value, named_arguments
 from .tree import walk
 
 WILD = "*"
@@ -318,6 +318,9 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
     statement = sa_statement(call, scope)
     if statement is not None:
         return statement
+    helper = scope.project.function(qualified) if scope.project is not None and qualified else None
+    if helper is not None and not helper.is_method:
+        return _returned(helper, call, scope, depth)
     if qualified in SQL_COMPOSERS and args:
         # psycopg2.sql.SQL("... {} ...") / sql.Identifier("t"): the SQL text with its pieces filled in
         if qualified.endswith(("Identifier", "Literal")):
@@ -325,6 +328,61 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
             return ".".join(parts)
         return _eval(args[0], scope, depth + 1)
     return None
+
+
+def local_assignments(nodes: Iterable[cst.CSTNode]) -> tuple[dict[str, cst.BaseExpression], dict[str, int]]:
+    """Each local name's last assigned expression and how often it is assigned (`x = ...`, `with
+    ... as x`): a name assigned once evaluates to its expression, one assigned more is unknown."""
+    single: dict[str, cst.BaseExpression] = {}
+    counts: dict[str, int] = {}
+    for node in nodes:
+        if isinstance(node, cst.Assign):
+            for t in node.targets:
+                if isinstance(t.target, cst.Name):
+                    counts[t.target.value] = counts.get(t.target.value, 0) + 1
+                    single[t.target.value] = node.value
+        elif isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name):
+            # `with open(SQL_FILE) as fh: text = fh.read()`: fh evaluates to what it was opened from
+            name = node.asname.name.value
+            counts[name] = counts.get(name, 0) + 1
+            single[name] = node.item
+        elif isinstance(node, cst.AnnAssign) and node.value is not None and isinstance(node.target, cst.Name):
+            counts[node.target.value] = counts.get(node.target.value, 0) + 1
+            single[node.target.value] = node.value
+        elif isinstance(node, cst.AugAssign | cst.For | cst.NamedExpr) and isinstance(node.target, cst.Name):
+            counts[node.target.value] = counts.get(node.target.value, 0) + 2  # rebound: never a single value
+    return single, counts
+
+
+def _returned(fn: FunctionRef, call: cst.Call, scope: Scope, depth: int) -> str | None:
+    """What a call of an analysed function returns, when its body returns one value: that expression,
+    evaluated with each parameter bound to what the call passes (or its default). Path and name
+    helpers (`def out(name): return os.path.join(OUT_DIR, f"{name}.csv")`) then give each caller its
+    own file instead of a name built at run time. Any other shape (several returns, a generator, a
+    nested function, `*args` at the call) is not evaluated."""
+    if any(arg.star for arg in call.args):
+        return None
+    returns: list[cst.Return] = []
+    for node in walk(fn.node.body):
+        if isinstance(node, cst.FunctionDef | cst.Lambda | cst.ClassDef | cst.Yield | cst.Await):
+            return None
+        if isinstance(node, cst.Return):
+            returns.append(node)
+    if len(returns) != 1 or returns[0].value is None:
+        return None
+    single, counts = local_assignments(walk(fn.node.body))
+    params = {*fn.params, *fn.kwonly}
+    bound: dict[str, cst.BaseExpression] = {}
+    for name, arg in named_arguments(fn.params, call.args):
+        value = _eval(arg.value, scope, depth + 1)
+        if name in params and value is not None:
+            bound[name] = cst.SimpleString(repr(value))
+    for name, default in fn.defaults.items():
+        bound.setdefault(name, default)
+    names = {n: v for n, v in single.items() if counts[n] == 1 and n not in params}
+    names.update({n: v for n, v in bound.items() if n not in counts})
+    unknown = frozenset((params - set(names)) | {n for n, c in counts.items() if c > 1 or n in params})
+    return _eval(returns[0].value, Scope(fn.module, scope.project, names, unknown), depth + 1)
 
 
 #: psycopg2/psycopg SQL composition: `sql.SQL(text).format(sql.Identifier(name))`

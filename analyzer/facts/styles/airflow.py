@@ -38,7 +38,7 @@ from ...catalog import OperatorModel
 from ...confine import inside, repo_root
 from ...model import Effect, EffectKind, FanOut, Link, PipelineFacts, Stage
 from .. import shell
-from ..index import ClassRef, FunctionRef, ModuleIndex, Project
+from ..index import ClassRef, FunctionRef, ModuleIndex, Project, named_arguments
 from ..sql import JINJA_EXPRESSION
 from ..stagefx import StageBuilder, sql_effects, used_names
 from ..summaries import Total
@@ -58,7 +58,6 @@ from ._declared import (
     unresolved,
     walk,
 )
-from .plain import named_arguments
 
 DAG_CLASSES = frozenset({
     "airflow.DAG", "airflow.models.DAG", "airflow.models.dag.DAG", "airflow.sdk.DAG", "airflow.sdk.definitions.dag.DAG",

@@ -33,11 +33,10 @@ import libcst as cst
 
 from ...confine import inside, repo_root
 from ...model import Effect, Link, PipelineFacts, Stage
-from ..index import FunctionRef, ModuleIndex, Project
+from ..index import FunctionRef, ModuleIndex, Project, named_arguments
 from ..stagefx import StageBuilder
 from ..values import MARK, WILD, Scope, evaluate, subscript_value
 from ._declared import argument, code, kwarg, unresolved, walk
-from .plain import named_arguments
 
 PIPELINE_CALLS = frozenset({
     "kedro.pipeline.pipeline", "kedro.pipeline.Pipeline", "kedro.pipeline.modular_pipeline.pipeline",

@@ -18,7 +18,7 @@ import libcst as cst
 
 from ...model import Effect, FanOut, Link, PipelineFacts, Stage
 from ..effects import INSTANCE, MUTATORS, Access, Context, Handle, _self_attr, _walk, function_scope
-from ..index import ClassRef, FunctionRef, ModuleIndex, Project
+from ..index import ClassRef, FunctionRef, ModuleIndex, Project, named_arguments
 from ..stagefx import StageBuilder, dedupe, effect_of
 from ..tree import children as _children
 from ..values import evaluate
@@ -827,20 +827,6 @@ class Driver:
         if not names:
             names = [m for m in klass.methods if not m.startswith("_") and m != driver]
         return [klass.methods[n] for n in names if n != driver]
-
-
-def named_arguments(params: Sequence[str], args: Sequence[cst.Arg], positional: int = 0) -> list[tuple[str, cst.Arg]]:
-    """Which parameter each (non-star) argument binds: keywords by name, the rest by position."""
-    out: list[tuple[str, cst.Arg]] = []
-    for arg in args:
-        if arg.star:
-            continue
-        if arg.keyword is not None:
-            out.append((arg.keyword.value, arg))
-        else:
-            out.append((params[positional] if positional < len(params) else f"*{positional}", arg))
-            positional += 1
-    return out
 
 
 def bind_arguments(params: Sequence[str], args: Sequence[cst.Arg], arg_objs: Sequence[set[str]],
