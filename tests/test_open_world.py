@@ -878,3 +878,28 @@ def test_inline_work_on_two_helpers_results_relates_neither_helper() -> None:
     report = analyze([fixture], Options())
     (merge,) = [p for p in report.pipelines if p.name == "merge"]
     assert _kind(merge, "stats_file", "prices_file") in (None, "order")
+
+
+@pytest.mark.parametrize("builder", ["oracledb.makedsn('db', 1521, service_name='ORCL')",
+                                     "make_dsn(host='db', dbname='shop')"])
+def test_building_a_connection_string_touches_no_database(tmp_path: Path, builder: str) -> None:
+    """A DSN builder only formats text: a stage that builds one next to a stage writing a table of
+    another database is no conflict (before, the builder was an unknown read of every table)."""
+    pipeline = _pipeline(tmp_path, f"""
+        import sqlite3
+
+        import oracledb
+        from psycopg2.extensions import make_dsn
+
+        def describe():
+            return {builder}
+
+        def export(rows):
+            conn = sqlite3.connect("staging.db")
+            conn.execute("INSERT INTO staged (n) VALUES (1)")
+
+        def main(rows):
+            export(rows)
+            describe()
+    """)
+    assert _kind(pipeline, "export", "describe") == "order"
