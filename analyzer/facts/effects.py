@@ -14,7 +14,7 @@ import builtins
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import libcst as cst
@@ -33,6 +33,7 @@ from .values import (
     finish,
     known,
     local_assignments,
+    model_table,
     orm_table,
     references,
     subscript_value,
@@ -165,6 +166,9 @@ class Handle:
     #: the name of the handle a sub-object was reached from (`client` for `client/shop/orders`): the object
     #: that branches would actually share
     root: str = ""
+    #: made afresh by each call of a project factory (`def get_session(): return sessionmaker(...)`):
+    #: branches calling it never share the object, whatever its type's thread safety
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +210,46 @@ class Context:
     class_handles: dict[str, dict[str, Handle]] = field(default_factory=dict)
     class_collaborators: dict[str, set[str]] = field(default_factory=dict)
     class_instances: dict[str, dict[str, ClassRef]] = field(default_factory=dict)
+    #: the analysed class each analysed function returns an instance of (None: not one class)
+    returned_classes: dict[str, ClassRef | None] = field(default_factory=dict)
+
+    def returned_class(self, fn: FunctionRef) -> ClassRef | None:
+        """The analysed class every `return` of `fn` gives an instance of: `return Loader(cfg)`, a local
+        bound once to one, `cls(...)` in a classmethod, `self` in a method. A factory's result is then
+        an object whose methods resolve (`make_loader().load(rows)` writes what `Loader.load` writes)."""
+        if fn.qualname in self.returned_classes:
+            return self.returned_classes[fn.qualname]
+        self.returned_classes[fn.qualname] = None  # recursion through factories settles on "unknown"
+        owner = self.project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn.class_name else None
+        single, counts = local_assignments(_walk(fn.node.body))
+        found: set[str] = set()
+        klasses: dict[str, ClassRef] = {}
+        returns = [n for n in _walk(fn.node.body) if isinstance(n, cst.Return)]
+        nested = any(isinstance(n, cst.FunctionDef | cst.Lambda | cst.Yield) for n in _walk(fn.node.body))
+        for ret in returns if not nested else ():
+            value = ret.value
+            if isinstance(value, cst.Name) and value.value in single and counts[value.value] == 1:
+                value = single[value.value]
+            klass: ClassRef | None = None
+            if isinstance(value, cst.Call):
+                func = value.func
+                if isinstance(func, cst.Name) and func.value == "cls":
+                    klass = owner
+                else:
+                    klass = self.project.klass(fn.module.qualify(func))
+                    callee = None if klass is not None else self.project.function(fn.module.qualify(func))
+                    if callee is not None and callee is not fn:
+                        klass = self.returned_class(callee)
+            elif isinstance(value, cst.Name) and value.value == "self":
+                klass = owner
+            if klass is None:
+                found = set()
+                break
+            found.add(klass.qualname)
+            klasses[klass.qualname] = klass
+        result = klasses[next(iter(found))] if len(found) == 1 else None
+        self.returned_classes[fn.qualname] = result
+        return result
 
     def handles_of_module(self, module: ModuleIndex) -> dict[str, Handle]:
         if module.name not in self.module_handles:
@@ -269,6 +313,12 @@ class Context:
         factory = self.catalog.factories.get(qualified)
         if factory is not None:
             return _made_by(factory, value, bound_name, scope)
+        if isinstance(value.func, cst.Call | cst.Name):
+            # calling a handle makes one of its kind, afresh: `Session()` with `Session = sessionmaker(e)`,
+            # `sessionmaker(engine)()`
+            maker = self.handle_of_expr(value.func, module, handles, scope=scope)
+            if maker is not None:
+                return replace(maker, fresh=True)
         if isinstance(value.func, cst.Attribute):
             base = self.handle_of_expr(value.func.value, module, handles, scope=scope)
             if base is not None:
@@ -297,7 +347,7 @@ class Context:
             shareable = base.thread_safe if model.checkout else base.thread_safe and safe
             location = locate(model.location, base, call, scope) if model.location else base.location
             return Handle(handle.type, base.kind, handle.name, shareable, base.capacity_limited,
-                          f"{base.type}.{method}", location, handle.root)
+                          f"{base.type}.{method}", location, handle.root, base.fresh)
         if method in _SQL_METHODS or (model is not None and model.effect):
             # what a modelled access returned (rows, a response): reading it is not another access
             return derived(base, None, f"{RESULT}{base.type}")
@@ -383,6 +433,7 @@ class Context:
         scope = Scope(fn.module, self.project)
         local: dict[str, Handle] = {}
         found: Handle | None = None
+        made = False  # the returned handle is built by the call (not a module-level object handed out)
         for node in _walk(fn.node.body):
             if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
                 got = self.handle_from(node.value, fn.module, node.targets[0].target.value, local, scope)
@@ -390,11 +441,25 @@ class Context:
                     local[node.targets[0].target.value] = got
             elif isinstance(node, cst.Return) and node.value is not None and found is None:
                 found = self.handle_from(node.value, fn.module, f"{fn.qualname}()", local, scope)
-        if found is not None and found.name in local:
+                made = self.makes_handle(node.value, fn.module, local)
+        if found is not None and (made or found.name in local):
+            # made afresh by each call, unless the factory is memoised (`@cache def get_engine()`): then
+            # callers running at once share the one object, else each has its own (capacity still shared)
+            memoised = any(dotted(d.decorator) in _MEMOISERS or (isinstance(d.decorator, cst.Call)
+                           and dotted(d.decorator.func) in _MEMOISERS) for d in fn.node.decorators)
             found = Handle(found.type, found.kind, f"{fn.qualname}()", found.thread_safe, found.capacity_limited,
-                           found.call, found.location)
+                           found.call, found.location, fresh=not memoised)
         memo[fn.qualname] = found
         return found
+
+    def makes_handle(self, value: cst.BaseExpression, module: ModuleIndex, local: dict[str, Handle]) -> bool:
+        """`value` builds a new handle (a factory's call, or a call of a session factory), rather than
+        reaching one that exists (`crm.fetch_segment()` on a module-level client)."""
+        if not isinstance(value, cst.Call):
+            return False
+        if (module.qualify(value.func) or "") in self.catalog.factories or isinstance(value.func, cst.Call):
+            return True
+        return isinstance(value.func, cst.Name) and self.handle_of_expr(value.func, module, local) is not None
 
     def handle_of_expr(self, expr: cst.BaseExpression, module: ModuleIndex, handles: dict[str, Handle],
                        klass: ClassRef | None = None, depth: int = 0, scope: Scope | None = None) -> Handle | None:
@@ -465,6 +530,9 @@ _NON_SQL_SYSTEMS = frozenset({"pymongo", "motor", "mongoengine", "elasticsearch"
 INSTANCE = "instance:"
 
 
+#: decorators that make a function return the same object on every call
+_MEMOISERS = frozenset({"cache", "lru_cache", "functools.cache", "functools.lru_cache", "cached", "memoize"})
+
 #: query engines that read and write files (local or object-store URLs) as readily as tables
 _FILE_AND_TABLE_ENGINES = frozenset({"pyspark", "duckdb", "databricks", "deltalake", "pyiceberg"})
 
@@ -499,7 +567,7 @@ def derived(base: Handle, part: str | None, type_name: str = "") -> Handle:
     """A sub-object of a handle (`client["shop"]`, `bucket.Object(key)`): same resource, one level down."""
     name = f"{base.name}/{part}" if part and known(part) and "/" not in part else base.name
     return Handle(type_name or f"opaque:{base.type}", base.kind, name, base.thread_safe, base.capacity_limited,
-                  base.call, base.location, base.root or base.name)
+                  base.call, base.location, base.root or base.name, base.fresh)
 
 
 _SLOT = re.compile(r"\{([^{}]*)\}")
@@ -816,7 +884,7 @@ class _Function:
                                 if origin[0] is not None:
                                     self.derived_from[t.target.value] = origin
                             if isinstance(node.value, cst.Call):
-                                klass = self.project.klass(self.module.qualify(node.value.func))
+                                klass = self.instance_class(node.value)
                                 if klass is not None:
                                     self.instances[t.target.value] = klass
                 elif kind is cst.AnnAssign and isinstance(node, cst.AnnAssign) and node.value is not None:
@@ -877,8 +945,8 @@ class _Function:
     def add_resource(self, handle: Handle, call: str, node: cst.CSTNode) -> None:
         # the object branches would share is the handle itself, not the bucket or collection reached through it
         self.summary.resources.add(
-            ResourceUse(handle.kind, handle.root or handle.name, call, handle.thread_safe, handle.capacity_limited,
-                        Site(self.module, node))
+            ResourceUse(handle.kind, handle.root or handle.name, call, handle.thread_safe or handle.fresh,
+                        handle.capacity_limited, Site(self.module, node))
         )
 
     def write_places(self, places: set[Place], node: cst.CSTNode, rebinding: bool = False,
@@ -981,12 +1049,15 @@ class _Function:
         library = self.unmodelled_library(func, qualified)
         if library or (isinstance(func, cst.Name) and self.unresolved(func.value)):
             # code we can't see received pipeline data: assume it may change it
+            # (a factory or a declared-pure call given a handle only wraps or configures it:
+            # `sessionmaker(engine)`; what is done through the result is the effect)
+            wraps = qualified in self.ctx.catalog.factories or self.ctx.catalog.pure_call(qualified)
             for arg in node.args:
                 places = self.places(arg.value)
                 if places:
                     self.write_places(places, node, assumed=True)
-                handle = (self.handle_of(arg.value) if (not _constructor(qualified)
-                          and isinstance(arg.value, cst.Name | cst.Call)) or _self_attr(arg.value) else None)
+                handle = (self.handle_of(arg.value) if not wraps and ((not _constructor(qualified)
+                          and isinstance(arg.value, cst.Name | cst.Call)) or _self_attr(arg.value)) else None)
                 if handle is not None:  # ...and whatever handle it was given: it may read or write through it
                     self.unknown_on(handle, f"passing it to {qualified or 'an unresolved callee'}()", node)
             effectful = (not self.ctx.catalog.pure_call(qualified) and not _constructor(qualified)
@@ -1049,7 +1120,12 @@ class _Function:
     def instance_class(self, expr: cst.BaseExpression) -> ClassRef | None:
         """The analysed class an expression is an instance of: `Loader(...)`, a local bound to one, `self.loader`."""
         if isinstance(expr, cst.Call):
-            return self.project.klass(self.module.qualify(expr.func))
+            made = self.project.klass(self.module.qualify(expr.func))
+            if made is not None:
+                return made
+            factory = self.resolve_callee(expr.func)
+            returned = self.ctx.returned_class(factory) if factory is not None else None
+            return returned or self.alternative_constructor(expr.func)
         if isinstance(expr, cst.Name):
             if expr.value in self.instances:
                 return self.instances[expr.value]
@@ -1061,6 +1137,19 @@ class _Function:
             self.ctx.handles_of_class(self.klass)
             return self.ctx.class_instances.get(self.klass.qualname, {}).get(attr)
         return None
+
+    def alternative_constructor(self, func: cst.BaseExpression) -> ClassRef | None:
+        """`Harvest.get_by_id(pk)`, `Config.from_file(p)`: a classmethod of an analysed class builds an
+        instance of it, so the methods later called on the result are that class's. Without this
+        they resolved to nothing, and `harvest.complete()`, which updates a table, had no effect."""
+        if not isinstance(func, cst.Attribute):
+            return None
+        owner = self.project.klass(self.module.qualify(func.value))
+        method = self.project.method(owner, func.attr.value) if owner is not None else None
+        if method is None or not any(isinstance(d.decorator, cst.Name) and d.decorator.value == "classmethod"
+                                     for d in method.node.decorators):
+            return None
+        return owner
 
     def module_instance(self, name: str) -> ClassRef | None:
         """The analysed class of a module-level object (`service = OrderService()`, here or imported)."""
@@ -1337,17 +1426,59 @@ class _Function:
         positional = [a.value for a in node.args if a.keyword is None and not a.star]
         expr = positional[position] if position < len(positional) else None
         table = orm_table(expr, self.module, self.project) if expr is not None else None
+        if (table is None and self.klass is not None and isinstance(expr, cst.Name)
+                and expr.value in {"cls", "self"}):
+            # `session.get(cls, pk)` in a model's classmethod, `session.add(self)` in its method
+            table = model_table(self.klass, self.project)
         reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
         if writes and expr is not None:
             # a foreign key is checked on every write of the model: the parent table is read
             for parent in sorted(references(expr, self.scope)):
                 self.add(False, "table", None, parent, node, origin="model")
+        if reads and not writes and self.changes_loaded(node):
+            writes = True  # the session flushes an UPDATE of what it loaded and the code changed
         for write in ([False] if reads else []) + ([True] if writes else []):
             if table:
                 self.add(write, "table", None, table, node, origin="model")
             else:
                 self.add(write, "unknown", None, "an ORM object whose table could not be resolved", node,
                          of="table", assumed=True, origin="fallback")
+
+    def changes_loaded(self, load: cst.Call) -> bool:
+        """Whether an object this ORM read loads is changed later in the function: bound from the read
+        (`h = session.get(M, pk)`, `q = session.query(M)`, `for row in q.all():`, through any chain of
+        locals), then given an attribute (`h.finished_at = now`, `row.n += 1`, `del h.note`). The
+        session's unit of work writes that change back to the model's table when it commits."""
+        loaded: set[str] = set()
+
+        def from_load(expr: cst.CSTNode) -> bool:
+            return any(n is load or (isinstance(n, cst.Name) and n.value in loaded) for n in _walk(expr))
+
+        for _ in range(4):  # chains of locals settle in a few rounds
+            before = len(loaded)
+            for node in self.nodes:
+                if isinstance(node, cst.Assign) and from_load(node.value):
+                    loaded.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+                elif isinstance(node, cst.For) and isinstance(node.target, cst.Name) and from_load(node.iter):
+                    loaded.add(node.target.value)
+                elif (isinstance(node, cst.WithItem) and node.asname is not None
+                      and isinstance(node.asname.name, cst.Name) and from_load(node.item)):
+                    loaded.add(node.asname.name.value)
+            if len(loaded) == before:
+                break
+        if not loaded:
+            return False
+        for node in self.nodes:
+            targets: list[cst.BaseExpression] = []
+            if isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif isinstance(node, cst.AugAssign | cst.AnnAssign | cst.Del):
+                targets = [node.target]
+            for target in targets:
+                if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                        and target.value.value in loaded):
+                    return True
+        return False
 
     def _io(self, kind: str, value: str | None, node: cst.CSTNode, reads: bool, writes: bool) -> None:
         if kind not in {"file", "dir", "key", "table", "queue"}:

@@ -415,8 +415,11 @@ def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project) -
     if isinstance(expr, cst.Call):
         expr = expr.func
     klass = project.klass(module.qualify(expr)) if isinstance(expr, cst.Name | cst.Attribute) else None
-    if klass is None:
-        return None
+    return model_table(klass, project) if klass is not None else None
+
+
+def model_table(klass: ClassRef, project: Project) -> str | None:
+    """The table an ORM model class maps to: `__tablename__`, else the class name in snake case."""
     declared = _tablename(klass, project)
     if declared is not None:
         return declared or None
