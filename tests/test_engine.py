@@ -456,3 +456,28 @@ def test_driver_writes_through_an_opened_handle_order_the_producer_first(tmp_pat
     kinds = edge_kinds(pipeline(report, "main"))
     assert kinds[("fetch", "read_back")] == "data"
     assert kinds.get(("other", "read_back")) == "order"  # other's data is not what was written
+
+
+def test_a_function_called_twice_is_two_stages_named_apart(tmp_path: Path) -> None:
+    """The second call of a step is `upload#2`, in its name as in its id (the name is what reports,
+    diagrams and labels show); a loop walked twice to bind carried values never counts its calls again."""
+    report = run(tmp_path, {"etl.py": """
+import shutil
+
+def upload(src, dst):
+    shutil.copy(src, dst)
+
+def build(files):
+    return sorted(files)
+
+def main(files):
+    files = build(files)
+    for f in files:
+        upload(f, "/srv/public/" + f)
+    for f in files:
+        upload(f, "/srv/private/" + f)
+    upload("index.html", "/srv/public/index.html")
+"""})
+    (pipeline,) = [p for p in report.pipelines if p.name == "main"]
+    assert [(s.name, s.id.rsplit("::", 1)[-1]) for s in pipeline.stages] == [
+        ("build", "build"), ("upload", "upload"), ("upload#2", "upload#2"), ("upload#3", "upload#3")]

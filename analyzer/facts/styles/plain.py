@@ -268,9 +268,10 @@ class Driver:
         self.suite(body)
         if len(self.w.stages) > first:
             # second pass binds loop-carried values; it must not add stages again
-            saved_stages, saved_links = list(self.w.stages), list(self.w.links)
+            saved_stages, saved_links, saved_names = list(self.w.stages), list(self.w.links), dict(self.w.names)
             self.suite(body)
-            self.w.stages, self.w.links = saved_stages, saved_links
+            # ...nor count its calls again: the next call of the same function is `#2`, not `#3`
+            self.w.stages, self.w.links, self.w.names = saved_stages, saved_links, saved_names
 
     def guarded(self, objs: set[str], run: object) -> None:
         self.guarded_ids(self.producers(objs), run)
@@ -650,7 +651,7 @@ class Driver:
             skip_unused=True,
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
-            instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=name,
+            instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=stage_id,
             receiver=self.klass if via_self else None, local_handles=local_handles,
         )
         if via_self:
