@@ -277,6 +277,35 @@ def test_luigi_dict_requires_maps_input_keys(tmp_path: Path) -> None:
     assert any(e.kind == "order" and e.declared for e in p.edges if {e.source, e.target} == {"B", "C"})
 
 
+def test_luigi_contrib_bases_that_do_not_end_in_task_are_tasks(tmp_path: Path) -> None:
+    """`CopyToTable`, `PostgresQuery`: luigi.contrib's loaders are tasks, and a project base over one
+    (`class LoadPostgres(CopyToTable)`) makes its subclasses tasks; before, the root task was dropped."""
+    report = run(tmp_path, {"t.py": """
+        import luigi
+        from luigi.contrib.postgres import CopyToTable
+
+        class LoadPostgres(CopyToTable):
+            host = "db"
+
+        class Extract(luigi.Task):
+            def output(self):
+                return luigi.LocalTarget("/extract.csv")
+            def run(self):
+                self.output().open("w").write("a")
+
+        class LoadIds(LoadPostgres):
+            table = "ids"
+            def requires(self):
+                return Extract()
+    """})
+    p = pick(report, "LoadIds", "luigi")
+    assert {s.name for s in p.stages} >= {"Extract", "LoadIds"}
+    # CopyToTable's own run() loads its input: a real dependency, although no analysed run() reads it
+    assert depends(p, "Extract", "LoadIds")
+    (load,) = [s for s in p.stages if s.name == "LoadIds"]
+    assert [(e.kind, e.target) for e in load.writes] == [("table", "ids")]  # the class's `table`
+
+
 def test_luigi_unresolved_requires_is_diagnosed(tmp_path: Path) -> None:
     report = run(tmp_path, {"t.py": """
         import luigi

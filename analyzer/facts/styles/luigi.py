@@ -26,13 +26,16 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from ...model import Effect, Link, PipelineFacts, Stage
-from ..index import ClassRef, FunctionRef, ModuleIndex, Project
+from ..index import ClassRef, FunctionRef, ModuleIndex, Project, class_body_value
 from ..stagefx import StageBuilder, dedupe
 from ..values import WILD, Scope, evaluate, receiver_values
-from ._declared import argument, code, kwarg, unresolved, walk
+from ._declared import argument, code, kwarg, opaque, unresolved, walk
 
 TASK_BASES = ("luigi.Task", "luigi.WrapperTask", "luigi.ExternalTask", "luigi.task.Task", "luigi.task.WrapperTask",
               "luigi.task.ExternalTask")
+#: how luigi.contrib's task classes end: `SparkSubmitTask`, `postgres.CopyToTable`, `esindex.CopyToIndex`,
+#: `postgres.PostgresQuery`, `redshift.S3CopyToTable`
+CONTRIB_TASKS = ("Task", "CopyToTable", "CopyToIndex", "Query")
 REQUIRES_DECORATORS = frozenset({"luigi.util.requires"})
 _TABLE_TARGET_HINTS = ("Postgres", "MySql", "Redshift", "Hive", "BigQuery", "Sql", "Mongo")
 
@@ -51,7 +54,8 @@ class TaskInfo:
 
 def is_task(klass: ClassRef, project: Project, depth: int = 0) -> bool:
     for base in klass.bases:
-        if base in TASK_BASES or (base.startswith("luigi.contrib.") and base.rsplit(".", 1)[-1].endswith("Task")):
+        contrib = base.startswith("luigi.contrib.") and base.rsplit(".", 1)[-1].endswith(CONTRIB_TASKS)
+        if base in TASK_BASES or contrib:
             return True
         parent = project.klass(base)
         if parent is not None and parent is not klass and depth < 8 and is_task(parent, project, depth + 1):
@@ -297,6 +301,25 @@ def _stage(builder: StageBuilder, info: TaskInfo, tasks: dict[str, TaskInfo]) ->
     line = klass.module.line(klass.node)
     name = klass.name
     if info.runs is None:
+        library = _library_runner(klass, builder.ctx.project)
+        if library is not None:
+            # run() is a library class's (`luigi.contrib.postgres.CopyToTable` loads its input into a
+            # table): it reads what its requirements wrote, and what else it does is not seen
+            reads = [e for qualnames in info.requires.values() for q in qualnames for e in tasks[q].outputs]
+            why = f"{name}.run() is {library}'s, which stagegraph can't see into"
+            table = _class_table(klass, builder.ctx.project) if library.endswith("CopyToTable") else None
+            if table is not None:
+                # the SQL loaders (postgres, mysqldb, redshift, sqla, rdbms) insert into `table`
+                more_reads, more_writes = [], [Effect("table", table, file, line, key=table)]
+            elif library.endswith(("CopyToTable", "Query")):
+                # ...or, when the class does not name it, some table of their database
+                unknown = Effect("unknown", why, file, line, key=f"opaque:{file}:{line}", of="table")
+                more_reads, more_writes = [unknown], [unknown]
+            else:
+                more_reads, more_writes = opaque(why, file, line)
+            return Stage(id=name, name=name, file=file, line=line, reads=dedupe([*reads, *more_reads]),
+                         writes=dedupe([*info.outputs, *more_writes]), roles=builder.roles(name, None),
+                         qualname=klass.qualname)
         # an ExternalTask (or any task without run()) still provides its output to the tasks requiring it
         return Stage(id=name, name=name, file=file, line=line, writes=dedupe(info.outputs),
                      roles=builder.roles(name, None), qualname=klass.qualname)
@@ -317,6 +340,26 @@ def _stage(builder: StageBuilder, info: TaskInfo, tasks: dict[str, TaskInfo]) ->
         reads=tuple(e for e in stage.reads if not _is_modelled(e, modelled)),
         writes=tuple(e for e in stage.writes if not _is_modelled(e, modelled)),
     )
+
+
+def _class_table(klass: ClassRef, project: Project) -> str | None:
+    """The `table` class attribute a `CopyToTable` subclass (or an analysed base of it) sets, if literal."""
+    for owner in project.lineage(klass):
+        value = class_body_value(owner, "table")
+        if value is not None:
+            text = evaluate(value, Scope(owner.module, project))
+            return text if text and WILD not in text else None
+    return None
+
+
+def _library_runner(klass: ClassRef, project: Project) -> str | None:
+    """The library class a task's run() comes from, when a base outside the analysed code (other than
+    Luigi's plain `Task`, `WrapperTask`, `ExternalTask`) provides it."""
+    for owner in project.lineage(klass):
+        for base in owner.bases:
+            if project.klass(base) is None and base not in TASK_BASES and base.startswith("luigi."):
+                return base
+    return None
 
 
 def _target_lines(info: TaskInfo, project: Project) -> set[tuple[str, int]]:
