@@ -39,6 +39,9 @@ from .values import (
     subscript_value,
     templated,
 )
+from .values import (
+    module_constant as values_module_constant,
+)
 
 Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
 SELF: Place = ("self", "")
@@ -776,6 +779,8 @@ class _Function:
         #: locals reached from a parameter (`cur = conn.cursor()`, `coll = client["db"]["c"]`): (param, path)
         self.derived_from: dict[str, tuple[str | None, list[str]]] = {}
         self.instances: dict[str, ClassRef] = {}
+        #: locals taken out of a module-level container of the project's objects (see `registry_methods`)
+        self.registry_items: dict[str, list[ClassRef]] = {}
         self.file_modes: dict[str, str] = {}
         self.globals_declared: set[str] = set()
         # every pass walks the same body: flatten it once (libcst isinstance checks go through ABCMeta,
@@ -887,10 +892,14 @@ class _Function:
                                 klass = self.instance_class(node.value)
                                 if klass is not None:
                                     self.instances[t.target.value] = klass
+                            if held := self.registry_classes(node.value):
+                                self.registry_items[t.target.value] = held
                 elif kind is cst.AnnAssign and isinstance(node, cst.AnnAssign) and node.value is not None:
                     self.bind(node.target, self.places(node.value))
                 elif (kind is cst.For or kind is cst.CompFor) and isinstance(node, cst.For | cst.CompFor):
                     self.bind(node.target, self.places(node.iter))
+                    if isinstance(node.target, cst.Name) and (held := self.registry_classes(node.iter)):
+                        self.registry_items[node.target.value] = held
                 elif kind is cst.NamedExpr and isinstance(node, cst.NamedExpr):
                     self.bind(node.target, self.places(node.value))
                 elif kind is cst.WithItem and isinstance(node, cst.WithItem) and node.asname is not None:
@@ -1031,6 +1040,11 @@ class _Function:
         if callee is not None:
             self.call_site(callee, node)
             return
+        dispatched = self.registry_methods(func)
+        if dispatched:
+            for method in dispatched:  # any of them may be the one called: each one's effects count
+                self.call_site(method, node)
+            return
         # dynamic dispatch: getattr(obj, name)(...)
         if isinstance(func, cst.Call) and (self.module.qualify(func.func) or "") == "getattr":
             self.add(True, "unknown", None, "dynamic dispatch through getattr(); the callee is chosen at run time",
@@ -1137,6 +1151,48 @@ class _Function:
             self.ctx.handles_of_class(self.klass)
             return self.ctx.class_instances.get(self.klass.qualname, {}).get(attr)
         return None
+
+    def registry_methods(self, func: cst.BaseExpression) -> list[FunctionRef]:
+        """`SINKS[kind].write(rows)`, `for sink in SINKS.values(): sink.write(rows)`: a method of an object
+        taken out of a module-level container literal of the project's objects (`SINKS = {"file":
+        FileSink(), "db": DbSink()}`) is the method of every class the container holds that defines it."""
+        if not isinstance(func, cst.Attribute):
+            return []
+        receiver: cst.BaseExpression = func.value
+        if isinstance(receiver, cst.Name) and receiver.value in self.registry_items:
+            classes = self.registry_items[receiver.value]
+        else:
+            classes = self.registry_classes(receiver)
+        found = [m for klass in classes if (m := self.project.method(klass, func.attr.value)) is not None]
+        return sorted({m.qualname: m for m in found}.values(), key=lambda m: m.qualname)
+
+    def registry_classes(self, expr: cst.BaseExpression) -> list[ClassRef]:
+        """The analysed classes of the objects `expr` takes out of a module-level container literal:
+        `NAME[key]`, `NAME.get(key)`, and (for loops) `NAME`, `NAME.values()`."""
+        if isinstance(expr, cst.Subscript):
+            expr = expr.value
+        elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+                expr.func.attr.value in {"get", "values", "pop"}:
+            expr = expr.func.value
+        if not isinstance(expr, cst.Name) or expr.value in self.points:
+            return []
+        found = values_module_constant(expr.value, Scope(self.module, self.project))
+        if found is None:
+            return []
+        container, module = found
+        if isinstance(container, cst.Dict):
+            items = [e.value for e in container.elements if isinstance(e, cst.DictElement)]
+        elif isinstance(container, cst.List | cst.Tuple | cst.Set):
+            items = [e.value for e in container.elements]
+        else:
+            return []
+        classes: dict[str, ClassRef] = {}
+        for item in items:
+            if isinstance(item, cst.Call):
+                klass = self.project.klass(module.qualify(item.func))
+                if klass is not None:
+                    classes[klass.qualname] = klass
+        return list(classes.values())
 
     def alternative_constructor(self, func: cst.BaseExpression) -> ClassRef | None:
         """`Harvest.get_by_id(pk)`, `Config.from_file(p)`: a classmethod of an analysed class builds an
