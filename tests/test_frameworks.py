@@ -354,6 +354,26 @@ def test_kedro_list_dict_and_params_inputs(tmp_path: Path) -> None:
     assert all("params:" not in e.target for s in p.stages for e in s.reads)
 
 
+def test_kedro_node_taken_from_a_list_and_unreadable_elements_are_reported(tmp_path: Path) -> None:
+    """`prepare[0]` in a node list is that node; an element that is no node stagegraph can read is an
+    `unresolved` diagnostic, never silently dropped (it was, and the pipeline looked complete)."""
+    report = run(tmp_path, {"p.py": """
+        from kedro.pipeline import node, pipeline
+
+        def f(a): return a
+        def g(a): return a
+
+        def create_pipeline():
+            prepare = [node(f, "raw", "clean", name="prepare"), node(g, "clean", "x", name="unused")]
+            return pipeline([prepare[0], node(g, "clean", "model", name="train"), make_extra()])
+    """})
+    p = pick(report, "create_pipeline", "kedro")
+    assert {s.name for s in p.stages} == {"prepare", "train"}
+    assert depends(p, "prepare", "train")
+    assert [d.message for d in report.diagnostics if d.kind == "unresolved"] == [
+        "make_extra() in a pipeline's node list is not a node stagegraph can read; its datasets are not known"]
+
+
 def test_kedro_plus_and_namespace(tmp_path: Path) -> None:
     report = run(tmp_path, {"p.py": """
         from kedro.pipeline import node, pipeline

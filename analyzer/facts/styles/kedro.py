@@ -102,8 +102,24 @@ class PipelineReader:
         if isinstance(expr, cst.List | cst.Tuple):
             out: list[KedroNode] = []
             for el in expr.elements:
-                out.extend(self.nodes(el.value, module, locals_) or [])
+                found = self.nodes(el.value, module, locals_)
+                if found is None:
+                    # never dropped silently: the pipeline may hold a node this run does not see
+                    unresolved(self.builder, module, el.value, f"{code(el.value)} in a pipeline's node list is not "
+                                                               "a node stagegraph can read; its datasets are not known")
+                out.extend(found or [])
             return out
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
+            # `prepare_nodes[0]`: one element of a node list bound to a name
+            index = expr.slice[0].slice.value
+            listed = locals_.get(expr.value.value) if isinstance(expr.value, cst.Name) else None
+            if listed is None and isinstance(expr.value, cst.Name):
+                listed = module.constants.get(expr.value.value)
+            if isinstance(listed, cst.List | cst.Tuple) and isinstance(index, cst.Integer):
+                position = int(index.value)
+                if -len(listed.elements) <= position < len(listed.elements):
+                    return self.nodes(listed.elements[position].value, module, locals_)
+            return None
         if isinstance(expr, cst.ListComp):
             unresolved(self.builder, module, expr, f"nodes built in a comprehension ({code(expr)}): their datasets "
                                                    "are not known statically")
