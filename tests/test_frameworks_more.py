@@ -121,6 +121,30 @@ def test_prefect_map_and_wait_for(tmp_path: Path) -> None:
     assert not _depends(p, "extract", "clean")
 
 
+@pytest.mark.parametrize(("other_branch", "found"), [
+    ("step = extract", True),        # every assignment names the same task
+    ("pass", True),                  # assigned in one branch only
+    ("step = audit", False),         # two tasks: chosen at run time, a placeholder stage
+])
+def test_prefect_task_called_through_a_local_alias(tmp_path: Path, other_branch: str, found: bool) -> None:
+    """`step = extract` (in a branch), then `step.submit(d)`: the task the local names is the stage."""
+    report = _run(tmp_path, PREFECT_HEAD + f"""
+    @flow
+    def aliased(days, fast):
+        if fast:
+            step = extract
+        else:
+            {other_branch}
+        raw = step.submit(days[0]).result()
+        clean(raw)
+    """)
+    p = _pipeline(report, "aliased")
+    names = {s.name for s in p.stages}
+    assert ("extract" in names) is found and ("unresolved-task" in names) is not found
+    if found:
+        assert _depends(p, "extract", "clean")
+
+
 def test_prefect_subflow_is_nested(tmp_path: Path) -> None:
     report = _run(tmp_path, PREFECT_HEAD + """
     @flow

@@ -21,7 +21,7 @@ from ...model import FanOut, Link, PipelineFacts
 from ..index import FunctionRef, ModuleIndex, Project
 from ..stagefx import StageBuilder
 from ..values import WILD, Scope, evaluate
-from ._declared import argument
+from ._declared import argument, walk
 from ._decorated import (
     PREFECT_FLOWS,
     PREFECT_TASKS,
@@ -89,6 +89,8 @@ class PrefectDriver(FrameworkDriver):
         if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
                 and expr.func.attr.value == "with_options":
             return self.callee(expr.func.value)
+        if isinstance(expr, cst.Name) and (aliased := self.task_alias(expr.value)) is not None:
+            return aliased
         if isinstance(expr, cst.Name) and expr.value in self.w.env:
             return None
         qualified = self.module.qualify(expr)
@@ -104,6 +106,27 @@ class PrefectDriver(FrameworkDriver):
             if fn.qualname in self.flows:
                 return self.flows[fn.qualname], True
         return None
+
+    def task_alias(self, name: str) -> tuple[FunctionRef, bool] | None:
+        """`step = fetch_orders` in the flow body (in one branch of an `if`, say), then `step.submit()`:
+        the task the local names, when every assignment to it names the same one."""
+        if self.fn is not None and name in self.fn.params:
+            return None
+        found: list[tuple[FunctionRef, bool] | None] = []
+        for node in walk(list(self.body)):
+            if isinstance(node, cst.Assign) and any(
+                    isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
+                value = node.value
+                found.append(self.callee(value) if isinstance(value, cst.Name | cst.Attribute)
+                             and not (isinstance(value, cst.Name) and value.value == name) else None)
+            elif isinstance(node, cst.For | cst.AugAssign | cst.AnnAssign | cst.NamedExpr) and \
+                    isinstance(node.target, cst.Name) and node.target.value == name:
+                return None
+        if not found or any(f is None for f in found):
+            return None
+        first = found[0]
+        assert first is not None
+        return first if all(f is not None and f[0] is first[0] for f in found) else None
 
     def call(self, call: cst.Call) -> set[str]:
         func = call.func
