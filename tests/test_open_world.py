@@ -996,3 +996,57 @@ def test_a_method_of_an_object_kept_in_a_module_registry_is_called(tmp_path: Pat
             show()
     """.replace("{use}", use))
     assert _kind(pipeline, "save", "show") == "data"
+
+
+def test_a_client_s_own_headers_and_cookies_are_configuration(tmp_path: Path) -> None:
+    """`s.headers.update(...)` on each task's own session reaches no system: two tasks fetching from
+    different hosts stay independent (it was an unknown effect on the session, so on its web API)."""
+    pipeline = _pipeline(tmp_path, """
+        import requests
+
+        def session_for(token):
+            s = requests.Session()
+            s.headers.update({"Authorization": token})
+            s.cookies.set("lang", "en")
+            return s
+
+        def prices():
+            s = session_for("a")
+            return s.get("https://prices.example.com/v1/all", timeout=10).json()
+
+        def holdings():
+            s = requests.Session()
+            s.headers.update({"User-Agent": "etl"})
+            return s.get("https://funds.example.org/holdings", timeout=10).json()
+
+        def main():
+            prices()
+            holdings()
+    """)
+    assert _kind(pipeline, "prices", "holdings") == "order"
+
+
+@pytest.mark.parametrize("mode", ['"a" if resuming else "w"', "MODE", "choose_mode()"])
+def test_a_file_opened_with_a_mode_chosen_at_run_time_may_be_written(tmp_path: Path, mode: str) -> None:
+    """`open(out, "a" if resuming else "w")`: the mode is not known, so the file may be written. It was
+    neither read nor written, and the stage reading the file after it looked free to run first."""
+    pipeline = _pipeline(tmp_path, f"""
+        import os
+
+        MODE = os.environ.get("OUT_MODE", "w")
+
+        def choose_mode():
+            return "a" if os.path.exists("/data/out.csv") else "w"
+
+        def scrape(resuming):
+            out = open("/data/out.csv", {mode})
+            out.write("x")
+
+        def clean():
+            return open("/data/out.csv").read()
+
+        def main():
+            scrape(False)
+            clean()
+    """)
+    assert _kind(pipeline, "scrape", "clean") == "data"

@@ -1460,6 +1460,8 @@ class _Function:
             mode = evaluate(mode_expr, self.scope) if mode_expr is not None else "r"
             mode = mode or "w"
             reads, writes = ("r" in mode or "+" in mode), any(c in mode for c in "wax+")
+            if WILD in mode:  # `open(p, "a" if resuming else "w")`: chosen at run time, so either
+                reads = writes = True
             self._io(kind, value, node, reads, writes)
         elif effect == "list":
             # listing a folder reads what is in it: any file written below it changes the listing
