@@ -224,11 +224,14 @@ class Context:
             return self.returned_classes[fn.qualname]
         self.returned_classes[fn.qualname] = None  # recursion through factories settles on "unknown"
         owner = self.project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn.class_name else None
-        single, counts = local_assignments(_walk(fn.node.body))
+        nodes = list(_walk(fn.node.body))
+        returns = [n for n in nodes if type(n) is cst.Return]
+        if not returns:
+            return None
+        nested = any(type(n) in _NESTED_SCOPES for n in nodes)
+        single, counts = local_assignments(nodes)
         found: set[str] = set()
         klasses: dict[str, ClassRef] = {}
-        returns = [n for n in _walk(fn.node.body) if isinstance(n, cst.Return)]
-        nested = any(isinstance(n, cst.FunctionDef | cst.Lambda | cst.Yield) for n in _walk(fn.node.body))
         for ret in returns if not nested else ():
             value = ret.value
             if isinstance(value, cst.Name) and value.value in single and counts[value.value] == 1:
@@ -532,6 +535,9 @@ _NON_SQL_SYSTEMS = frozenset({"pymongo", "motor", "mongoengine", "elasticsearch"
 #: type prefix of a handle that stands for an object of the project's own classes (see plain.Driver)
 INSTANCE = "instance:"
 
+
+#: nodes that make a function's `return`s not all its own (or its result not one value)
+_NESTED_SCOPES = frozenset({cst.FunctionDef, cst.Lambda, cst.Yield})
 
 #: decorators that make a function return the same object on every call
 _MEMOISERS = frozenset({"cache", "lru_cache", "functools.cache", "functools.lru_cache", "cached", "memoize"})

@@ -332,26 +332,46 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
 
 def local_assignments(nodes: Iterable[cst.CSTNode]) -> tuple[dict[str, cst.BaseExpression], dict[str, int]]:
     """Each local name's last assigned expression and how often it is assigned (`x = ...`, `with
-    ... as x`): a name assigned once evaluates to its expression, one assigned more is unknown."""
+    ... as x`): a name assigned once evaluates to its expression, one assigned more is unknown.
+
+    Dispatches on the concrete node type: libcst's isinstance checks go through ABCMeta, and this
+    runs over every node of every summarised function."""
     single: dict[str, cst.BaseExpression] = {}
     counts: dict[str, int] = {}
     for node in nodes:
-        if isinstance(node, cst.Assign):
+        kind = type(node)
+        if kind is cst.Assign:
+            assert isinstance(node, cst.Assign)
             for t in node.targets:
-                if isinstance(t.target, cst.Name):
-                    counts[t.target.value] = counts.get(t.target.value, 0) + 1
-                    single[t.target.value] = node.value
-        elif isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name):
-            # `with open(SQL_FILE) as fh: text = fh.read()`: fh evaluates to what it was opened from
-            name = node.asname.name.value
-            counts[name] = counts.get(name, 0) + 1
-            single[name] = node.item
-        elif isinstance(node, cst.AnnAssign) and node.value is not None and isinstance(node.target, cst.Name):
-            counts[node.target.value] = counts.get(node.target.value, 0) + 1
-            single[node.target.value] = node.value
-        elif isinstance(node, cst.AugAssign | cst.For | cst.NamedExpr) and isinstance(node.target, cst.Name):
-            counts[node.target.value] = counts.get(node.target.value, 0) + 2  # rebound: never a single value
+                if type(t.target) is cst.Name:
+                    name = t.target.value  # type: ignore[attr-defined]
+                    counts[name] = counts.get(name, 0) + 1
+                    single[name] = node.value
+        elif kind is cst.WithItem:
+            assert isinstance(node, cst.WithItem)
+            if node.asname is not None and type(node.asname.name) is cst.Name:
+                # `with open(SQL_FILE) as fh: text = fh.read()`: fh evaluates to what it was opened from
+                name = node.asname.name.value  # type: ignore[attr-defined]
+                counts[name] = counts.get(name, 0) + 1
+                single[name] = node.item
+        elif kind is cst.AnnAssign:
+            assert isinstance(node, cst.AnnAssign)
+            if node.value is not None and type(node.target) is cst.Name:
+                name = node.target.value  # type: ignore[attr-defined]
+                counts[name] = counts.get(name, 0) + 1
+                single[name] = node.value
+        elif kind in _REBINDS:
+            target = node.target  # type: ignore[attr-defined]
+            if type(target) is cst.Name:
+                counts[target.value] = counts.get(target.value, 0) + 2  # rebound: never a single value
     return single, counts
+
+
+#: what makes a function's result more than one expression of its parameters (see `_returned`)
+_NOT_ONE_VALUE = frozenset({cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Yield, cst.Await})
+
+#: statements that rebind a name without giving it one value
+_REBINDS = frozenset({cst.AugAssign, cst.For, cst.NamedExpr})
 
 
 def _returned(fn: FunctionRef, call: cst.Call, scope: Scope, depth: int) -> str | None:
@@ -363,14 +383,16 @@ def _returned(fn: FunctionRef, call: cst.Call, scope: Scope, depth: int) -> str 
     if any(arg.star for arg in call.args):
         return None
     returns: list[cst.Return] = []
-    for node in walk(fn.node.body):
-        if isinstance(node, cst.FunctionDef | cst.Lambda | cst.ClassDef | cst.Yield | cst.Await):
+    nodes = list(walk(fn.node.body))
+    for node in nodes:
+        kind = type(node)
+        if kind in _NOT_ONE_VALUE:
             return None
-        if isinstance(node, cst.Return):
-            returns.append(node)
+        if kind is cst.Return:
+            returns.append(node)  # type: ignore[arg-type]
     if len(returns) != 1 or returns[0].value is None:
         return None
-    single, counts = local_assignments(walk(fn.node.body))
+    single, counts = local_assignments(nodes)
     params = {*fn.params, *fn.kwonly}
     bound: dict[str, cst.BaseExpression] = {}
     for name, arg in named_arguments(fn.params, call.args):
