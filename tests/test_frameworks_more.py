@@ -293,6 +293,35 @@ def test_celery_pipe_group_chord_and_signature_by_name(tmp_path: Path) -> None:
     assert _edge(p, "side", "first") == ("data", True)  # first.s(i) is mutable: it receives side()'s result
 
 
+def test_celery_canvas_raised_through_replace_is_the_pipeline(tmp_path: Path) -> None:
+    """`raise self.replace(chain(...))` in a bound task hands its place to the canvas: its tasks are
+    stages (the raised expression was never read, so the canvas was missing)."""
+    report = _run(tmp_path, CELERY_HEAD + """
+    @app.task(bind=True)
+    def rebuild(self, v):
+        raise self.replace(chain(first.s(v), second.s(2)))
+    """)
+    p = _pipeline(report, "rebuild")
+    assert {s.name for s in p.stages} >= {"first", "second"}
+    assert _edge(p, "first", "second") == ("data", True)
+
+
+@pytest.mark.xfail(strict=True, reason="an inline call the task body makes before it sends a canvas is "
+                   "ordered by the body itself, but undeclared-dependency reports it (fixtures/GAPS.md)")
+def test_celery_inline_work_before_the_canvas_is_sent_is_ordered(tmp_path: Path) -> None:
+    report = _run(tmp_path, CELERY_HEAD + """
+    def make_index(name):
+        open("/srv/index/" + name, "w").write("new")
+        return name
+
+    @app.task(bind=True)
+    def rebuild(self, v):
+        made = make_index("docs")
+        raise self.replace(chain(first.s(v), collect.s(made)))
+    """)
+    assert not [f for f in report.findings if f.rule == "undeclared-dependency"]
+
+
 def test_celery_group_members_unordered(tmp_path: Path) -> None:
     report = _run(tmp_path, CELERY_HEAD + """
     def both(v):

@@ -343,6 +343,14 @@ class CeleryDriver(FrameworkDriver):
         _, exits = self.realize(node, [], None)
         return {self.results[s] for s in exits if s in self.results}
 
+    def small(self, small: cst.BaseSmallStatement) -> None:
+        """`raise self.replace(chain(...))`: a bound task hands its place to a canvas it raises; the canvas
+        is built (and realised with the rest at the end of the body) like one returned."""
+        if isinstance(small, cst.Raise) and small.exc is not None:
+            self.expr(small.exc)
+            return
+        super().small(small)
+
     def finish(self) -> None:
         """Canvases built but never applied in the body (returned, or passed on) still describe the pipeline."""
         for pending in list(self.trees.values()):
