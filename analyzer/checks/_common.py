@@ -6,9 +6,13 @@ Checks read only the `Pipeline`; nothing here touches source code.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ..model import DEPENDENCY_KINDS, Pipeline, RoleEvidence, Signal, Stage
-from ..spans import Text, code, join, plain
+from ..spans import Template, Text, code, join, plain
+
+if TYPE_CHECKING:
+    from . import Hit
 
 #: Fan-out mechanisms whose branches really run at the same time (a plain loop does not).
 CONCURRENT_MECHANISMS = frozenset({"executor", "pool", "gather", "map", "group", "chord", "expand", "union"})
@@ -105,6 +109,22 @@ def evidence_text(evidence: RoleEvidence | None) -> Text:
         pieces.append(code(evidence.code))
     pieces.append(plain(evidence.after))
     return join(pieces, "")
+
+
+def site_hits(pipeline: Pipeline, rule: str, kind: str, message: Template, no_detail: str = "") -> Iterator[Hit]:
+    """One hit per code site of a stage signal (`by_site`), at the site, naming every stage that
+    reaches it: `message` is filled with `stage` (those names) and `detail` (the signal's, else `no_detail`)."""
+    from . import Hit
+
+    for signal, stages in by_site(pipeline, (kind,)):
+        yield Hit(
+            rule=rule,
+            message=message.format(stage=names(stages), detail=signal.detail or no_detail),
+            file=signal.file,
+            line=signal.line,
+            stages=tuple(s.id for s in stages),
+            column=signal.column,
+        )
 
 
 def by_site(

@@ -17,7 +17,7 @@ from ..model import DEDUP_THEN_VALIDATE, Location, Pipeline, Stage
 from ..spans import Text, plain
 from . import Hit
 from . import _messages as msg
-from ._common import by_site, evidence_text, names, reachable, successors
+from ._common import evidence_text, reachable, site_hits, successors
 
 RULE = "dedup-before-validation"
 
@@ -51,12 +51,4 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
                 stages=(dedup.id, validate.id),
                 related=(Location(dedup.file, dedup.line),),
             )
-    for signal, stages in by_site(pipeline, (DEDUP_THEN_VALIDATE,)):
-        yield Hit(
-            rule=RULE,
-            message=msg.DEDUP_THEN_VALIDATE.format(stage=names(stages), detail=signal.detail),
-            file=signal.file,
-            line=signal.line,
-            stages=tuple(s.id for s in stages),
-            column=signal.column,
-        )
+    yield from site_hits(pipeline, RULE, DEDUP_THEN_VALIDATE, msg.DEDUP_THEN_VALIDATE)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from ..model import RETRY_NONIDEMPOTENT, Pipeline
 from . import Hit
 from . import _messages as msg
-from ._common import by_site, names
+from ._common import site_hits
 
 RULE = "non-idempotent-retry"
 #: one finding per code site across pipelines (see checks.one_per_site)
@@ -21,15 +21,7 @@ ONE_PER_SITE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    for signal, stages in by_site(pipeline, (RETRY_NONIDEMPOTENT,)):  # one finding per cause
-        yield Hit(
-            rule=RULE,
-            message=msg.NON_IDEMPOTENT_RETRY.format(stage=names(stages), detail=signal.detail),
-            file=signal.file,
-            line=signal.line,
-            stages=tuple(s.id for s in stages),
-            column=signal.column,
-        )
+    yield from site_hits(pipeline, RULE, RETRY_NONIDEMPOTENT, msg.NON_IDEMPOTENT_RETRY)  # one finding per cause
     for signal in pipeline.signals:
         if signal.kind == RETRY_NONIDEMPOTENT:
             yield Hit(

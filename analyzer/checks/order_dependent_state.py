@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from ..model import ORDER_DEPENDENT_STATE, Pipeline
 from . import Hit
 from . import _messages as msg
-from ._common import by_site, names
+from ._common import site_hits
 
 RULE = "order-dependent-state"
 #: one finding per code site across pipelines (see checks.one_per_site): a loop reached from two
@@ -22,12 +22,5 @@ ONE_PER_SITE = True
 
 
 def check(pipeline: Pipeline) -> Iterator[Hit]:
-    for signal, stages in by_site(pipeline, (ORDER_DEPENDENT_STATE,)):  # one finding per cause
-        yield Hit(
-            rule=RULE,
-            message=msg.ORDER_DEPENDENT_STATE.format(stage=names(stages), detail=signal.detail or "loop state"),
-            file=signal.file,
-            line=signal.line,
-            stages=tuple(s.id for s in stages),
-            column=signal.column,
-        )
+    # one finding per cause
+    yield from site_hits(pipeline, RULE, ORDER_DEPENDENT_STATE, msg.ORDER_DEPENDENT_STATE, no_detail="loop state")
