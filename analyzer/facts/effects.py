@@ -31,16 +31,15 @@ from .values import (
     Scope,
     evaluate,
     finish,
+    function_returns,
     known,
     local_assignments,
     model_table,
+    module_constant,
     orm_table,
     references,
     subscript_value,
     templated,
-)
-from .values import (
-    module_constant as values_module_constant,
 )
 
 Place = tuple[str, str]  # ("param", name) | ("self", attr) | ("global", qualified name)
@@ -224,15 +223,12 @@ class Context:
             return self.returned_classes[fn.qualname]
         self.returned_classes[fn.qualname] = None  # recursion through factories settles on "unknown"
         owner = self.project.classes.get(fn.qualname.rsplit(".", 1)[0]) if fn.class_name else None
-        nodes = list(_walk(fn.node.body))
-        returns = [n for n in nodes if type(n) is cst.Return]
-        if not returns:
+        shape = function_returns(fn, _NESTED_SCOPES)
+        if shape is None or not shape[0]:
             return None
-        nested = any(type(n) in _NESTED_SCOPES for n in nodes)
-        single, counts = local_assignments(nodes)
-        found: set[str] = set()
+        returns, single, counts = shape
         klasses: dict[str, ClassRef] = {}
-        for ret in returns if not nested else ():
+        for ret in returns:
             value = ret.value
             if isinstance(value, cst.Name) and value.value in single and counts[value.value] == 1:
                 value = single[value.value]
@@ -249,11 +245,9 @@ class Context:
             elif isinstance(value, cst.Name) and value.value == "self":
                 klass = owner
             if klass is None:
-                found = set()
-                break
-            found.add(klass.qualname)
+                return None
             klasses[klass.qualname] = klass
-        result = klasses[next(iter(found))] if len(found) == 1 else None
+        result = next(iter(klasses.values())) if len(klasses) == 1 else None
         self.returned_classes[fn.qualname] = result
         return result
 
@@ -451,8 +445,7 @@ class Context:
         if found is not None and (made or found.name in local):
             # made afresh by each call, unless the factory is memoised (`@cache def get_engine()`): then
             # callers running at once share the one object, else each has its own (capacity still shared)
-            memoised = any(dotted(d.decorator) in _MEMOISERS or (isinstance(d.decorator, cst.Call)
-                           and dotted(d.decorator.func) in _MEMOISERS) for d in fn.node.decorators)
+            memoised = _decorated(fn, _MEMOISERS)
             found = Handle(found.type, found.kind, f"{fn.qualname}()", found.thread_safe, found.capacity_limited,
                            found.call, found.location, fresh=not memoised)
         memo[fn.qualname] = found
@@ -537,10 +530,19 @@ INSTANCE = "instance:"
 
 
 #: nodes that make a function's `return`s not all its own (or its result not one value)
-_NESTED_SCOPES = frozenset({cst.FunctionDef, cst.Lambda, cst.Yield})
+_NESTED_SCOPES: frozenset[type[cst.CSTNode]] = frozenset({cst.FunctionDef, cst.Lambda, cst.Yield})
 
 #: decorators that make a function return the same object on every call
 _MEMOISERS = frozenset({"cache", "lru_cache", "functools.cache", "functools.lru_cache", "cached", "memoize"})
+
+_CLASSMETHOD = frozenset({"classmethod"})
+
+
+def _decorated(fn: FunctionRef, names: frozenset[str]) -> bool:
+    """`fn` carries one of these decorators (`@cache`, `@lru_cache(maxsize=8)`, `@classmethod`)."""
+    return any(dotted(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) in names
+               for d in fn.node.decorators)
+
 
 #: query engines that read and write files (local or object-store URLs) as readily as tables
 _FILE_AND_TABLE_ENGINES = frozenset({"pyspark", "duckdb", "databricks", "deltalake", "pyiceberg"})
@@ -1182,7 +1184,7 @@ class _Function:
             expr = expr.func.value
         if not isinstance(expr, cst.Name) or expr.value in self.points:
             return []
-        found = values_module_constant(expr.value, Scope(self.module, self.project))
+        found = module_constant(expr.value, Scope(self.module, self.project))
         if found is None:
             return []
         container, module = found
@@ -1208,8 +1210,7 @@ class _Function:
             return None
         owner = self.project.klass(self.module.qualify(func.value))
         method = self.project.method(owner, func.attr.value) if owner is not None else None
-        if method is None or not any(isinstance(d.decorator, cst.Name) and d.decorator.value == "classmethod"
-                                     for d in method.node.decorators):
+        if method is None or not _decorated(method, _CLASSMETHOD):
             return None
         return owner
 

@@ -368,10 +368,28 @@ def local_assignments(nodes: Iterable[cst.CSTNode]) -> tuple[dict[str, cst.BaseE
 
 
 #: what makes a function's result more than one expression of its parameters (see `_returned`)
-_NOT_ONE_VALUE = frozenset({cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Yield, cst.Await})
+_NOT_ONE_VALUE: frozenset[type[cst.CSTNode]] = frozenset({cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.Yield,
+                                                           cst.Await})
 
 #: statements that rebind a name without giving it one value
 _REBINDS = frozenset({cst.AugAssign, cst.For, cst.NamedExpr})
+
+
+def function_returns(fn: FunctionRef, blocking: frozenset[type[cst.CSTNode]]
+                     ) -> tuple[list[cst.Return], dict[str, cst.BaseExpression], dict[str, int]] | None:
+    """A function's `return` statements and its locals (`local_assignments`), from one walk of its
+    body; None when a node of a `blocking` type is in it (a nested function, a `yield`: then its
+    returns are not all its own, or its result is not one value)."""
+    nodes = list(walk(fn.node.body))
+    returns: list[cst.Return] = []
+    for node in nodes:
+        kind = type(node)
+        if kind in blocking:
+            return None
+        if kind is cst.Return:
+            returns.append(node)  # type: ignore[arg-type]
+    single, counts = local_assignments(nodes)
+    return returns, single, counts
 
 
 def _returned(fn: FunctionRef, call: cst.Call, scope: Scope, depth: int) -> str | None:
@@ -382,17 +400,13 @@ def _returned(fn: FunctionRef, call: cst.Call, scope: Scope, depth: int) -> str 
     nested function, `*args` at the call) is not evaluated."""
     if any(arg.star for arg in call.args):
         return None
-    returns: list[cst.Return] = []
-    nodes = list(walk(fn.node.body))
-    for node in nodes:
-        kind = type(node)
-        if kind in _NOT_ONE_VALUE:
-            return None
-        if kind is cst.Return:
-            returns.append(node)  # type: ignore[arg-type]
-    if len(returns) != 1 or returns[0].value is None:
+    shape = function_returns(fn, _NOT_ONE_VALUE)
+    if shape is None or len(shape[0]) != 1:
         return None
-    single, counts = local_assignments(nodes)
+    returns, single, counts = shape
+    returned = returns[0].value
+    if returned is None:
+        return None
     params = {*fn.params, *fn.kwonly}
     bound: dict[str, cst.BaseExpression] = {}
     for name, arg in named_arguments(fn.params, call.args):
@@ -404,7 +418,7 @@ def _returned(fn: FunctionRef, call: cst.Call, scope: Scope, depth: int) -> str 
     names = {n: v for n, v in single.items() if counts[n] == 1 and n not in params}
     names.update({n: v for n, v in bound.items() if n not in counts})
     unknown = frozenset((params - set(names)) | {n for n, c in counts.items() if c > 1 or n in params})
-    return _eval(returns[0].value, Scope(fn.module, scope.project, names, unknown), depth + 1)
+    return _eval(returned, Scope(fn.module, scope.project, names, unknown), depth + 1)
 
 
 #: psycopg2/psycopg SQL composition: `sql.SQL(text).format(sql.Identifier(name))`
