@@ -67,6 +67,17 @@ def _dataset_id(name: str) -> str:
     return name.split("@", 1)[0]
 
 
+def _bound(name: str, module: ModuleIndex, locals_: dict[str, cst.BaseExpression]
+           ) -> tuple[cst.BaseExpression, dict[str, cst.BaseExpression]] | None:
+    """What a name in a pipeline expression stands for, with the locals to read it in: the builder's
+    local, else a module constant (read with no locals)."""
+    if name in locals_:
+        return locals_[name], locals_
+    if name in module.constants:
+        return module.constants[name], {}
+    return None
+
+
 class PipelineReader:
     """Evaluates pipeline expressions into node lists (following names, `+`, calls to other builders)."""
 
@@ -89,11 +100,8 @@ class PipelineReader:
     def _nodes(self, expr: cst.BaseExpression, module: ModuleIndex,
                locals_: dict[str, cst.BaseExpression]) -> list[KedroNode] | None:
         if isinstance(expr, cst.Name):
-            if expr.value in locals_:
-                return self.nodes(locals_[expr.value], module, locals_)
-            if expr.value in module.constants:
-                return self.nodes(module.constants[expr.value], module, {})
-            return None
+            bound = _bound(expr.value, module, locals_)
+            return self.nodes(bound[0], module, bound[1]) if bound is not None else None
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
             left, right = self.nodes(expr.left, module, locals_), self.nodes(expr.right, module, locals_)
             if left is None and right is None:
@@ -112,13 +120,12 @@ class PipelineReader:
         if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index):
             # `prepare_nodes[0]`: one element of a node list bound to a name
             index = expr.slice[0].slice.value
-            listed = locals_.get(expr.value.value) if isinstance(expr.value, cst.Name) else None
-            if listed is None and isinstance(expr.value, cst.Name):
-                listed = module.constants.get(expr.value.value)
-            if isinstance(listed, cst.List | cst.Tuple) and isinstance(index, cst.Integer):
+            bound = _bound(expr.value.value, module, locals_) if isinstance(expr.value, cst.Name) else None
+            if bound is not None and isinstance(bound[0], cst.List | cst.Tuple) and isinstance(index, cst.Integer):
+                listed, scope = bound[0], bound[1]
                 position = int(index.value)
                 if -len(listed.elements) <= position < len(listed.elements):
-                    return self.nodes(listed.elements[position].value, module, locals_)
+                    return self.nodes(listed.elements[position].value, module, scope)
             return None
         if isinstance(expr, cst.ListComp):
             unresolved(self.builder, module, expr, f"nodes built in a comprehension ({code(expr)}): their datasets "

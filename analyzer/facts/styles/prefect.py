@@ -83,6 +83,8 @@ class PrefectDriver(FrameworkDriver):
         self.flows = flows
         self.finished: list[str] = []  # stages known complete before the next call starts
         self.after_unknown: str | None = None
+        #: what each local name a call goes through aliases (see `task_alias`), looked up once per name
+        self.aliases: dict[str, tuple[FunctionRef, bool] | None] = {}
 
     def callee(self, expr: cst.BaseExpression) -> tuple[FunctionRef, bool] | None:
         """The task or flow an expression names (through `.with_options(...)`), and whether it is a flow."""
@@ -110,6 +112,12 @@ class PrefectDriver(FrameworkDriver):
     def task_alias(self, name: str) -> tuple[FunctionRef, bool] | None:
         """`step = fetch_orders` in the flow body (in one branch of an `if`, say), then `step.submit()`:
         the task the local names, when every assignment to it names the same one."""
+        if name not in self.aliases:
+            self.aliases[name] = None  # a self-referencing alias settles on "not a task"
+            self.aliases[name] = self._task_alias(name)
+        return self.aliases[name]
+
+    def _task_alias(self, name: str) -> tuple[FunctionRef, bool] | None:
         if self.fn is not None and name in self.fn.params:
             return None
         found: list[tuple[FunctionRef, bool] | None] = []
