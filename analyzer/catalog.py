@@ -139,7 +139,9 @@ class MethodModel:
     names: tuple[str, ...]
     returns: str = ""
     effect: str = ""  # "read" | "write" | "readwrite" | ""
-    target: str = ""  # "file:ARG", "key:ARG", "table:ARG", "queue:ARG", "object:KW/KW", "sql", "model:N", "resource"
+    #: "file:ARG", "key:ARG", "table:ARG", "queue:ARG", "object:KW/KW", "sql", "model:N", "resource",
+    #: "table:self" (the table of the ORM manager it is called on)
+    target: str = ""
     inplace_kw: str = ""
     prefix: str = ""  # prepended to the evaluated name (`global_temp.` for Spark's global temp views)
     #: each call hands out a handle of its own (a pool checkout): branches that each check one out
@@ -301,7 +303,7 @@ _COMMAND_EFFECT = re.compile(r"(?:dir|file):[^\s:]+|sql:(?:stdin|-\w|--[\w-]+)|u
 _EFFECTS = {"read", "write", "readwrite", "mode", "move", "copy", "mutate", "ensure", "list", ""}
 #: what a catalog `target` may say: where the name comes from, per effect kind
 _TARGET = re.compile(
-    r"(?:sql|resource|file:self|dir:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|dir|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?\??)?"
+    r"(?:sql|resource|file:self|dir:self|table:self|model:\d+|object:(?:\d+:)?\w+/(?:\d+:)?\w+|(?:file|dir|key|queue|table|url|arg|mode):\d*(?::[\w|]+)?\??)?"
 )
 #: a `location` template: literal URL text with `{self}` and `{N:kw}` / `{kw}` slots
 _LOCATION = re.compile(r"(?:[^{}]|\{(?:self|\d+:\w+|\w+)\})*")

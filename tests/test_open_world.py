@@ -1050,3 +1050,123 @@ def test_a_file_opened_with_a_mode_chosen_at_run_time_may_be_written(tmp_path: P
             clean()
     """)
     assert _kind(pipeline, "scrape", "clean") == "data"
+
+
+#: helpers that call methods of an object they are handed; only their callers know its class
+HANDED_OBJECTS = """
+        import json
+
+        class Store:
+            def write_a(self, rows):
+                with open("/data/a.json", "w") as fh:
+                    json.dump(rows, fh)
+
+            def read_b(self):
+                with open("/data/b.json") as fh:
+                    return json.load(fh)
+
+            def export(self, name, rows=()):
+                with open(f"/exports/{name}.json", "w") as fh:
+                    json.dump(list(rows), fh)
+
+        def _really_save(store, rows):
+            store.write_a(rows)
+
+        def _save(store, rows):
+            _really_save(store, rows)
+
+        def _export(store, name):
+            store.export(name)
+
+        def sync(rows):
+            _save(Store(), rows)
+
+        def report():
+            return Store().read_b()
+
+        def publish():
+            _export(Store(), name="daily")
+
+        def read_a():
+            return open("/data/a.json").read()
+
+        def read_daily():
+            return open("/exports/daily.json").read()
+
+        def read_weekly():
+            return open("/exports/weekly.json").read()
+
+        def main(rows):
+            sync(rows)
+            report()
+            publish()
+            read_a()
+            read_daily()
+            read_weekly()
+    """
+
+
+@pytest.mark.parametrize(("a", "b", "kind"), [
+    # `_save` -> `_really_save` -> `store.write_a(rows)`: resolved at `sync`, which makes the Store
+    ("sync", "read_a", "data"),
+    ("sync", "report", "free"),
+    # the method's parameters are bound to the virtual call's arguments (keyword, default)
+    ("publish", "read_daily", "data"),
+    ("publish", "read_weekly", "free"),
+    ("sync", "publish", "free"),
+])
+def test_a_method_called_on_a_parameter_is_the_method_of_the_class_the_caller_passes(
+        tmp_path: Path, a: str, b: str, kind: str) -> None:
+    # before: a method on a parameter that is not a handle had no effect in the helper's summary, so
+    # `sync` wrote nothing and `read_a` looked free to run first (UNSAFE). "free": no edge but the
+    # call order (only neighbours in the code get one)
+    found = _kind(_pipeline(tmp_path, HANDED_OBJECTS), a, b)
+    assert (found in {None, "order"}) if kind == "free" else found == kind
+
+
+def test_a_method_called_on_a_parameter_of_an_unknown_class_keeps_its_stand_in(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, """
+        from vendor_sdk import Client
+
+        def _push(client, rows):
+            client.push_rows(rows)
+
+        def _pull(client):
+            return client.pull_rows()
+
+        def push(rows):
+            _push(Client(), rows)
+
+        def pull():
+            return _pull(Client())
+
+        def main(rows):
+            push(rows)
+            pull()
+    """)
+    assert _kind(pipeline, "push", "pull") == "unknown"
+
+
+def test_a_recursive_helper_calling_a_method_on_its_parameter_settles(tmp_path: Path) -> None:
+    # `_walk(client, join(path, name))` builds a new argument value each round of the fixed point;
+    # the carried virtual call must settle, not fall back to "a recursive call cycle that did not settle"
+    pipeline = _pipeline(tmp_path, """
+        import os
+
+        def _walk(client, path):
+            for name in client.listdir(path):
+                yield from _walk(client, os.path.join(path, name))
+
+        def list_remote(client):
+            return list(_walk(client, "/inbox"))
+
+        def write_local(rows):
+            open("/tmp/out.txt", "w").write(str(rows))
+
+        def main(client, rows):
+            list_remote(client)
+            write_local(rows)
+    """)
+    effects = [e.target for s in pipeline.stages for e in (*s.reads, *s.writes)]
+    assert not [t for t in effects if "did not settle" in t]
+    assert _kind(pipeline, "list_remote", "write_local") in {None, "order"}

@@ -32,6 +32,7 @@ from .values import (
     evaluate,
     finish,
     function_returns,
+    is_orm_model,
     known,
     local_assignments,
     model_table,
@@ -122,6 +123,10 @@ class Access:
     key: str = ""
     #: where the effect comes from: "code" (seen directly), "model" (a catalog entry), "fallback" (open world)
     origin: str = "code"
+    #: for the open-world stand-in of a method called on a parameter (`s3.list_files()` with `s3` a
+    #: parameter), the method's name: a caller that knows the argument's class replaces it with the
+    #: method's own effects (see `summaries.expand_virtual`)
+    via: str = ""
 
     @property
     def file(self) -> str:
@@ -133,7 +138,7 @@ class Access:
 
     def moved(self, place: Place | None, target: str, kind: str | None = None) -> Access:
         return Access(self.write, kind or self.kind, place, target, self.site, self.of, self.assumed, self.key,
-                      self.origin)
+                      self.origin, self.via)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,8 @@ class Handle:
     #: made afresh by each call of a project factory (`def get_session(): return sessionmaker(...)`):
     #: branches calling it never share the object, whatever its type's thread safety
     fresh: bool = False
+    #: the table an ORM model's manager stands for (`Order.query`, `Order.objects`): `table:self` effects
+    table: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +194,11 @@ class CallSite:
     handle_params: tuple[tuple[str, Handle], ...] = ()
     #: statically known argument values per parameter (may hold the caller's own parameter markers)
     values: tuple[tuple[str, str | None], ...] = ()
+    #: arguments that are objects of an analysed class, by the callee parameter they bind (qualname)
+    classes: tuple[tuple[str, str], ...] = ()
+    #: a virtual call (`callee` empty): `(param, method)`, the method called on the function's own
+    #: parameter; `args`/`values` are keyed by the method's keyword names, or `#N` for the Nth positional
+    via: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -347,7 +359,7 @@ class Context:
             shareable = base.thread_safe if model.checkout else base.thread_safe and safe
             location = locate(model.location, base, call, scope) if model.location else base.location
             return Handle(handle.type, base.kind, handle.name, shareable, base.capacity_limited,
-                          f"{base.type}.{method}", location, handle.root, base.fresh)
+                          f"{base.type}.{method}", location, handle.root, base.fresh, base.table)
         if method in _SQL_METHODS or (model is not None and model.effect):
             # what a modelled access returned (rows, a response): reading it is not another access
             return derived(base, None, f"{RESULT}{base.type}")
@@ -411,17 +423,34 @@ class Context:
             value = owner.constants.get(parts[n]) if n < len(parts) - 1 else None
             if isinstance(value, _LITERALS):
                 return False
-            if isinstance(value, cst.Call):
-                made_by = owner.qualify(value.func) or ""
-                if self.project.klass(made_by) is not None:
-                    return False
-                pure_library = (made_by.split(".")[0] not in sys.stdlib_module_names
-                                and self.catalog.library_of(made_by) is None)
-                if made_by and (self.catalog.pure_call(made_by) or pure_library):
-                    return False  # `funders = Table("funders", ...)`: a value a pure library built
-                # (a standard-library object such as `queue.Queue()` is shared state: not proven pure)
-            return True
+            return not (isinstance(value, cst.Call) and self.plain_value(value, owner))
         return True
+
+    def plain_value(self, call: cst.Call, module: ModuleIndex, depth: int = 0) -> bool:
+        """`call` builds a plain value, not a handle: an object of an analysed class, a value a pure library
+        built (`funders = Table("funders", ...)`, `app = Flask(__name__)`), or what an analysed function
+        returns when every `return` is such a call (`task_app = create_app()`). A standard-library object
+        such as `queue.Queue()` is shared state: not proven plain."""
+        made_by = module.qualify(call.func) or ""
+        if not made_by or depth > 3:
+            return False
+        if self.project.klass(made_by) is not None:
+            return True
+        fn = self.project.function(made_by)
+        if fn is not None:
+            shape = function_returns(fn, _NOT_ONE_RESULT)
+            if shape is None or not shape[0]:
+                return False
+            returns, single, _ = shape
+            for ret in returns:
+                value = ret.value
+                if isinstance(value, cst.Name):
+                    value = single.get(value.value)
+                if not isinstance(value, cst.Call) or not self.plain_value(value, fn.module, depth + 1):
+                    return False
+            return True
+        pure_library = made_by.split(".")[0] not in sys.stdlib_module_names and self.catalog.library_of(made_by) is None
+        return self.catalog.pure_call(made_by) or pure_library
 
     def returned_handle(self, fn: FunctionRef) -> Handle | None:
         """The handle an analysed function returns (`def get_conn(): return psycopg2.connect(...)`)."""
@@ -483,11 +512,31 @@ class Context:
         if isinstance(expr, cst.Attribute | cst.Subscript):
             base = self.handle_of_expr(expr.value, module, handles, klass, depth + 1, scope)
             if base is None:
-                if isinstance(expr, cst.Attribute):  # `SparkSession.builder`: an external class's attribute
+                if isinstance(expr, cst.Attribute):
+                    manager = self.model_manager(expr, module)
+                    if manager is not None:
+                        return manager
+                    # `SparkSession.builder`: an external class's attribute
                     return self.opaque_handle(module.qualify(expr) or "", expr, module, None, scope)
                 return None
             return self.sub_object(base, expr, scope)
         return None
+
+    def model_manager(self, expr: cst.Attribute, module: ModuleIndex) -> Handle | None:
+        """`Order.query` (Flask-SQLAlchemy), `Order.objects` (Django): a manager of an analysed ORM model
+        class, whose catalog type (`orm.Model` accessors) says which of its methods read or write the
+        model's table."""
+        model = self.catalog.methods_of(ORM_MODEL, expr.attr.value)
+        if model is None or not model.returns or not isinstance(expr.value, cst.Name | cst.Attribute):
+            return None
+        klass = self.project.klass(module.qualify(expr.value))
+        if klass is None or not is_orm_model(klass, self.project):
+            return None
+        table = model_table(klass, self.project)
+        if not table:
+            return None
+        return Handle(model.returns, "database", f"{klass.name}.{expr.attr.value}", True, False,
+                      f"{klass.qualname}.{expr.attr.value}", table=table)
 
     def sub_object(self, base: Handle, expr: cst.Attribute | cst.Subscript, scope: Scope) -> Handle:
         """`client.shop`, `db["orders"]`: a modelled accessor's type, else an opaque level below `base`."""
@@ -500,8 +549,12 @@ class Context:
         model = self.catalog.methods_of(base.type, accessor)
         if model is not None and model.returns:
             return derived(base, part, model.returns)
-        if isinstance(expr, cst.Attribute) and self.catalog.methods_of(base.type, expr.attr.value) is not None:
-            return base  # a bound method, not a sub-object
+        if isinstance(expr, cst.Attribute):
+            named = self.catalog.methods_of(base.type, expr.attr.value)
+            if named is not None and named.returns and not named.effect:
+                return derived(base, None, named.returns)  # a property (`db.session`): the object it gives
+            if named is not None:
+                return base  # a bound method, not a sub-object
         return derived(base, part)
 
     def _imported_handle(self, name: str, module: ModuleIndex) -> Handle | None:
@@ -578,7 +631,7 @@ def derived(base: Handle, part: str | None, type_name: str = "") -> Handle:
     """A sub-object of a handle (`client["shop"]`, `bucket.Object(key)`): same resource, one level down."""
     name = f"{base.name}/{part}" if part and known(part) and "/" not in part else base.name
     return Handle(type_name or f"opaque:{base.type}", base.kind, name, base.thread_safe, base.capacity_limited,
-                  base.call, base.location, base.root or base.name, base.fresh)
+                  base.call, base.location, base.root or base.name, base.fresh, base.table)
 
 
 _SLOT = re.compile(r"\{([^{}]*)\}")
@@ -628,6 +681,10 @@ def _literal_config(call: cst.Call, scope: Scope) -> str:
 
 #: type prefix of a handle that holds a statement's result rows (`conn.execute(q).fetchall()`)
 RESULT = "result:"
+#: nodes that make a function's `return` statements not all its own single result
+_NOT_ONE_RESULT: frozenset[type[cst.CSTNode]] = frozenset({cst.FunctionDef, cst.Lambda, cst.Yield})
+#: the catalog type whose accessors are an ORM model class's managers (`query`, `objects`)
+ORM_MODEL = "orm.Model"
 
 #: method names that run SQL given as their first argument, whatever object they are called on
 _SQL_METHODS = frozenset({"execute", "executemany", "executescript", "exec_driver_sql", "mogrify", "sql",
@@ -940,9 +997,9 @@ class _Function:
     # -- pass 2: accesses -----------------------------------------------------
 
     def add(self, write: bool, kind: str, place: Place | None, target: str, node: cst.CSTNode, of: str = "",
-            assumed: bool = False, key: str = "", origin: str = "code") -> None:
+            assumed: bool = False, key: str = "", origin: str = "code", via: str = "") -> None:
         self.summary.accesses.add(Access(write, kind, place, target, Site(self.module, node), of, assumed, key,
-                                         origin))
+                                         origin, via))
 
     def unknown_on(self, handle: Handle, what: str, node: cst.CSTNode, reads: bool = True,
                    writes: bool = True) -> None:
@@ -1249,6 +1306,7 @@ class _Function:
         handles: list[Handle] = []
         handle_params: list[tuple[str, Handle]] = []
         values: list[tuple[str, str | None]] = []
+        classes: list[tuple[str, str]] = []
         positional = 0
         func = node.func if func is None else func
         for arg in (node.args if args is None else args):
@@ -1272,12 +1330,16 @@ class _Function:
                 if name:
                     handle_params.append((name, handle))
                 self.add_resource(handle, callee.qualname, node)
+            elif name and isinstance(arg.value, cst.Name | cst.Attribute | cst.Call):
+                klass = self.instance_class(arg.value)
+                if klass is not None:
+                    classes.append((name, klass.qualname))
         receiver: frozenset[Place] | None = None
         if isinstance(func, cst.Attribute):
             receiver = frozenset(self.places(func.value)) or None
         self.summary.calls.append(
             CallSite(callee.qualname, tuple(bound), receiver, 0, tuple(handles), handle_params=tuple(handle_params),
-                     values=tuple(values))
+                     values=tuple(values), classes=tuple(classes))
         )
 
     def call_model(self, model: CallModel, node: cst.Call, qualified: str, found_sql: bool = False) -> None:
@@ -1359,11 +1421,33 @@ class _Function:
         if root is None:
             return
         key = "/".join(path)
+        via = "" if path else method
+        if via:
+            self.virtual_call(root, method, node)
         why = f"{method}() through parameter {root} is not modelled"
-        self.add(False, "unknown", ("param", root), why, node, of="handle", assumed=True, key=key, origin="fallback")
+        self.add(False, "unknown", ("param", root), why, node, of="handle", assumed=True, key=key, origin="fallback",
+                 via=via)
         if not read_only and not self.ctx.catalog.reads_only(method):
             self.add(True, "unknown", ("param", root), why, node, of="handle", assumed=True, key=key,
-                     origin="fallback")
+                     origin="fallback", via=via)
+
+    def virtual_call(self, param: str, method: str, node: cst.Call) -> None:
+        """`s3.list_files(pattern)` on the parameter `s3`: which method runs depends on what the caller
+        passes, so the call is kept with its arguments (in this function's terms) for a caller that knows."""
+        bound: list[tuple[str, frozenset[Place]]] = []
+        values: list[tuple[str, str | None]] = []
+        positional = 0
+        for arg in node.args:
+            if arg.star:
+                return  # `obj.m(*args)`: the binding can't be told; the open-world stand-in stays
+            name = arg.keyword.value if arg.keyword is not None else f"#{positional}"
+            if arg.keyword is None:
+                positional += 1
+            places = self.places(arg.value)
+            if places:
+                bound.append((name, frozenset(places)))
+            values.append((name, evaluate(arg.value, self.scope)))
+        self.summary.calls.append(CallSite("", tuple(bound), None, 0, values=tuple(values), via=(param, method)))
 
     def param_root(self, expr: cst.BaseExpression, depth: int = 0) -> tuple[str | None, list[str]]:
         """The parameter an expression is reached from through attributes, subscripts and method results."""
@@ -1437,6 +1521,16 @@ class _Function:
         if kind == "model":
             self.model_effect(effect, node, int(spec or 0))
             return
+        if kind == "table" and spec == "self":
+            table = handle.table if handle is not None else ""
+            for write in ([False] if effect in {"read", "readwrite"} else []) + (
+                    [True] if effect in {"write", "readwrite"} else []):
+                if table:
+                    self.add(write, "table", None, table, node, origin="model")
+                else:
+                    self.add(write, "unknown", None, "an ORM manager whose table could not be resolved", node,
+                             of="table", assumed=True, origin="fallback")
+            return
         if kind in {"file", "dir"} and spec == "self":
             value = evaluate(receiver, self.scope) if receiver is not None else None
         elif kind == "object":
@@ -1490,7 +1584,14 @@ class _Function:
         """ORM calls (`session.add(Order(...))`, `session.query(Order)`): the model class's table."""
         positional = [a.value for a in node.args if a.keyword is None and not a.star]
         expr = positional[position] if position < len(positional) else None
+        for _ in range(4):  # `row = Order(...)` then `session.add(row)`: the object a local was bound to
+            if not (isinstance(expr, cst.Name) and isinstance(self.scope.locals.get(expr.value), cst.Call)):
+                break
+            expr = self.scope.locals[expr.value]
         table = orm_table(expr, self.module, self.project) if expr is not None else None
+        if table is None and isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            manager = self.handle_of(expr.func.value)  # `Order.query.filter_by(...).one()`: a loaded row
+            table = manager.table if manager is not None and manager.table else None
         if (table is None and self.klass is not None and isinstance(expr, cst.Name)
                 and expr.value in {"cls", "self"}):
             # `session.get(cls, pk)` in a model's classmethod, `session.add(self)` in its method

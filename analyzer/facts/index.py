@@ -241,8 +241,20 @@ def _absolute(module: str, level: int, target: str | None, is_package: bool) -> 
     return base
 
 
+#: import paths a library's own import hook redirects: Flask (before 1.0) served `flask.ext.sqlalchemy`
+#: as `flask_sqlalchemy`, so models of the real module apply to code written against the old path
+_REDIRECTS = (("flask.ext.", "flask_"),)
+
+
 def _import_name(node: cst.BaseExpression) -> str:
     return dotted(node) or ""
+
+
+def _redirected(name: str) -> str:
+    for old, new in _REDIRECTS:
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
 
 
 def index_module(parsed: ParsedModule) -> ModuleIndex:
@@ -297,7 +309,7 @@ def _collect_small(small: cst.BaseSmallStatement, index: ModuleIndex, is_package
         for alias in small.names:
             full = _import_name(alias.name)
             if alias.asname and isinstance(alias.asname.name, cst.Name):
-                index.imports[alias.asname.name.value] = full
+                index.imports[alias.asname.name.value] = _redirected(full)
             else:
                 head = full.split(".")[0]
                 index.imports.setdefault(head, head)
@@ -312,7 +324,7 @@ def _collect_small(small: cst.BaseSmallStatement, index: ModuleIndex, is_package
         for alias in small.names:
             name = _import_name(alias.name)
             local = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
-            index.imports[local] = f"{base}.{name}" if base else name
+            index.imports[local] = _redirected(f"{base}.{name}" if base else name)
     elif isinstance(small, cst.Assign):
         for target in small.targets:
             if isinstance(target.target, cst.Name):

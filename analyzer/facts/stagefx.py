@@ -15,7 +15,7 @@ from ..model import DIR_KEY, Diagnostic, Effect, FanOut, Location, Resource, Rol
 from . import sql as sqlmod
 from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
-from .summaries import Total, bound_total
+from .summaries import Total, bound_total, expand_virtual
 from .tree import walk
 from .values import MARK, finish, known, receiver_values, substitute
 
@@ -193,6 +193,7 @@ class StageBuilder:
         receiver: ClassRef | None = None,
         exact_receiver: bool = False,
         local_handles: dict[str, Handle] | None = None,
+        param_classes: dict[str, str] | None = None,
     ) -> Stage:
         """Build a stage; `instance` = (key, label) of the object a method is called on, when not `self`;
         `total`: the callee's effects for this one instance (`summaries.bound_total`), when bound.
@@ -202,10 +203,13 @@ class StageBuilder:
         subclass), so class attributes a subclass overrides are bound (see `receiver_total`).
         `local_handles`: handles the calling function made itself (`conn = psycopg2.connect(...)`), so one
         handed to the stage is a resource it uses, as shared as its factory says: every branch of a
-        fan-out handed the driver's one connection shares it."""
+        fan-out handed the driver's one connection shares it. `param_classes`: the analysed class of an
+        object handed to a parameter (qualname), so the methods the callee calls on it are resolved."""
         if total is None and receiver is not None:
             total = self.receiver_total(callee, receiver, exact_receiver)
         total = total if total is not None else self.total(callee)
+        if param_classes:
+            total = expand_virtual(total, param_classes, self.ctx, self.totals)
         reads: list[Effect] = list(extra_reads)
         writes: list[Effect] = list(extra_writes)
         used = used_names(callee) if skip_unused else frozenset({"*"})

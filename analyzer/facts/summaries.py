@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import networkx as nx
 
@@ -32,7 +33,9 @@ from .effects import (
     summarize,
 )
 from .index import FunctionRef
-from .values import MARK, substitute
+from .values import MARK, WILD, substitute
+
+T = TypeVar("T")
 
 _MAX_ROUNDS = 8
 #: composition budget: a total with more accesses than this is folded (see the module docstring)
@@ -55,6 +58,9 @@ class Total:
     _node: str = ""
     #: namespaces whose accesses were folded into one unknown access, here or in a callee
     folded: dict[FoldKey, Access] = field(default_factory=dict)
+    #: methods called on the function's own parameters, here or in a callee, still to be resolved by a
+    #: caller that knows the argument's class (`CallSite.via`)
+    virtual: set[CallSite] = field(default_factory=set)
 
     @property
     def callees(self) -> set[str]:
@@ -183,6 +189,90 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
     return out
 
 
+def expand_virtual(total: Total, classes: Mapping[str, str], ctx: Context, totals: Mapping[str, Total]) -> Total:
+    """`total` with its virtual calls resolved where `classes` names the class of the parameter they are
+    made on: `def list_new(s3): s3.list_files(p)` called as `list_new(S3(...))` runs `S3.list_files`, so
+    that method's effects (mapped onto the parameter and the call's arguments) replace the open-world
+    stand-in. Calls on parameters of unknown class stay virtual, and their stand-ins stay effects."""
+    if not total.virtual or not classes:
+        return total
+    accesses = set(total.accesses)
+    resources, signals, callees = set(total.resources), set(total.signals), set(total.callees)
+    pending: set[CallSite] = set()
+    for call in total.virtual:
+        assert call.via is not None
+        param, name = call.via
+        klass = ctx.project.classes.get(classes.get(param, ""))
+        method = ctx.project.method(klass, name) if klass is not None else None
+        found = totals.get(method.qualname) if method is not None else None
+        if method is None or found is None:
+            pending.add(call)
+            continue
+        params = [p for p in method.params if p not in {"self", "cls"}] if method.is_method else list(method.params)
+        site = CallSite(method.qualname, _bind(call.args, params), frozenset({("param", param)}), 0,
+                        values=_bind(call.values, params))
+        accesses = {a for a in accesses if not (a.via == name and a.place == ("param", param))}
+        for access in found.accesses:
+            accesses.update(map_access(access, site))
+        resources |= found.resources
+        signals |= found.signals
+        callees |= {method.qualname, *found.callees}
+    out = Total(accesses, resources, signals, callees, folded=dict(total.folded), virtual=pending)
+    return out
+
+
+def _bind(pairs: tuple[tuple[str, T], ...], params: list[str]) -> tuple[tuple[str, T], ...]:
+    """A virtual call's `#N` positions named by the resolved method's parameters."""
+    out = []
+    for name, value in pairs:
+        if name.startswith("#"):
+            index = int(name[1:])
+            if index >= len(params):
+                continue
+            name = params[index]
+        out.append((name, value))
+    return tuple(out)
+
+
+def _carry_virtual(total: Total, callee: Total, site: CallSite) -> None:
+    """A callee's unresolved virtual calls on a parameter the caller fills with its own parameter are
+    the caller's virtual calls now (its callers may know the class)."""
+    for call in list(callee.virtual):  # a snapshot: a recursive function's callee total is its own
+        assert call.via is not None
+        param, name = call.via
+        for place in next((places for n, places in site.args if n == param), frozenset()):
+            if place[0] != "param":
+                continue
+            args = tuple((n, frozenset(t for p in places for t in _mapped_place(p, site))) for n, places in call.args)
+            values = tuple((n, substitute(v, dict(site.values)) if v is not None and MARK in v else v)
+                           for n, v in call.values)
+            _add_virtual(total, CallSite("", args, None, 0, values=values, via=(place[1], name)))
+
+
+def _add_virtual(total: Total, call: CallSite) -> None:
+    """Add a virtual call; one already there for the same method, parameter and arguments keeps a
+    single entry whose values that differ become `*`. A recursive helper (`_list(client, join(path,
+    name))` calling itself) would otherwise build a new value each round and never settle."""
+    same = next((c for c in total.virtual if c.via == call.via and c.args == call.args
+                 and [n for n, _ in c.values] == [n for n, _ in call.values]), None)
+    if same is None:
+        total.virtual.add(call)
+        return
+    if same.values == call.values:
+        return
+    values = tuple((n, v if v == w else WILD) for (n, v), (_, w) in zip(same.values, call.values, strict=True))
+    total.virtual.discard(same)
+    total.virtual.add(CallSite("", call.args, None, 0, values=values, via=call.via))
+
+
+def _mapped_place(place: Place, site: CallSite) -> frozenset[Place]:
+    if place[0] == "param":
+        return next((places for name, places in site.args if name == place[1]), frozenset())
+    if place[0] == "self":
+        return frozenset(("self", place[1]) if r == SELF else r for r in site.receiver or ())
+    return frozenset({place})
+
+
 def _label(place: Place) -> str:
     from .effects import place_label
 
@@ -211,27 +301,35 @@ def compose(
         for site in summary.calls:
             if site.callee in direct:
                 graph.add_edge(q, site.callee)
+            for _, qualname in site.classes:
+                # a virtual call below this site may resolve to any method of the argument's class
+                klass = ctx.project.classes.get(qualname)
+                for owner in ctx.project.lineage(klass) if klass is not None else ():
+                    graph.add_edges_from((q, m.qualname) for m in owner.methods.values() if m.qualname in direct)
     totals: dict[str, Total] = {}
     condensed = nx.condensation(graph)
     for component in reversed(list(nx.topological_sort(condensed))):
         members = sorted(condensed.nodes[component]["members"])
         for q in members:
             totals[q] = Total(set(direct[q].accesses), set(direct[q].resources),
-                              set((signals_of or {}).get(q, ())), set(), graph, q)
+                              set((signals_of or {}).get(q, ())), set(), graph, q,
+                              virtual={site for site in direct[q].calls if site.via})
         for _ in range(_MAX_ROUNDS):
             changed = False
             for q in members:
                 total = totals[q]
-                before = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded))
+                before = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded),
+                          len(total.virtual))
                 for site in direct[q].calls:
                     callee = totals.get(site.callee)
                     if callee is not None:
-                        _absorb(total, callee, site)
+                        _absorb(total, callee, site, ctx, totals)
                 if len(total.resources) > MAX_ACCESSES:
                     _fold_resources(total)
                 if len(total.accesses) > MAX_ACCESSES and _fold(total) and over_budget is not None:
                     over_budget.append(q)
-                after = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded))
+                after = (len(total.accesses), len(total.resources), len(total.signals), len(total.folded),
+                         len(total.virtual))
                 changed = changed or after != before
             if not changed or (len(members) == 1 and not graph.has_edge(members[0], members[0])):
                 break
@@ -245,9 +343,11 @@ def compose(
     return direct, totals, unconverged
 
 
-def _absorb(total: Total, callee: Total, site: CallSite) -> None:
+def _absorb(total: Total, callee: Total, site: CallSite, ctx: Context, totals: Mapping[str, Total]) -> None:
     """Add what a callee does, through one call site, to a caller's total."""
     # snapshot: a recursive function's callee total is its own total
+    callee = expand_virtual(callee, dict(site.classes), ctx, totals)
+    _carry_virtual(total, callee, site)
     accesses = list(callee.accesses)
     resources, signals = set(callee.resources), set(callee.signals)
     _merge(total, [mapped for access in accesses for mapped in map_access(access, site)])
@@ -263,10 +363,11 @@ def bound_total(fn: FunctionRef, ctx: Context, totals: Mapping[str, Total], self
     generic = totals.get(fn.qualname)
     total = Total(set(direct.accesses), set(direct.resources), set(generic.signals) if generic else set())
     total.callees = set(generic.callees) if generic is not None else set()
+    total.virtual = {site for site in direct.calls if site.via}
     for site in direct.calls:
         callee = totals.get(site.callee)
         if callee is not None:
-            _absorb(total, callee, site)
+            _absorb(total, callee, site, ctx, totals)
     if len(total.accesses) > MAX_ACCESSES:
         _fold(total)
     return total

@@ -125,6 +125,9 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
             found = _class_attribute(klass, attr, scope.project) if klass is not None else None
             if found is not None:  # `Publications.__tablename__`: an analysed class's own attribute
                 return _eval(found[0], Scope(found[1], scope.project), depth + 1)
+            member = _enum_member(owner, attr, scope, depth)
+            if member is not None:
+                return member
         return WILD
     if isinstance(expr, cst.BinaryOperation):
         left, right = _eval(expr.left, scope, depth + 1), _eval(expr.right, scope, depth + 1)
@@ -455,11 +458,44 @@ def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project) -
 
 
 def model_table(klass: ClassRef, project: Project) -> str | None:
-    """The table an ORM model class maps to: `__tablename__`, else the class name in snake case."""
+    """The table an ORM model class maps to: `__tablename__`, a Django model's `Meta.db_table` or
+    `<app>_<model>`, else the class name in snake case (SQLAlchemy's declarative default)."""
     declared = _tablename(klass, project)
     if declared is not None:
         return declared or None
+    if any(b.startswith("django.db.models.") for c in project.lineage(klass) for b in c.bases):
+        return _django_table(klass, project)
     return re.sub(r"(?<!^)(?=[A-Z])", "_", klass.name).lower()
+
+
+def is_orm_model(klass: ClassRef, project: Project) -> bool:
+    """A class mapped to a table: `__tablename__`/`__table__` along its lineage, or a library base named
+    `Model` (Flask-SQLAlchemy's `db.Model`, `django.db.models.Model`)."""
+    for owner in project.lineage(klass):
+        if "__tablename__" in owner.attributes or "__table__" in owner.attributes:
+            return True
+        if any(b.rsplit(".", 1)[-1] == "Model" and project.klass(b) is None for b in owner.bases):
+            return True
+    return False
+
+
+def _django_table(klass: ClassRef, project: Project) -> str | None:
+    """`class Meta: db_table = "..."` (None when it can't be resolved), else Django's default name:
+    the app label (`Meta.app_label`, else the package holding `models`) and the model's name, lowered."""
+    meta: dict[str, str | None] = {}
+    for stmt in klass.node.body.body if isinstance(klass.node.body, cst.IndentedBlock) else ():
+        if isinstance(stmt, cst.ClassDef) and stmt.name.value == "Meta":
+            for small in (s for line in stmt.body.body if isinstance(line, cst.SimpleStatementLine)
+                          for s in line.body):
+                if isinstance(small, cst.Assign) and isinstance(small.targets[0].target, cst.Name):
+                    meta[small.targets[0].target.value] = evaluate(small.value, Scope(klass.module, project))
+    if "db_table" in meta:
+        table = meta["db_table"]
+        return table if table and known(table) and WILD not in table else None
+    parts = klass.module.name.split(".")
+    app = meta.get("app_label") or (parts[parts.index("models") - 1] if "models" in parts[1:] else
+                                    parts[-2] if len(parts) > 1 else parts[0])
+    return f"{app}_{klass.name.lower()}" if app and known(app) else None
 
 
 def _tablename(klass: ClassRef, project: Project) -> str | None:
@@ -472,6 +508,19 @@ def _tablename(klass: ClassRef, project: Project) -> str | None:
         return ""
     name = evaluate(found[0], Scope(found[1], project))
     return name if known(name) and WILD not in (name or "") else ""
+
+
+def _enum_member(owner: str, attr: str, scope: Scope, depth: int) -> str | None:
+    """`Table.ORDERS.value` / `.name` of a member of an analysed `enum.Enum` subclass."""
+    assert scope.project is not None
+    enum_name, _, member = owner.rpartition(".")
+    klass = scope.project.klass(enum_name) if attr in {"value", "name"} else None
+    if klass is None or not any(b.startswith("enum.") for c in scope.project.lineage(klass) for b in c.bases):
+        return None
+    if attr == "name":
+        return member
+    found = _class_attribute(klass, member, scope.project)
+    return _eval(found[0], Scope(found[1], scope.project), depth + 1) if found is not None else None
 
 
 def _class_attribute(klass: ClassRef, attr: str, project: Project) -> tuple[cst.BaseExpression, ModuleIndex] | None:

@@ -639,6 +639,8 @@ class Driver:
             if (h := self.ctx.handle_of_expr(arg.value, self.module, local_handles, self.klass)
                 or self.instance_handle(arg.value)) is not None
         }
+        param_classes = {name: found[0].qualname for name, arg in named
+                         if (found := self.instance_of(arg.value)) is not None}
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
         # what the driver read and handed over is a read of that file or table, not a variable of its own
         driver_reads = [effect_of(a) for keys in keys_by_param.values() for k in sorted(keys)
@@ -652,7 +654,7 @@ class Driver:
             labels=labels, via_self=via_self, fanout=fanout, self_attr_args=self_attrs,
             handle_args=[a.value for a in args], module=self.module, klass=self.klass, values=values,
             instance=instance, assumed=dynamic is not None, param_handles=param_handles, name=stage_id,
-            receiver=self.klass if via_self else None, local_handles=local_handles,
+            receiver=self.klass if via_self else None, local_handles=local_handles, param_classes=param_classes,
         )
         if via_self:
             self.w.self_calls += 1
