@@ -292,17 +292,32 @@ def _is_limiter_call(call: cst.Call, module: ModuleIndex) -> bool:
 # ---------------------------------------------------------------- bindings
 
 def _collect_bindings(ctx: _Context) -> None:
-    """What local names, module constants and `self` attributes hold (executors, sessions, query rows)."""
-    for name, value in ctx.module.constants.items():
-        kind = _binding_kind(value, ctx)
-        if kind:
-            ctx.bindings[name] = kind
-    if ctx.fn is not None and ctx.fn.class_name:
-        klass = ctx.module.classes.get(ctx.fn.class_name)
+    """What local names, module constants and `self` attributes hold (executors, sessions, query rows).
+
+    What the module's constants and the class's `self.<attr>` assignments hold is the same for every
+    function of the class: computed once per (module, class), not once per method (quadratic in the
+    number of methods)."""
+    class_name = ctx.fn.class_name if ctx.fn is not None and ctx.fn.class_name else ""
+    memo = ctx.module.memo.setdefault("signal_bindings", {})
+    assert isinstance(memo, dict)
+    if class_name not in memo:
+        # the same for whichever method asks first: no function of its own (a class's method stands in
+        # with a node no call resolves to, so every `self.m()` is looked into alike)
+        owner = None if ctx.fn is None or not class_name else FunctionRef(
+            ctx.fn.qualname, ctx.fn.name, ctx.fn.module, cst.FunctionDef(cst.Name("_"), cst.Parameters(),
+                                                                         cst.SimpleStatementSuite(())), class_name)
+        shared = _Context(ctx.module, ctx.project, owner, (), failures=ctx.failures)
+        for name, value in ctx.module.constants.items():
+            kind = _binding_kind(value, shared)
+            if kind:
+                shared.bindings[name] = kind
+        klass = ctx.module.classes.get(class_name) if class_name else None
         for method in klass.methods.values() if klass else ():
             for node in _walk(method.node):
                 if isinstance(node, cst.Assign):
-                    _bind_targets(node.targets, node.value, ctx, only_self=True)
+                    _bind_targets(node.targets, node.value, shared, only_self=True)
+        memo[class_name] = shared.bindings
+    ctx.bindings.update(memo[class_name])
     for node in _walk_all(ctx.statements):
         if isinstance(node, cst.Assign):
             _bind_targets(node.targets, node.value, ctx, only_self=False)

@@ -368,21 +368,35 @@ def _target_lines(info: TaskInfo, project: Project) -> set[tuple[str, int]]:
     out: set[tuple[str, int]] = set()
     methods = {name: fn for klass in reversed(project.lineage(info.klass)) for name, fn in klass.methods.items()}
     for method in methods.values():
-        handles: set[str] = set()
-        for node in walk(method.node.body):
-            if isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name) \
-                    and any(_is_target_call(n) for n in walk(node.item)):
-                handles.add(node.asname.name.value)
-            elif isinstance(node, cst.Assign) and len(node.targets) == 1 and \
-                    isinstance(node.targets[0].target, cst.Name) and any(_is_target_call(n) for n in walk(node.value)):
-                handles.add(node.targets[0].target.value)
-        for node in walk(method.node.body):
-            if _is_target_call(node) or (isinstance(node, cst.Name) and node.value in handles):
-                out.add((method.module.relpath, method.module.line(node)))
-            elif isinstance(node, cst.Call) and any(isinstance(a.value, cst.Name) and a.value.value in handles
-                                                    for a in node.args):
-                out.add((method.module.relpath, method.module.line(node)))  # `df.to_csv(\n f, ...)`
+        out |= _method_target_lines(method)
     return out
+
+
+def _method_target_lines(method: FunctionRef) -> frozenset[tuple[str, int]]:
+    """`_target_lines` of one method, computed once: a task is a stage of every pipeline that needs it,
+    and a base task's methods are inherited by each of its subclasses."""
+    memo = method.module.memo.setdefault("luigi_target_lines", {})
+    assert isinstance(memo, dict)
+    if method.qualname in memo:
+        return memo[method.qualname]  # type: ignore[no-any-return]
+    nodes = list(walk(method.node.body))
+    handles: set[str] = set()
+    for node in nodes:
+        if isinstance(node, cst.WithItem) and node.asname is not None and isinstance(node.asname.name, cst.Name) \
+                and any(_is_target_call(n) for n in walk(node.item)):
+            handles.add(node.asname.name.value)
+        elif isinstance(node, cst.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0].target, cst.Name) and any(_is_target_call(n) for n in walk(node.value)):
+            handles.add(node.targets[0].target.value)
+    out: set[tuple[str, int]] = set()
+    for node in nodes:
+        if _is_target_call(node) or (isinstance(node, cst.Name) and node.value in handles):
+            out.add((method.module.relpath, method.module.line(node)))
+        elif isinstance(node, cst.Call) and any(isinstance(a.value, cst.Name) and a.value.value in handles
+                                                for a in node.args):
+            out.add((method.module.relpath, method.module.line(node)))  # `df.to_csv(\n f, ...)`
+    memo[method.qualname] = frozenset(out)
+    return memo[method.qualname]  # type: ignore[no-any-return]
 
 
 def _is_target_call(node: cst.CSTNode) -> bool:
