@@ -1170,3 +1170,29 @@ def test_a_recursive_helper_calling_a_method_on_its_parameter_settles(tmp_path: 
     effects = [e.target for s in pipeline.stages for e in (*s.reads, *s.writes)]
     assert not [t for t in effects if "did not settle" in t]
     assert _kind(pipeline, "list_remote", "write_local") in {None, "order"}
+
+
+def test_a_handle_parameter_passed_into_unmodelled_code_is_an_unknown_effect_on_it(tmp_path: Path) -> None:
+    # `ensure(engine)` hands its parameter to code we can't see: if the caller passes a handle, the
+    # call may read or write through it. Before, only a handle the function made itself counted.
+    pipeline = _pipeline(tmp_path, """
+        import sqlalchemy as sa
+
+        ENGINE = sa.create_engine("postgresql://db/shop")
+        meta = sa.MetaData()
+
+        def ensure(engine):
+            meta.create_all(engine)
+
+        def create_schema():
+            ensure(ENGINE)
+
+        def read_orders():
+            with ENGINE.connect() as conn:
+                return conn.execute(sa.text("SELECT * FROM orders")).all()
+
+        def main():
+            create_schema()
+            read_orders()
+    """)
+    assert _kind(pipeline, "create_schema", "read_orders") == "unknown"

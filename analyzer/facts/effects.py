@@ -26,6 +26,7 @@ from .index import ClassRef, FunctionRef, ModuleIndex, Project, dotted
 from .signals import is_log_call
 from .tree import children as _children
 from .values import (
+    SA_STATEMENT_CALLS,
     SQL_COMPOSERS,
     WILD,
     Scope,
@@ -423,6 +424,10 @@ class Context:
             value = owner.constants.get(parts[n]) if n < len(parts) - 1 else None
             if isinstance(value, _LITERALS):
                 return False
+            model = self.project.klass(".".join(parts[:n + 1])) if n < len(parts) - 2 else None
+            if (model is not None and not parts[n + 1].startswith("__") and is_orm_model(model, self.project)
+                    and self.catalog.methods_of(ORM_MODEL, parts[n + 1]) is None):
+                return False  # `Publication.funders.any()`: a query expression built from a model's column
             return not (isinstance(value, cst.Call) and self.plain_value(value, owner))
         return True
 
@@ -516,6 +521,8 @@ class Context:
                     manager = self.model_manager(expr, module)
                     if manager is not None:
                         return manager
+                    if self.model_column(expr, module):
+                        return None
                     # `SparkSession.builder`: an external class's attribute
                     return self.opaque_handle(module.qualify(expr) or "", expr, module, None, scope)
                 return None
@@ -537,6 +544,15 @@ class Context:
             return None
         return Handle(model.returns, "database", f"{klass.name}.{expr.attr.value}", True, False,
                       f"{klass.qualname}.{expr.attr.value}", table=table)
+
+    def model_column(self, expr: cst.Attribute, module: ModuleIndex) -> bool:
+        """`Publication.title`, `Publication.funders`: a column or relationship of an analysed ORM model,
+        from which queries are built (`.is_not(None)`, `.any()`, `.in_(...)`): a plain value, not a
+        handle. Running the query is the effect (`session.execute(...)`)."""
+        if expr.attr.value.startswith("__") or not isinstance(expr.value, cst.Name | cst.Attribute):
+            return False
+        klass = self.project.klass(module.qualify(expr.value))
+        return klass is not None and is_orm_model(klass, self.project)
 
     def sub_object(self, base: Handle, expr: cst.Attribute | cst.Subscript, scope: Scope) -> Handle:
         """`client.shop`, `db["orders"]`: a modelled accessor's type, else an opaque level below `base`."""
@@ -1410,6 +1426,14 @@ class _Function:
             handle = self.handle_of(arg.value)
             if handle is not None and RESULT not in handle.type:
                 self.unknown_on(handle, f"passing it to {callee}()", node)
+            elif handle is None and isinstance(arg.value, cst.Name) and arg.value.value in self.params \
+                    and arg.value.value not in {"self", "cls"}:
+                # the parameter may be a handle (`def ensure(engine): meta.create_all(engine)`): if the
+                # caller passes one, this is an unknown effect on it (summaries.map_access decides)
+                why = f"passing {arg.value.value} to {callee}() is not modelled"
+                for write in (False, True):
+                    self.add(write, "unknown", ("param", arg.value.value), why, node, of="handle", assumed=True,
+                             origin="fallback")
 
     def through_param(self, receiver: cst.BaseExpression, method: str, node: cst.Call, found_sql: bool,
                       read_only: bool = False) -> None:
@@ -1592,9 +1616,11 @@ class _Function:
         if table is None and isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
             manager = self.handle_of(expr.func.value)  # `Order.query.filter_by(...).one()`: a loaded row
             table = manager.table if manager is not None and manager.table else None
-        if (table is None and self.klass is not None and isinstance(expr, cst.Name)
-                and expr.value in {"cls", "self"}):
-            # `session.get(cls, pk)` in a model's classmethod, `session.add(self)` in its method
+        made = expr.func if isinstance(expr, cst.Call) else expr
+        if (table is None and self.klass is not None and isinstance(made, cst.Name)
+                and made.value in {"cls", "self"}):
+            # `session.get(cls, pk)` in a model's classmethod, `session.add(self)` in its method,
+            # `row = cls(...)` then `session.add(row)`
             table = model_table(self.klass, self.project)
         reads, writes = effect in {"read", "readwrite"}, effect in {"write", "readwrite"}
         if writes and expr is not None:
@@ -1695,7 +1721,8 @@ class _Function:
 
 
 #: plain calls whose result can be SQL text (statement builders, a file's text, a path)
-_TEXT_CALLS = frozenset({"str", "open", "io.open", "pathlib.Path", "Path", "os.path.join"}) | SQL_COMPOSERS
+_TEXT_CALLS = frozenset({"str", "open", "io.open", "pathlib.Path", "Path", "os.path.join"}) | SQL_COMPOSERS | \
+    SA_STATEMENT_CALLS
 
 
 def on_handle(access: Access, handle: Handle) -> Access:

@@ -450,13 +450,28 @@ class Project:
         if not qualified:
             return None
         key = self._canonical(qualified)
+        if key is not None and key in self.modules:
+            key = self._rebound(key)
         return self.functions.get(key) if key else None
 
     def klass(self, qualified: str | None) -> ClassRef | None:
         if not qualified:
             return None
         key = self._canonical(qualified)
+        if key is not None and key in self.modules:
+            key = self._rebound(key)
         return self.classes.get(key) if key else None
+
+    def _rebound(self, module: str) -> str | None:
+        """`pkg.title` names the submodule `pkg/title.py`, but when `pkg/__init__.py` does `from .title
+        import title`, the attribute `pkg.title` is that function (the import rebinds it), which is
+        what `from pkg import title` / `pkg.title(x)` call."""
+        package, _, attr = module.rpartition(".")
+        owner = self.modules.get(package) if package else None
+        rebound = owner.imports.get(attr) if owner is not None else None
+        if not rebound or rebound == module:
+            return None
+        return self._canonical(rebound)
 
     def method(self, klass: ClassRef, name: str, depth: int = 0) -> FunctionRef | None:
         """A method by name, looking through analysed base classes."""

@@ -13,7 +13,7 @@ import libcst as cst
 
 from ..model import DIR_KEY, Diagnostic, Effect, FanOut, Location, Resource, RoleEvidence, Signal, Stage
 from . import sql as sqlmod
-from .effects import Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
+from .effects import RESULT, Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
 from .summaries import Total, bound_total, expand_virtual
 from .tree import walk
@@ -231,7 +231,7 @@ class StageBuilder:
                 bucket.append(effect_of(access))
             elif place[0] == "param" and access.of == "handle":
                 handle = (param_handles or {}).get(place[1])
-                if handle is not None:
+                if handle is not None and RESULT not in handle.type:
                     bucket.append(effect_of(on_handle(access, handle)))
             elif place[0] == "param":
                 keys = params.get(place[1], set())

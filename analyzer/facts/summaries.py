@@ -21,6 +21,7 @@ import networkx as nx
 
 from ..model import MEMORY_KINDS, Signal
 from .effects import (
+    RESULT,
     SELF,
     Access,
     CallSite,
@@ -161,6 +162,8 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
         return [access]
     if access.of == "handle" and place[0] == "param":
         handle = dict(site.handle_params).get(place[1])
+        if handle is not None and RESULT in handle.type:
+            return []  # the data a modelled access returned (rows, a response): using it is no access
         if handle is not None:
             return [on_handle(access, handle)]
     targets: Iterable[Place]

@@ -449,6 +449,10 @@ _SA_CLAUSES = frozenset({
 _UPSERTS = frozenset({"on_conflict_do_nothing", "on_conflict_do_update", "on_duplicate_key_update"})
 
 
+#: plain calls that start a SQLAlchemy statement (`select(Run)`): their value is SQL to scan
+SA_STATEMENT_CALLS = frozenset(_SA_ROOTS)
+
+
 def orm_table(expr: cst.BaseExpression, module: ModuleIndex, project: Project) -> str | None:
     """The table of an ORM model class or instance: `__tablename__`, else the class name in snake case."""
     if isinstance(expr, cst.Call):
@@ -540,7 +544,16 @@ def sa_statement(call: cst.Call, scope: Scope) -> str | None:
         return None
     chain: list[cst.Call] = []
     node: cst.BaseExpression = call
-    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and len(chain) < 64:
+    hops = 0
+    while len(chain) < 64:
+        if isinstance(node, cst.Name) and isinstance(scope.locals.get(node.value), cst.Call) and hops < 4:
+            node = scope.locals[node.value]  # `stmt = insert(t).from_select(...)`, then `stmt.on_duplicate_...`
+            hops += 1
+            continue
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
+            break
+        if (scope.module.qualify(node.func) or "") in _SA_ROOTS:
+            break  # `mysql.insert(t)`: a dialect's constructor reached through its module
         method = node.func.attr.value
         if method in _SA_TABLE_VERBS and _table_of(node.func.value, scope) is not None:
             break
