@@ -437,3 +437,29 @@ def test_a_dict_return_annotation_pushes_each_key_as_airflow_infers(tmp_path: Pa
     report = analyze([tmp_path], Options())
     (pipeline,) = report.pipelines
     assert [(e.source, e.target, e.kind) for e in pipeline.edges] == [("keys", "forms", "data")]
+
+
+def test_airflow_list_slices_pick_the_tasks_a_loop_added() -> None:
+    # `loaders[1:] >> publish`, `loaders[0] >> archive`: before, a slice stood for the whole list, so
+    # `export_orders` was declared upstream of `publish` too
+    report = analyze([ROOT / "fixtures" / "frameworks" / "airflow_loop_built_tasks"], Options())
+    pipeline = _pipeline(report, "exports")
+    declared = {(e.source, e.target) for e in pipeline.edges if e.declared}
+    assert ("export_customers", "publish") in declared
+    assert ("export_invoices", "publish") in declared
+    assert ("export_orders", "archive_orders") in declared
+    assert ("export_orders", "publish") not in declared
+    assert ("export_customers", "archive_orders") not in declared
+    assert [s.id for s in pipeline.stages if s.id.startswith("export_")] == [
+        "export_orders", "export_customers", "export_invoices"]
+
+
+@pytest.mark.parametrize("audited", ["", "src/model"])
+def test_sklearn_steps_imported_from_other_modules_are_flattened(audited: str) -> None:
+    # audited at the fixture's root, or at `src/model` only: then `src.model.preprocess` is reached
+    # through a plain directory above the analysed folder (the "src layout")
+    folder = FIXTURES / "sklearn_imported_steps"
+    report = analyze([folder / audited if audited else folder], Options())
+    pipeline = _pipeline(report, "train")
+    assert [s.id for s in pipeline.stages] == [
+        "ratios", "fill_numbers", "scale", "fill_labels", "one_hot", "logisticregression"]

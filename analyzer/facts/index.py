@@ -412,8 +412,12 @@ class Project:
         if qualified in self.functions or qualified in self.classes or qualified in self.modules:
             return qualified
         for outer in self._outer:
-            if qualified.startswith(outer + "."):
-                inner = qualified[len(outer) + 1:]
+            marker = outer + "."
+            # `pipeline.x`, or `src.pipeline.x` from a repository that imports the analysed folder
+            # through a plain directory above it (the "src layout")
+            start = 0 if qualified.startswith(marker) else qualified.find("." + marker) + 1
+            if start or qualified.startswith(marker):
+                inner = qualified[start + len(marker):]
                 if inner in self.functions or inner in self.classes or inner in self.modules:
                     return inner
         hits = self._suffix.get(qualified)

@@ -107,6 +107,14 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
         if expr.attr.value == "parent":  # pathlib: Path(__file__).parent
             inner = _eval(expr.value, scope, depth + 1)
             return _dirname(inner) if inner is not None else WILD
+        if expr.attr.value in {"name", "stem", "suffix"} and _is_path(expr.value, scope):
+            # pathlib: `Path(p).stem` names a task or a file after its source (`hior_items_new`)
+            inner = _eval(expr.value, scope, depth + 1)
+            if inner is None:
+                return WILD
+            base = inner.rstrip("/").rsplit("/", 1)[-1]
+            stem, dot, suffix = base.rpartition(".") if "." in base.lstrip(".") else (base, "", "")
+            return {"name": base, "stem": stem, "suffix": dot + suffix}[expr.attr.value]
         if isinstance(expr.value, cst.Name) and expr.value.value == "self" and expr.attr.value in scope.self_values:
             return scope.self_values[expr.attr.value]
         if (isinstance(expr.value, cst.Name) and expr.value.value in {"self", "cls"}
@@ -253,6 +261,23 @@ def _name(name: str, scope: Scope, depth: int) -> str | None:
     if found is not None:
         return _eval(found[0], Scope(found[1], scope.project), depth + 1)
     return WILD
+
+
+_PATH_TYPES = frozenset({"pathlib.Path", "pathlib.PurePath", "pathlib.PurePosixPath", "pathlib.PosixPath"})
+
+
+def _is_path(expr: cst.BaseExpression, scope: Scope) -> bool:
+    """`expr` is a pathlib path: `Path(...)`, or its `.parent` / `/ "x"` / `.with_suffix(...)`."""
+    if isinstance(expr, cst.Call):
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in {"with_suffix", "with_name", "resolve",
+                                                                             "absolute", "joinpath"}:
+            return _is_path(expr.func.value, scope)
+        return (scope.module.qualify(expr.func) or "") in _PATH_TYPES
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "parent":
+        return _is_path(expr.value, scope)
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Divide):
+        return _is_path(expr.left, scope)
+    return False
 
 
 def module_constant(name: str, scope: Scope) -> tuple[cst.BaseExpression, ModuleIndex] | None:

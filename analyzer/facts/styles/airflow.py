@@ -355,6 +355,11 @@ class DagWalker:
                 i = int(index.value.value)
                 if -len(refs) <= i < len(refs) and isinstance(expr.value, cst.Name):
                     return [refs[i]]
+            if isinstance(index, cst.Slice) and isinstance(expr.value, cst.Name):
+                bounds = [_int_literal(b) for b in (index.lower, index.upper, index.step)]
+                given = [b for b in (index.lower, index.upper, index.step) if b is not None]
+                if all(_int_literal(b) is not None for b in given):
+                    return refs[slice(*bounds)]  # `tasks[1:]`: the list's tasks after the first
             return refs  # a result subscripted by key is still that task's result
         if isinstance(expr, cst.ListComp | cst.GeneratorExp):
             return self.comprehension(expr)
@@ -1039,6 +1044,16 @@ class DagWalker:
                     a, b = (other, tid) if j < i else (tid, other)
                     links.append(Link(a, b, "unknown", (reason,)))
         return links
+
+
+def _int_literal(expr: cst.BaseExpression | None) -> int | None:
+    """The value of an integer literal (`3`, `-1`), else None."""
+    if isinstance(expr, cst.Integer):
+        return int(expr.value)
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and \
+            isinstance(expr.expression, cst.Integer):
+        return -int(expr.expression.value)
+    return None
 
 
 def _is_chain(expr: cst.BaseExpression) -> bool:

@@ -66,6 +66,20 @@ class SklearnReader:
                 return self.resolve(value, depth + 1)
         return expr
 
+    def imported(self, expr: cst.BaseExpression) -> tuple[cst.BaseExpression, ModuleIndex] | None:
+        """`from prep import preprocessing` used as a step: the estimator that analysed module defines
+        (its expression and its module, where the names inside it are read)."""
+        if not isinstance(expr, cst.Name) or expr.value in self.b.scope or expr.value in self.b.module.constants:
+            return None
+        qualified = self.b.module.imports.get(expr.value)
+        if not qualified or "." not in qualified:
+            return None
+        owner, _, attr = qualified.rpartition(".")
+        module = self.project.module_of(owner)
+        if module is None or module is self.b.module or attr not in module.constants:
+            return None
+        return module.constants[attr], module
+
     def kind(self, expr: cst.BaseExpression) -> str:
         if not isinstance(expr, cst.Call):
             return ""
@@ -124,6 +138,15 @@ class SklearnReader:
     def estimator(self, expr: cst.BaseExpression, inputs: list[str], name: str,
                   fanout: FanOut | None) -> tuple[list[str], list[str]]:
         """Stages for one estimator fed by `inputs` (stage ids); returns (entries, exits)."""
+        found = self.imported(self.resolve(expr))
+        if found is not None:
+            # read the imported estimator in its own module; its steps are stages like local ones
+            saved = (self.b.module, self.b.scope)
+            self.b.module, self.b.scope = found[1], {}
+            try:
+                return self.estimator(found[0], inputs, name, fanout)
+            finally:
+                self.b.module, self.b.scope = saved
         value = self.resolve(expr)
         kind = self.kind(value)
         if kind and isinstance(value, cst.Call):
