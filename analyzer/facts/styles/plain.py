@@ -326,6 +326,9 @@ class Driver:
                 return
             if len(objs) == 1 and self.w.objects[next(iter(objs))].label == label:
                 self.w.env[label] = set(objs)  # the stage result already carries this name
+                made = self.working_constructor(value.func) if isinstance(value, cst.Call) else None
+                if made is not None:  # `fi = Indicators(rows)` built by a constructor stage
+                    self.w.instances[label] = (made[0], next(iter(objs)))
                 return
             obj = self.new_obj(label, None, objs)
             self.w.env[label] = {obj.key}
@@ -397,6 +400,33 @@ class Driver:
                                 break
         return out
 
+    def callback(self, call: cst.Call, results: set[str]) -> set[str]:
+        """`pool.apply_async(f, args, callback=lambda r: collect(r, out))`: the callback runs on each
+        task's result, so the analysed calls it makes are stages that read that result (a function
+        named directly, `callback=collect`, is called with it)."""
+        handler = next((a.value for a in call.args if a.keyword is not None and a.keyword.value == "callback"), None)
+        if handler is None:
+            return set()
+        if id(call) in self.w.discarded and self.w.stages:
+            # the submission's value is dropped, but each result is handed to the callback
+            task = self.w.stages[-1]
+            for key in sorted(results):
+                task = self.builder.with_result(task, key, self.w.objects[key].label, task.line)
+            self.w.stages[-1] = task
+        if isinstance(handler, cst.Lambda):
+            saved = {k: set(v) for k, v in self.w.env.items()}
+            for param in handler.params.params:
+                self.w.env[param.name.value] = set(results)
+            try:
+                return self.expr(handler.body)
+            finally:
+                self.w.env = saved
+        ref = self.resolve_ref(handler)
+        if ref is None:
+            return set()
+        return self.stage(ref, call, [set(results)], [cst.Arg(cst.Name("result"))], fanout=None,
+                          via_self=_is_self_ref(handler))
+
     def comprehension(self, expr: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp) -> set[str]:
         saved = {k: set(v) for k, v in self.w.env.items()}
         out: set[str] = set()
@@ -440,8 +470,14 @@ class Driver:
                         executor.capped if executor else None,
                     )
                     arg_objs = [self.expr(a.value) for a in args[1:]]
-                    return receiver | self.stage(target, call, arg_objs, args[1:], fanout=fan,
-                                                 via_self=_is_self_ref(args[0].value))
+                    submitted = args[0].value
+                    via_self = _is_self_ref(submitted)
+                    # `pool.submit(calc.run, x)`: a method of an object the driver made
+                    instance = (self.instance_of(submitted.value)
+                                if isinstance(submitted, cst.Attribute) and not via_self else None)
+                    results = self.stage(target, call, arg_objs, args[1:], fanout=fan, via_self=via_self,
+                                         instance=instance[1] if instance else None)
+                    return receiver | results | self.callback(call, results)
         qualified = self.module.qualify(func) or ""
         mechanism = _CONCURRENT.get(qualified) or (
             "task" if isinstance(func, cst.Attribute) and func.attr.value in {"create_task", "start_soon"} else None)
@@ -472,6 +508,14 @@ class Driver:
                 return handled
         callee = self.resolve_call(func)
         arg_objs = [self.expr(a.value) for a in call.args]
+        constructor = self.working_constructor(func) if callee is None else None
+        if constructor is not None:
+            # `fi = FinancialIndicators(rows)` whose `__init__` computes from what it is given: a stage,
+            # named by the class, whose result is the object its methods later read
+            fanout = self.w.gathers[-1] if self.w.gathers else (
+                FanOut("loop", self.w.loops[-1], self.module.line(call), None) if self.w.loops else None)
+            return self.stage(constructor[1], call, arg_objs, list(call.args), fanout=fanout, via_self=False,
+                              stage_name=constructor[0].name)
         receiver_objs: set[str] = set()
         if isinstance(func, cst.Attribute):
             receiver_objs = self.expr(func.value)
@@ -542,6 +586,17 @@ class Driver:
         if len(started) >= 2:
             self.w.concurrent.append(started)
         return out
+
+    def working_constructor(self, func: cst.BaseExpression) -> tuple[ClassRef, FunctionRef] | None:
+        """The analysed class a call builds, with its `__init__`, when that does more than keep its
+        arguments (`self.x = x`, `super().__init__(...)`, a docstring): it computes or reaches a system."""
+        if not isinstance(func, cst.Name | cst.Attribute):
+            return None
+        klass = self.project.klass(self.module.qualify(func))
+        init = klass.methods.get("__init__") if klass is not None else None
+        if klass is None or init is None or not _does_work(init):
+            return None
+        return klass, init
 
     def instance_of(self, expr: cst.BaseExpression) -> tuple[ClassRef, tuple[str, str] | None] | None:
         """The analysed class a method receiver is an instance of, with its (key, label) when it can be shared."""
@@ -617,13 +672,13 @@ class Driver:
 
     def stage(self, callee: FunctionRef, call: cst.Call, arg_objs: list[set[str]], args: list[cst.Arg],
               fanout: FanOut | None, via_self: bool, dynamic: str | None = None,
-              instance: tuple[str, str] | None = None) -> set[str]:
+              instance: tuple[str, str] | None = None, stage_name: str | None = None) -> set[str]:
         # `from steps.ingest import main as bronze; bronze()`: when the function's own name does not tell it
         # apart (a `main` in every step module), the stage is what the driver calls it
         func = call.func
         aliased = (isinstance(func, cst.Name) and func.value != callee.name and func.value in self.module.imports
                    and self.project.shared_name(callee.name))
-        name = func.value if aliased and isinstance(func, cst.Name) else callee.name
+        name = stage_name or (func.value if aliased and isinstance(func, cst.Name) else callee.name)
         count = self.w.names.get(name, 0) + 1
         self.w.names[name] = count
         stage_id = name if count == 1 else f"{name}#{count}"
@@ -642,6 +697,13 @@ class Driver:
         param_classes = {name: found[0].qualname for name, arg in named
                          if (found := self.instance_of(arg.value)) is not None}
         keys_by_param = {p: {k for o in objs for k in self.w.objects[o].keys} for p, objs in bound.items()}
+        if instance is not None and instance[0] in self.w.objects:
+            # `calc = Calc(rows)` then `calc.run()`: the method sees what the object was built from
+            made = self.w.objects[instance[0]]
+            # ...and, when a constructor stage built it, the object that stage wrote
+            built_from = set(made.keys) if made.producers else made.keys - {instance[0]}
+            if built_from:
+                keys_by_param["self"] = set(built_from)
         # what the driver read and handed over is a read of that file or table, not a variable of its own
         driver_reads = [effect_of(a) for keys in keys_by_param.values() for k in sorted(keys)
                         for a in self.w.read_objs.get(k, ())]
@@ -901,6 +963,46 @@ def _names(target: cst.BaseExpression) -> list[str]:
     if isinstance(target, cst.Tuple | cst.List):
         return [n for el in target.elements for n in _names(el.value)]
     return []
+
+
+#: builtins that only copy or convert what they are given
+_COPIES = frozenset({"list", "dict", "set", "tuple", "frozenset", "str", "int", "float", "bool", "bytes"})
+
+
+def _does_work(init: FunctionRef) -> bool:
+    """`__init__` does more than store its parameters: any call (but `super().__init__(...)`), or a
+    value other than a parameter, a literal or `None`."""
+    params = set(init.params)
+    body = init.node.body.body if isinstance(init.node.body, cst.IndentedBlock) else ()
+    for stmt in body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            return True  # an `if`, a loop, a `with`: work
+        for small in stmt.body:
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString | cst.ConcatenatedString):
+                continue  # a docstring
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call) and _is_super_init(small.value):
+                continue
+            value = small.value if isinstance(small, cst.Assign | cst.AnnAssign) else None
+            if isinstance(small, cst.Pass) or (isinstance(small, cst.AnnAssign) and value is None):
+                continue
+            if value is None:
+                return True
+            if isinstance(value, cst.Name) and (value.value in params or value.value in {"None", "True", "False"}):
+                continue
+            if (isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in _COPIES
+                    and all(isinstance(a.value, cst.Name) and a.value.value in params for a in value.args)):
+                continue  # `self.steps = list(steps)`: a copy of an argument, no work
+            if isinstance(value, cst.SimpleString | cst.Integer | cst.Float | cst.List | cst.Dict | cst.Tuple) \
+                    and not any(isinstance(n, cst.Call) for n in _walk(value)):
+                continue
+            return True
+    return False
+
+
+def _is_super_init(call: cst.Call) -> bool:
+    func = call.func
+    return (isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call)
+            and isinstance(func.value.func, cst.Name) and func.value.func.value == "super")
 
 
 def _is_self_ref(expr: cst.BaseExpression | None) -> bool:
