@@ -354,6 +354,30 @@ def test_kedro_list_dict_and_params_inputs(tmp_path: Path) -> None:
     assert all("params:" not in e.target for s in p.stages for e in s.reads)
 
 
+def test_kedro_inputs_and_outputs_built_with_dict_keywords(tmp_path: Path) -> None:
+    # `inputs=dict(datos="table", n="params:n")` is the mapping `{"datos": "table", ...}`: before, it
+    # was a dataset name built at run time, an unknown read that met every other node
+    report = run(tmp_path, {"p.py": """
+        from kedro.pipeline import Node, pipeline
+
+        def pca(datos, n): return datos
+        def umap(datos, metodo, n): return datos
+        def merge(a, b): return a
+
+        def create_pipeline():
+            return pipeline([
+                Node(func=pca, inputs=dict(datos="table", n="params:pca_n"), outputs="pca_out", name="pca"),
+                Node(func=umap, inputs=dict(datos="table", metodo="params:m", n="params:umap_n"),
+                     outputs=dict(out="umap_out"), name="umap"),
+                Node(func=merge, inputs=dict(a="pca_out", b="umap_out"), outputs="merged", name="merge"),
+            ])
+    """})
+    p = pick(report, "create_pipeline", "kedro")
+    assert not depends(p, "pca", "umap")
+    assert depends(p, "pca", "merge") and depends(p, "umap", "merge")
+    assert not [e for s in p.stages for e in s.reads if e.kind == "unknown"]
+
+
 def test_kedro_node_taken_from_a_list_and_unreadable_elements_are_reported(tmp_path: Path) -> None:
     """`prepare[0]` in a node list is that node; an element that is no node stagegraph can read is an
     `unresolved` diagnostic, never silently dropped (it was, and the pipeline looked complete)."""

@@ -192,7 +192,7 @@ class PipelineReader:
         fn_params = [p for p in func.params if p not in {"self", "cls"}] if func is not None else []
         dynamic: list[str] = []
         inputs: list[tuple[str, str]] = []
-        in_expr = argument(call, 1, "inputs")
+        in_expr = _as_dict(argument(call, 1, "inputs"), module)
         if isinstance(in_expr, cst.Dict):
             for el in in_expr.elements:
                 if isinstance(el, cst.DictElement):
@@ -203,7 +203,7 @@ class PipelineReader:
             for i, name in enumerate(self.names(in_expr, scope, dynamic, "inputs")):
                 inputs.append((fn_params[i] if i < len(fn_params) else "", name))
         outputs: list[str] = []
-        out_expr = argument(call, 2, "outputs")
+        out_expr = _as_dict(argument(call, 2, "outputs"), module)
         if isinstance(out_expr, cst.Dict):
             outputs = [evaluate(el.value, scope) or WILD for el in out_expr.elements if isinstance(el, cst.DictElement)]
         else:
@@ -279,7 +279,18 @@ class PipelineReader:
         )
 
 
+def _as_dict(expr: cst.BaseExpression | None, module: ModuleIndex) -> cst.BaseExpression | None:
+    """`dict(datos="model_input_table", n="params:n")` read as the literal `{"datos": ..., "n": ...}`
+    it builds (keywords only; any other call stays what it is)."""
+    if not (isinstance(expr, cst.Call) and (module.qualify(expr.func) or "") == "dict" and expr.args
+            and all(a.keyword is not None and not a.star for a in expr.args)):
+        return expr
+    return cst.Dict([cst.DictElement(cst.SimpleString(repr(a.keyword.value)), a.value)
+                     for a in expr.args if a.keyword is not None])
+
+
 def _mapping(expr: cst.BaseExpression | None, scope: Scope) -> dict[str, str]:
+    expr = _as_dict(expr, scope.module)
     if expr is None:
         return {}
     if isinstance(expr, cst.Dict):
