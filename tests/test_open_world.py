@@ -1196,3 +1196,31 @@ def test_a_handle_parameter_passed_into_unmodelled_code_is_an_unknown_effect_on_
             read_orders()
     """)
     assert _kind(pipeline, "create_schema", "read_orders") == "unknown"
+
+
+def test_a_secret_read_is_a_key_of_its_own_store(tmp_path: Path) -> None:
+    # `get_secret_value` reads a secret; before, it was an unknown read of the AWS client's files,
+    # which met any object written through another client (here: an S3 upload)
+    pipeline = _pipeline(tmp_path, """
+        import os
+        import boto3
+
+        def token():
+            client = boto3.client("secretsmanager")
+            return client.get_secret_value(SecretId=os.environ["SECRET"])["SecretString"]
+
+        def publish(rows):
+            boto3.client("s3").put_object(Bucket="exports", Key="items.json", Body=str(rows))
+
+        def rotate():
+            boto3.client("secretsmanager").put_secret_value(SecretId="app/token", SecretString="x")
+
+        def main(rows):
+            token()
+            publish(rows)
+            rotate()
+    """)
+    assert _kind(pipeline, "token", "publish") in {None, "order"}
+    assert _kind(pipeline, "publish", "rotate") in {None, "order"}
+    # an unknown secret id may be the one rotated: not proven apart
+    assert _kind(pipeline, "token", "rotate") == "unknown"
