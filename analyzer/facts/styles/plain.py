@@ -21,7 +21,7 @@ from ..effects import INSTANCE, MUTATORS, Access, Context, Handle, _self_attr, _
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project, named_arguments
 from ..stagefx import StageBuilder, dedupe, effect_of
 from ..tree import children as _children
-from ..values import evaluate
+from ..values import MARK, evaluate, finish, known, substitute
 
 _EXECUTORS = {
     "concurrent.futures.ThreadPoolExecutor": ("executor", ("max_workers",), 0),
@@ -91,6 +91,8 @@ class _Walk:
     concurrent: list[set[str]] = field(default_factory=list)  # stages started together: no order among them
     #: objects the driver read itself (`df = pd.read_parquet(P)`) -> the reads that made them
     read_objs: dict[str, list[Access]] = field(default_factory=dict)
+    #: results of glue stages (`df = read_parquet(P)`, see `Driver.glue`) -> the reads a consumer inherits
+    carried: dict[str, list[Access]] = field(default_factory=dict)
 
 
 class Driver:
@@ -527,8 +529,10 @@ class Driver:
                 fanout = self.w.gathers[-1]
             elif self.w.loops:
                 fanout = FanOut("loop", self.w.loops[-1], self.module.line(call), None)
-            return self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self,
+            made = self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self,
                               instance=instance[1] if instance else None)
+            self.glue(callee, call, arg_objs, made)
+            return made
         out = set(receiver_objs)
         for objs in arg_objs:
             out |= objs
@@ -549,6 +553,29 @@ class Driver:
                 data = out - set(self.w.env.get(name, set()))
                 self.driver_write(self.w.handles[name], data)
         return out
+
+    def glue(self, callee: FunctionRef, call: cst.Call, arg_objs: list[set[str]], made: set[str]) -> None:
+        """`df = read_parquet(p)`, `write_parquet(df, p)` with helpers that only read or write the file their
+        caller names: the stage that is handed what was read reads that file too, and the stage that
+        produced what is written writes it, as if the driver had called `pl.read_parquet(p)` itself.
+        A step then depends on the file it really consumes even when the read is its own stage (a
+        later overwrite of the file must wait for the step, not only for the read)."""
+        if not _thin_io(callee, self.builder):
+            return
+        params = [p for p in callee.params if p not in {"self", "cls"}]
+        values = {name: evaluate(arg.value, self.scope) for name, arg in named_arguments(params, call.args)}
+        reads: list[Access] = []
+        writes: list[Access] = []
+        for access in self.builder.total(callee).accesses:
+            if access.place is None:
+                for resolved in _resolve(access, values):
+                    (writes if resolved.write else reads).append(resolved)
+        named = [a for a in reads if a.kind != "unknown"]
+        for key in made if named else ():
+            self.w.carried[key] = named
+        if writes:
+            self.own_writes[id(call)] = writes
+            self.driver_write(id(call), set().union(*arg_objs) if arg_objs else set())
 
     def driver_write(self, call: int, objs: set[str]) -> None:
         """`df = fetch(); df.to_csv(OUT)`: the driver writes what a stage produced, so for ordering that
@@ -706,7 +733,7 @@ class Driver:
                 keys_by_param["self"] = set(built_from)
         # what the driver read and handed over is a read of that file or table, not a variable of its own
         driver_reads = [effect_of(a) for keys in keys_by_param.values() for k in sorted(keys)
-                        for a in self.w.read_objs.get(k, ())]
+                        for a in (*self.w.read_objs.get(k, ()), *self.w.carried.get(k, ()))]
         keys_by_param = {p: {k for k in keys if k not in self.w.read_objs} for p, keys in keys_by_param.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
@@ -963,6 +990,45 @@ def _names(target: cst.BaseExpression) -> list[str]:
     if isinstance(target, cst.Tuple | cst.List):
         return [n for el in target.elements for n in _names(el.value)]
     return []
+
+
+def _thin_io(fn: FunctionRef, builder: StageBuilder) -> bool:
+    """A helper whose body is at most three plain statements (a docstring aside) that only read or
+    write the file or table its caller names, through library calls: no analysed callee, no resource,
+    nothing unknown, no state of its own (`def read_parquet(path): return pl.read_parquet(path)`)."""
+    if fn.is_method or not isinstance(fn.node.body, cst.IndentedBlock):
+        return False
+    body = [s for s in fn.node.body.body if not (
+        isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1 and isinstance(s.body[0], cst.Expr)
+        and isinstance(s.body[0].value, cst.SimpleString | cst.ConcatenatedString))]
+    if not body or len(body) > 3 or not all(isinstance(s, cst.SimpleStatementLine) for s in body):
+        return False
+    total = builder.total(fn)
+    if total.resources or total.callees or total.virtual:
+        return False
+    outside = [a for a in total.accesses if a.place is None]
+    # making sure a folder exists (`path.parent.mkdir(exist_ok=True)`) only reads it, even unnamed
+    ensured = [a for a in outside if a.kind == "unknown" and a.of == "dir" and not a.write]
+    named = [a for a in outside if a not in ensured]
+    if not named or any(a.kind not in {"file", "dir", "table"} for a in named):
+        return False
+    # glue passes the caller's name through unchanged; a helper that names its own file or table
+    # (`f"out/product_{p}.csv"`, `CREATE TABLE my_table`) is a step of its own
+    markers = {f"{MARK}{p}{MARK}" for p in fn.params}
+    if any(a.target not in markers for a in named):
+        return False
+    return all(a.place is None or (a.place[0] == "param" and not a.write) for a in total.accesses)
+
+
+def _resolve(access: Access, values: dict[str, str | None]) -> list[Access]:
+    """An access whose name depends on the helper's parameters, with this call's arguments filled in."""
+    if MARK not in access.target:
+        return [access]
+    target = finish(substitute(access.target, values))
+    if known(target):
+        return [access.moved(None, target)]
+    return [Access(access.write, "unknown", None, f"{access.kind} name built at run time", access.site,
+                   access.kind, access.assumed, origin="fallback")]
 
 
 #: builtins that only copy or convert what they are given
