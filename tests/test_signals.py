@@ -312,6 +312,51 @@ def test_retry_loop_through_an_analysed_callee() -> None:
     assert "publish()" in detail and "queue publish" in detail
 
 
+def test_retried_task_whose_post_is_calls_below_through_an_object_it_builds() -> None:
+    # `@task(retries=1)` -> `submit_all()` -> `api.submit()` on `api = Ingestion.from_secret(...)`:
+    # the POST is three analysed calls down, one of them a method of an object the helper builds
+    code = """
+    import requests
+    from airflow.decorators import task
+
+    class Ingestion:
+        @classmethod
+        def from_secret(cls, secret):
+            return cls()
+        def submit(self, item):
+            return requests.post("https://ingest.example.org/items", json=item, timeout=30)
+
+    def submit_all(items, secret):
+        api = Ingestion.from_secret(secret)
+        for item in items:
+            api.submit(item)
+
+    @task(retries=1)
+    def func(items):
+        submit_all(items, "stac")
+    """
+    (detail,) = only(code, sig.RETRY_NONIDEMPOTENT)
+    assert "submit_all()" in detail and "HTTP POST" in detail and "in submit()" in detail
+
+
+def test_a_helper_that_speaks_of_idempotency_is_taken_at_its_word_below_a_retry() -> None:
+    code = """
+    import requests
+    from tenacity import retry
+
+    def post_once(item):
+        return requests.post("https://api.example.org/items", json=item, headers={"Idempotency-Key": item["id"]})
+
+    def send(item):
+        post_once(item)
+
+    @retry
+    def func(item):
+        send(item)
+    """
+    assert only(code, sig.RETRY_NONIDEMPOTENT) == []
+
+
 # ---------------------------------------------------------------- order-dependent-state
 
 @pytest.mark.parametrize(

@@ -74,6 +74,7 @@ from ..model import (
 from .index import FunctionRef, ModuleIndex, Project, dotted
 from .tree import children as _children
 from .tree import strings as _strings
+from .values import local_assignments
 
 #: The how-part of a `broad-except-swallow` detail when the handler logs and nothing else: the run still
 #: reports success, so the failure is as lost as with `pass`.
@@ -412,6 +413,16 @@ def _is_query(call: cst.Call, ctx: _Context, depth: int) -> bool:
 
 
 def _callee(call: cst.Call, ctx: _Context) -> FunctionRef | None:
+    func = call.func
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and ctx.fn is not None:
+        # `api = Client.from_secret(...)` or `api = Client(...)`, then `api.submit(...)`
+        single, counts = _locals_of(ctx.fn)
+        made = single.get(func.value.value) if counts.get(func.value.value) == 1 else None
+        if isinstance(made, cst.Call):
+            maker = made.func.value if isinstance(made.func, cst.Attribute) else made.func
+            klass = ctx.project.klass(ctx.module.qualify(maker)) or ctx.project.klass(ctx.module.qualify(made.func))
+            if klass is not None:
+                return ctx.project.method(klass, func.attr.value)
     name = ctx.qualify(call.func)
     if name is None:
         return None
@@ -419,6 +430,15 @@ def _callee(call: cst.Call, ctx: _Context) -> FunctionRef | None:
         klass = ctx.module.classes.get(ctx.fn.class_name)
         return ctx.project.method(klass, name[5:]) if klass else None
     return ctx.project.function(name)
+
+
+def _locals_of(fn: FunctionRef) -> tuple[dict[str, cst.BaseExpression], dict[str, int]]:
+    """A function's locals and how often each is bound, computed once per function."""
+    memo = fn.module.memo.setdefault("signal_locals", {})
+    assert isinstance(memo, dict)
+    if fn.qualname not in memo:
+        memo[fn.qualname] = local_assignments(_walk(fn.node.body))
+    return memo[fn.qualname]  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- the main visitor
@@ -947,7 +967,7 @@ def _non_idempotent_write(scope: Sequence[cst.CSTNode], ctx: _Context, label: st
             callee = _callee(node, ctx)
             if callee is not None and (ctx.fn is None or callee.node is not ctx.fn.node):
                 sub = _Context(callee.module, ctx.project, callee, [callee.node])
-                found = _first_write(callee.node, sub)
+                found = _first_write(callee, sub, {callee.qualname})
                 if found is not None and not _mentions_idempotency([callee.node]):
                     ctx.add(RETRY_NONIDEMPOTENT, node, f"{label} around {_code(node.func)}(), which does {found}, "
                                                        "with no idempotency key")
@@ -955,11 +975,26 @@ def _non_idempotent_write(scope: Sequence[cst.CSTNode], ctx: _Context, label: st
     return False
 
 
-def _first_write(fn_node: cst.FunctionDef, ctx: _Context) -> str | None:
-    for node in _walk(fn_node.body, into_defs=False):
+#: how many analysed calls below a retried call a non-idempotent write is still looked for
+_WRITE_DEPTH = 3
+
+
+def _first_write(fn: FunctionRef, ctx: _Context, seen: set[str], depth: int = 1) -> str | None:
+    """The first non-idempotent write in `fn`, or in the analysed functions it calls (a task under
+    `@task(retries=1)` whose helper's helper POSTs), up to `_WRITE_DEPTH` calls down; a helper that
+    speaks of idempotency (a dedup key, an upsert) is taken at its word."""
+    for node in _walk(fn.node.body, into_defs=False):
         what = _write_kind(node, ctx)
         if what is not None:
             return what
+        if depth < _WRITE_DEPTH and isinstance(node, cst.Call):
+            callee = _callee(node, ctx)
+            if callee is None or callee.qualname in seen or _mentions_idempotency([callee.node]):
+                continue
+            seen.add(callee.qualname)
+            found = _first_write(callee, _Context(callee.module, ctx.project, callee, [callee.node]), seen, depth + 1)
+            if found is not None:
+                return f"{found} in {callee.name}()"
     return None
 
 
