@@ -443,7 +443,7 @@ class Context:
             return True
         fn = self.project.function(made_by)
         if fn is not None:
-            shape = function_returns(fn, _NOT_ONE_RESULT)
+            shape = function_returns(fn, _NESTED_SCOPES)
             if shape is None or not shape[0]:
                 return False
             returns, single, _ = shape
@@ -697,8 +697,6 @@ def _literal_config(call: cst.Call, scope: Scope) -> str:
 
 #: type prefix of a handle that holds a statement's result rows (`conn.execute(q).fetchall()`)
 RESULT = "result:"
-#: nodes that make a function's `return` statements not all its own single result
-_NOT_ONE_RESULT: frozenset[type[cst.CSTNode]] = frozenset({cst.FunctionDef, cst.Lambda, cst.Yield})
 #: the catalog type whose accessors are an ORM model class's managers (`query`, `objects`)
 ORM_MODEL = "orm.Model"
 
@@ -1546,14 +1544,8 @@ class _Function:
             self.model_effect(effect, node, int(spec or 0))
             return
         if kind == "table" and spec == "self":
-            table = handle.table if handle is not None else ""
-            for write in ([False] if effect in {"read", "readwrite"} else []) + (
-                    [True] if effect in {"write", "readwrite"} else []):
-                if table:
-                    self.add(write, "table", None, table, node, origin="model")
-                else:
-                    self.add(write, "unknown", None, "an ORM manager whose table could not be resolved", node,
-                             of="table", assumed=True, origin="fallback")
+            self.model_table_effect(handle.table if handle is not None else None, effect in {"read", "readwrite"},
+                                    effect in {"write", "readwrite"}, node, "an ORM manager")
             return
         if kind in {"file", "dir"} and spec == "self":
             value = evaluate(receiver, self.scope) if receiver is not None else None
@@ -1629,11 +1621,15 @@ class _Function:
                 self.add(False, "table", None, parent, node, origin="model")
         if reads and not writes and self.changes_loaded(node):
             writes = True  # the session flushes an UPDATE of what it loaded and the code changed
+        self.model_table_effect(table, reads, writes, node, "an ORM object")
+
+    def model_table_effect(self, table: str | None, reads: bool, writes: bool, node: cst.Call, what: str) -> None:
+        """Reads/writes of an ORM model's table, or an unknown table effect when it can't be named."""
         for write in ([False] if reads else []) + ([True] if writes else []):
             if table:
                 self.add(write, "table", None, table, node, origin="model")
             else:
-                self.add(write, "unknown", None, "an ORM object whose table could not be resolved", node,
+                self.add(write, "unknown", None, f"{what} whose table could not be resolved", node,
                          of="table", assumed=True, origin="fallback")
 
     def changes_loaded(self, load: cst.Call) -> bool:

@@ -412,14 +412,17 @@ class Project:
         if qualified in self.functions or qualified in self.classes or qualified in self.modules:
             return qualified
         for outer in self._outer:
-            marker = outer + "."
-            # `pipeline.x`, or `src.pipeline.x` from a repository that imports the analysed folder
-            # through a plain directory above it (the "src layout")
-            start = 0 if qualified.startswith(marker) else qualified.find("." + marker) + 1
-            if start or qualified.startswith(marker):
-                inner = qualified[start + len(marker):]
-                if inner in self.functions or inner in self.classes or inner in self.modules:
-                    return inner
+            marker = f"{outer}."
+            if qualified.startswith(marker):
+                inner = qualified[len(marker):]
+            elif f".{marker}" in qualified:
+                # `src.pipeline.x` from a repository that imports the analysed folder through a plain
+                # directory above it (the "src layout")
+                inner = qualified.split(f".{marker}", 1)[1]
+            else:
+                continue
+            if inner in self.functions or inner in self.classes or inner in self.modules:
+                return inner
         hits = self._suffix.get(qualified)
         if hits and len(hits) == 1:
             return hits[0]
@@ -451,29 +454,24 @@ class Project:
         return len(self._suffix.get(name, ())) > 1
 
     def function(self, qualified: str | None) -> FunctionRef | None:
-        if not qualified:
-            return None
-        key = self._canonical(qualified)
-        if key is not None and key in self.modules:
-            key = self._rebound(key)
+        key = self._object_key(qualified)
         return self.functions.get(key) if key else None
 
     def klass(self, qualified: str | None) -> ClassRef | None:
-        if not qualified:
-            return None
-        key = self._canonical(qualified)
-        if key is not None and key in self.modules:
-            key = self._rebound(key)
+        key = self._object_key(qualified)
         return self.classes.get(key) if key else None
 
-    def _rebound(self, module: str) -> str | None:
-        """`pkg.title` names the submodule `pkg/title.py`, but when `pkg/__init__.py` does `from .title
-        import title`, the attribute `pkg.title` is that function (the import rebinds it), which is
-        what `from pkg import title` / `pkg.title(x)` call."""
-        package, _, attr = module.rpartition(".")
+    def _object_key(self, qualified: str | None) -> str | None:
+        """The key of the function or class `qualified` names. `pkg.title` names the submodule
+        `pkg/title.py`, but when `pkg/__init__.py` does `from .title import title`, the attribute
+        `pkg.title` is that function (the import rebinds it), which is what `pkg.title(x)` calls."""
+        key = self._canonical(qualified) if qualified else None
+        if key is None or key not in self.modules:
+            return key
+        package, _, attr = key.rpartition(".")
         owner = self.modules.get(package) if package else None
         rebound = owner.imports.get(attr) if owner is not None else None
-        if not rebound or rebound == module:
+        if not rebound or rebound == key:
             return None
         return self._canonical(rebound)
 

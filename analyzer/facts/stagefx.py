@@ -49,7 +49,7 @@ def effect_of(access: Access, key: str | None = None, target: str | None = None,
     )
 
 
-def _resolved(access: Access, values: dict[str, str | None]) -> list[tuple[bool, Effect]]:
+def resolved(access: Access, values: dict[str, str | None]) -> list[tuple[bool, Effect]]:
     """(is-write, effect) for an access whose target named the callee's parameters, filled in from this call."""
     target = finish(substitute(access.target, values))
     if access.kind == "sql":
@@ -225,7 +225,7 @@ class StageBuilder:
             bucket = writes if access.write else reads
             place = access.place
             if place is None and MARK in access.target:
-                for write, effect in _resolved(access, values or {}):
+                for write, effect in resolved(access, values or {}):
                     (writes if write else reads).append(effect)
             elif place is None:
                 bucket.append(effect_of(access))

@@ -13,7 +13,7 @@ chain of N functions each calling the previous one kept N²/2 accesses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -166,15 +166,7 @@ def map_access(access: Access, site: CallSite) -> list[Access]:
             return []  # the data a modelled access returned (rows, a response): using it is no access
         if handle is not None:
             return [on_handle(access, handle)]
-    targets: Iterable[Place]
-    if place[0] == "param":
-        targets = next((places for name, places in site.args if name == place[1]), frozenset())
-    else:  # ("self", attr)
-        if site.receiver is None:
-            return []
-        targets = [
-            (("self", place[1]) if r == SELF else r) for r in site.receiver
-        ]
+    targets = _mapped_place(place, site)  # a parameter's arguments, or the receiver for `self`
     out = []
     for t in targets:
         if t == SELF:
@@ -220,8 +212,7 @@ def expand_virtual(total: Total, classes: Mapping[str, str], ctx: Context, total
         resources |= found.resources
         signals |= found.signals
         callees |= {method.qualname, *found.callees}
-    out = Total(accesses, resources, signals, callees, folded=dict(total.folded), virtual=pending)
-    return out
+    return Total(accesses, resources, signals, callees, folded=dict(total.folded), virtual=pending)
 
 
 def _bind(pairs: tuple[tuple[str, T], ...], params: list[str]) -> tuple[tuple[str, T], ...]:
@@ -269,6 +260,8 @@ def _add_virtual(total: Total, call: CallSite) -> None:
 
 
 def _mapped_place(place: Place, site: CallSite) -> frozenset[Place]:
+    """The caller's places a callee's place stands for at `site`: a parameter's argument places, the
+    receiver's for `self` (its own `self` attribute when the receiver is the caller's `self`)."""
     if place[0] == "param":
         return next((places for name, places in site.args if name == place[1]), frozenset())
     if place[0] == "self":

@@ -19,9 +19,9 @@ import libcst as cst
 from ...model import Effect, FanOut, Link, PipelineFacts, Stage
 from ..effects import INSTANCE, MUTATORS, Access, Context, Handle, _self_attr, _walk, function_scope
 from ..index import ClassRef, FunctionRef, ModuleIndex, Project, named_arguments
-from ..stagefx import StageBuilder, dedupe, effect_of
+from ..stagefx import StageBuilder, dedupe, effect_of, resolved
 from ..tree import children as _children
-from ..values import MARK, evaluate, finish, known, substitute
+from ..values import MARK, evaluate
 
 _EXECUTORS = {
     "concurrent.futures.ThreadPoolExecutor": ("executor", ("max_workers",), 0),
@@ -92,7 +92,7 @@ class _Walk:
     #: objects the driver read itself (`df = pd.read_parquet(P)`) -> the reads that made them
     read_objs: dict[str, list[Access]] = field(default_factory=dict)
     #: results of glue stages (`df = read_parquet(P)`, see `Driver.glue`) -> the reads a consumer inherits
-    carried: dict[str, list[Access]] = field(default_factory=dict)
+    carried: dict[str, list[Effect]] = field(default_factory=dict)
 
 
 class Driver:
@@ -514,23 +514,16 @@ class Driver:
         if constructor is not None:
             # `fi = FinancialIndicators(rows)` whose `__init__` computes from what it is given: a stage,
             # named by the class, whose result is the object its methods later read
-            fanout = self.w.gathers[-1] if self.w.gathers else (
-                FanOut("loop", self.w.loops[-1], self.module.line(call), None) if self.w.loops else None)
-            return self.stage(constructor[1], call, arg_objs, list(call.args), fanout=fanout, via_self=False,
-                              stage_name=constructor[0].name)
+            return self.stage(constructor[1], call, arg_objs, list(call.args), fanout=self.enclosing_fanout(call),
+                              via_self=False, stage_name=constructor[0].name)
         receiver_objs: set[str] = set()
         if isinstance(func, cst.Attribute):
             receiver_objs = self.expr(func.value)
         if callee is not None and (self.fn is None or callee.qualname != self.fn.qualname):
             via_self = _is_self_ref(func)
             instance = self.instance_of(func.value) if isinstance(func, cst.Attribute) and not via_self else None
-            fanout = None
-            if self.w.gathers:
-                fanout = self.w.gathers[-1]
-            elif self.w.loops:
-                fanout = FanOut("loop", self.w.loops[-1], self.module.line(call), None)
-            made = self.stage(callee, call, arg_objs, list(call.args), fanout=fanout, via_self=via_self,
-                              instance=instance[1] if instance else None)
+            made = self.stage(callee, call, arg_objs, list(call.args), fanout=self.enclosing_fanout(call),
+                              via_self=via_self, instance=instance[1] if instance else None)
             self.glue(callee, call, arg_objs, made)
             return made
         out = set(receiver_objs)
@@ -564,26 +557,25 @@ class Driver:
             return
         params = [p for p in callee.params if p not in {"self", "cls"}]
         values = {name: evaluate(arg.value, self.scope) for name, arg in named_arguments(params, call.args)}
-        reads: list[Access] = []
-        writes: list[Access] = []
-        for access in self.builder.total(callee).accesses:
-            if access.place is None:
-                for resolved in _resolve(access, values):
-                    (writes if resolved.write else reads).append(resolved)
-        named = [a for a in reads if a.kind != "unknown"]
+        found = [pair for access in self.builder.total(callee).accesses if access.place is None
+                 for pair in resolved(access, values)]
+        named = [e for write, e in found if not write and e.kind != "unknown"]
         for key in made if named else ():
             self.w.carried[key] = named
+        writes = [e for write, e in found if write]
         if writes:
-            self.own_writes[id(call)] = writes
-            self.driver_write(id(call), set().union(*arg_objs) if arg_objs else set())
+            self.attribute_writes(set().union(*arg_objs) if arg_objs else set(), writes)
 
     def driver_write(self, call: int, objs: set[str]) -> None:
         """`df = fetch(); df.to_csv(OUT)`: the driver writes what a stage produced, so for ordering that
         stage writes OUT (a later `load_from(OUT)` depends on it)."""
+        self.attribute_writes(objs, [effect_of(a) for a in self.own_writes[call]])
+
+    def attribute_writes(self, objs: set[str], writes: list[Effect]) -> None:
+        """The stages that produced `objs` write `writes` too (what the driver or a glue stage wrote)."""
         producers = self.producers(objs)
         if not producers:
             return
-        writes = [effect_of(a) for a in self.own_writes[call]]
         for i, stage in enumerate(self.w.stages):
             if stage.id in producers:
                 self.w.stages[i] = replace(stage, writes=dedupe([*stage.writes, *writes]))
@@ -613,6 +605,14 @@ class Driver:
         if len(started) >= 2:
             self.w.concurrent.append(started)
         return out
+
+    def enclosing_fanout(self, call: cst.Call) -> FanOut | None:
+        """How a stage called here would run side by side: the innermost `gather`, else the innermost loop."""
+        if self.w.gathers:
+            return self.w.gathers[-1]
+        if self.w.loops:
+            return FanOut("loop", self.w.loops[-1], self.module.line(call), None)
+        return None
 
     def working_constructor(self, func: cst.BaseExpression) -> tuple[ClassRef, FunctionRef] | None:
         """The analysed class a call builds, with its `__init__`, when that does more than keep its
@@ -733,7 +733,8 @@ class Driver:
                 keys_by_param["self"] = set(built_from)
         # what the driver read and handed over is a read of that file or table, not a variable of its own
         driver_reads = [effect_of(a) for keys in keys_by_param.values() for k in sorted(keys)
-                        for a in (*self.w.read_objs.get(k, ()), *self.w.carried.get(k, ()))]
+                        for a in self.w.read_objs.get(k, ())]
+        driver_reads += [e for keys in keys_by_param.values() for k in sorted(keys) for e in self.w.carried.get(k, ())]
         keys_by_param = {p: {k for k in keys if k not in self.w.read_objs} for p, keys in keys_by_param.items()}
         labels = {k: self.label_of(k) for keys in keys_by_param.values() for k in keys}
         self_attrs = [a for a in (_self_attr(arg.value) for arg in args) if a]
@@ -1018,17 +1019,6 @@ def _thin_io(fn: FunctionRef, builder: StageBuilder) -> bool:
     if any(a.target not in markers for a in named):
         return False
     return all(a.place is None or (a.place[0] == "param" and not a.write) for a in total.accesses)
-
-
-def _resolve(access: Access, values: dict[str, str | None]) -> list[Access]:
-    """An access whose name depends on the helper's parameters, with this call's arguments filled in."""
-    if MARK not in access.target:
-        return [access]
-    target = finish(substitute(access.target, values))
-    if known(target):
-        return [access.moved(None, target)]
-    return [Access(access.write, "unknown", None, f"{access.kind} name built at run time", access.site,
-                   access.kind, access.assumed, origin="fallback")]
 
 
 #: builtins that only copy or convert what they are given
