@@ -19,6 +19,7 @@ import networkx as nx
 from .model import (
     DEPENDENCY_KINDS,
     DIR_KEY,
+    FRESH,
     MEMORY_KINDS,
     Edge,
     EdgeKind,
@@ -156,6 +157,8 @@ def overlap(a: Effect, b: Effect) -> int:
             return EXACT
         return MAYBE if _tables_overlap(a.target, b.target) else NONE
     ia, ib = _identity(a, sa), _identity(b, sb)
+    if FRESH in ia and FRESH in ib:
+        return NONE  # each stage made its own unique name (a temp file, a uuid): never the same one
     if ia == ib and "*" not in ia:
         return EXACT
     if sa == "key" and _web_host(ia) is not None and _web_host(ia) == _web_host(ib):

@@ -33,6 +33,9 @@ MEMORY_KINDS = frozenset({"variable", "attribute", "global", "container"})
 #: key prefix of a `file` effect on a directory itself (created, removed, made sure of): such effects
 #: live in a namespace of their own, so making sure `out/` exists never meets the files written in it
 DIR_KEY = "dir:"
+#: the part of a name made fresh for one run of the code that names it (`uuid4()`, `mkdtemp()`, a temp
+#: file's `.name`): two effects that each carry one were made by different runs, so they never meet
+FRESH = "<unique>"
 #: Edge kinds that are real dependencies (the scorer and `parallel_groups` treat `unknown` as real).
 DEPENDENCY_KINDS = frozenset({"data", "control", "unknown"})
 

@@ -1224,3 +1224,101 @@ def test_a_secret_read_is_a_key_of_its_own_store(tmp_path: Path) -> None:
     assert _kind(pipeline, "publish", "rotate") in {None, "order"}
     # an unknown secret id may be the one rotated: not proven apart
     assert _kind(pipeline, "token", "rotate") == "unknown"
+
+
+def test_a_function_that_cannot_be_traced_may_touch_anything(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash tracing one function is a diagnostic naming it, and its stages' edges are unknown: the
+    function is not taken for one that touches nothing (which would make its stage free to move)."""
+    from stagegraph.facts import effects
+
+    real = effects._Function.run
+
+    def flaky(self: effects._Function) -> effects.Summary:
+        if self.fn.name == "load":
+            raise KeyError("boom")
+        return real(self)
+
+    monkeypatch.setattr(effects._Function, "run", flaky)
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent("""
+        import pandas as pd
+
+        def extract():
+            pd.read_csv("/srv/in.csv").to_parquet("/srv/stage.parquet")
+
+        def load():
+            pd.read_parquet("/srv/stage.parquet").to_sql("orders", "sqlite:///x.db")
+
+        def main():
+            extract()
+            load()
+    """))
+    report = analyze([tmp_path], Options(jobs=1))
+    (pipeline,) = [p for p in report.pipelines if p.name == "main"]
+    assert _kind(pipeline, "extract", "load") == "unknown"
+    assert [(d.kind, d.message) for d in report.diagnostics] == [
+        ("internal-error", "could not trace effects of load: KeyError('boom')")]
+
+
+@pytest.mark.parametrize(("made", "shared"), [
+    ("f'/srv/tmp/{uuid.uuid4().hex}.csv'", False),
+    ("os.path.join('/srv/tmp', next(tempfile._get_candidate_names()))", False),
+    ("tempfile.NamedTemporaryFile(dir='/srv/tmp').name", False),
+    ("TMP", True),  # a module constant: one name, made once, for every step
+])
+def test_a_name_each_step_makes_fresh_never_meets_another_steps(tmp_path: Path, made: str, shared: bool) -> None:
+    code = f"""
+        import os, tempfile, uuid
+        import pandas as pd
+
+        TMP = f"/srv/tmp/{{uuid.uuid4()}}.csv"
+
+        def first(df):
+            path = {made}
+            df.to_csv(path)
+            os.rename(path, "/srv/out/first.csv")
+
+        def second(df):
+            path = {made}
+            df.to_csv(path)
+            os.rename(path, "/srv/out/second.csv")
+
+        def main(df):
+            first(df)
+            second(df)
+    """
+    pipeline = _pipeline(tmp_path, code)
+    assert (_kind(pipeline, "first", "second") in DEPENDENCY_KINDS) is shared, pipeline.edges
+
+
+@pytest.mark.parametrize("bases", ["", "(object)", "(dict)"])
+def test_a_class_extending_a_builtin_is_our_own_class_not_a_library_handle(tmp_path: Path, bases: str) -> None:
+    """`class Client(object)` made in a stage and handed to its helper: its methods are resolved there
+    (the wait without a timeout inside `run_job` reaches the stage), not taken for a library object."""
+    code = f"""
+        class Client{bases}:
+            def run_job(self, sql):
+                job = self.submit(sql)
+                return job.result()
+
+            def submit(self, sql):
+                return sql
+
+        def import_dates(client):
+            client.run_job("SELECT 1")
+
+        def init_db():
+            client = Client()
+            import_dates(client)
+
+        def report(rows):
+            print(rows)
+
+        def main():
+            init_db()
+            report([])
+    """
+    (tmp_path / "pipeline.py").write_text(textwrap.dedent(code))
+    report = analyze([tmp_path], Options())
+    assert [(f.rule, f.stages) for f in report.findings if f.rule == "missing-timeout"] == [
+        ("missing-timeout", ("init_db",))]

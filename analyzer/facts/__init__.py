@@ -215,7 +215,7 @@ def _collect(group: Sequence[tuple[str, Finder]], pid: int, read_end: int) -> di
 def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tuple[Signal, ...]],
                       diagnostics: list[Diagnostic]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Summarise each function on its own (isolation point: one function), then compose the rest."""
-    from .effects import summarize
+    from .effects import summarize, untraced
 
     direct: dict[str, Any] = {}
     for q, fn in project.functions.items():
@@ -223,9 +223,11 @@ def _compose_isolated(project: Project, ctx: Context, signals_of: dict[str, tupl
             direct[q] = summarize(fn, ctx)
         except RecursionError:
             diagnostics.append(too_deep(fn.module.relpath, f"effects of {fn.name}", safe_line(fn)))
+            direct[q] = untraced(fn, f"effects of {fn.name} nest too deeply to trace")
         except Exception as exc:  # isolation point: one function
             diagnostics.append(Diagnostic(fn.module.relpath, "internal-error",
                                           f"could not trace effects of {fn.name}: {exc!r}", safe_line(fn)))
+            direct[q] = untraced(fn, f"effects of {fn.name} could not be traced")
     try:
         over_budget: list[str] = []
         direct, totals, unconverged = compose({q: project.functions[q] for q in direct}, ctx, signals_of,

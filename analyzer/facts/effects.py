@@ -40,6 +40,7 @@ from .values import (
     module_constant,
     orm_table,
     references,
+    same_value,
     subscript_value,
     templated,
 )
@@ -378,7 +379,7 @@ class Context:
                 if factory is not None:
                     return _made_by(factory, call, bound_name, scope)
                 library = self.catalog.library_of(base)
-                if library is not None and not self.catalog.pure_call(base) and base.split(".")[0] != "builtins":
+                if library is not None and not self.catalog.pure_call(base) and not _builtin(base):
                     return Handle(f"opaque:{base}", library.kind, bound_name or base, library.thread_safe,
                                   library.capacity_limited, base)
         return None
@@ -1770,6 +1771,9 @@ def function_scope(fn: FunctionRef | None, module: ModuleIndex, project: Project
         return Scope(module, project)
     single, counts = local_assignments(nodes if nodes is not None else _walk(fn.node.body))
     params = set(fn.params)
+    for p in params & set(counts):
+        if counts[p] == 1 and same_value(single[p], p, module):
+            counts[p] = 0  # `path = os.path.abspath(path)`: still the caller's path
     return Scope(
         module, project,
         {n: v for n, v in single.items() if counts[n] == 1 and n not in params},
@@ -1823,6 +1827,19 @@ def _mutable_globals(module: ModuleIndex, project: Project) -> frozenset[str]:
     result = frozenset(names)
     module.memo["mutable_globals"] = result
     return result
+
+
+def _builtin(name: str) -> bool:
+    """`object`, `dict`, `Exception`, `builtins.list`: a base class no library provides."""
+    head, _, rest = name.partition(".")
+    return head == "builtins" or (not rest and hasattr(builtins, name))
+
+
+def untraced(fn: FunctionRef, why: str) -> Summary:
+    """The summary of a function whose body could not be traced: it may read and write anything (an
+    unknown effect), never nothing; a stage calling it then has unknown edges, not coincidental ones."""
+    site = Site(fn.module, fn.node)
+    return Summary(fn, {Access(write, "unknown", None, why, site, "any", origin="fallback") for write in (False, True)})
 
 
 def summarize(fn: FunctionRef, ctx: Context, self_values: Mapping[str, str] | None = None) -> Summary:

@@ -17,7 +17,7 @@ from .effects import RESULT, Access, Context, Handle, Place, Summary, on_handle,
 from .index import ClassRef, FunctionRef, ModuleIndex
 from .summaries import Total, bound_total, expand_virtual
 from .tree import walk
-from .values import MARK, finish, known, receiver_values, substitute
+from .values import MARK, finish, known, receiver_values, shared, substitute
 
 RolesFn = Callable[[str, FunctionRef | None], tuple[str, ...]]
 RoleEvidenceFn = Callable[[str, FunctionRef | None], tuple[RoleEvidence, ...]]
@@ -50,8 +50,11 @@ def effect_of(access: Access, key: str | None = None, target: str | None = None,
 
 
 def resolved(access: Access, values: dict[str, str | None]) -> list[tuple[bool, Effect]]:
-    """(is-write, effect) for an access whose target named the callee's parameters, filled in from this call."""
-    target = finish(substitute(access.target, values))
+    """(is-write, effect) for an access whose target named the callee's parameters, filled in from this call.
+
+    The call's values were made outside the stage: a fresh name among them is shared by every stage
+    handed it, so it is compared as a pattern (`values.shared`)."""
+    target = finish(substitute(access.target, {k: shared(v) for k, v in values.items()}))
     if access.kind == "sql":
         return [(a.write, effect_of(a)) for a in resolve_sql(access, target)]
     if known(target):
@@ -160,6 +163,7 @@ class StageBuilder:
     def bound(self, fn: FunctionRef, values: dict[str, str]) -> Total:
         """`fn`'s effects with `self.<attr>` bound to `values` (`summaries.bound_total`), computed once
         per binding: every stage built with the same values shares it."""
+        values = {k: shared(v) or v for k, v in values.items()}  # made once, for every stage of the instance
         key = (fn.qualname, tuple(sorted(values.items())))
         if key not in self._bound_memo:
             self._bound_memo[key] = bound_total(fn, self.ctx, self.totals, values)

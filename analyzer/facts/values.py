@@ -14,6 +14,7 @@ from pathlib import Path
 
 import libcst as cst
 
+from ..model import FRESH
 from .index import ClassRef, FunctionRef, ModuleIndex, Project, analysed_root, class_body_value, named_arguments
 from .tree import walk
 
@@ -69,6 +70,18 @@ def finish(value: str) -> str:
     return _squash(_MARKER.sub(WILD, value))
 
 
+def shared(value: str | None) -> str | None:
+    """A value made once and seen by every stage that uses it (a module constant, a class attribute, a
+    value the driver hands to several stages): its fresh part (`model.FRESH`) is one name to all of
+    them, compared as the pattern `*`."""
+    return value.replace(FRESH, WILD) if value is not None and FRESH in value else value
+
+
+def fresh(value: str | None) -> bool:
+    """A name with a part made fresh by the code that names it (see FRESH)."""
+    return value is not None and FRESH in value
+
+
 def _squash(text: str) -> str:
     return re.sub(r"\*+", WILD, text)
 
@@ -115,24 +128,28 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
             base = inner.rstrip("/").rsplit("/", 1)[-1]
             stem, dot, suffix = base.rpartition(".") if "." in base.lstrip(".") else (base, "", "")
             return {"name": base, "stem": stem, "suffix": dot + suffix}[expr.attr.value]
+        if expr.attr.value in _FRESH_ATTRS and isinstance(expr.value, cst.Name | cst.Call):
+            inner = _eval(expr.value, scope, depth + 1)
+            if fresh(inner):  # `tmp.name`, `uuid4().hex`
+                return inner
         if isinstance(expr.value, cst.Name) and expr.value.value == "self" and expr.attr.value in scope.self_values:
-            return scope.self_values[expr.attr.value]
+            return shared(scope.self_values[expr.attr.value])
         if (isinstance(expr.value, cst.Name) and expr.value.value in {"self", "cls"}
                 and scope.owner is not None and scope.project is not None):
             found = scope.project.class_constant(scope.owner, expr.attr.value)
             if found is not None:
-                return _eval(found[0], Scope(found[1], scope.project), depth + 1)
+                return shared(_eval(found[0], Scope(found[1], scope.project), depth + 1))
             return WILD
         qualified = scope.module.qualify(expr)
         if qualified and scope.project is not None:
             owner, _, attr = qualified.rpartition(".")
             module = scope.project.module_of(owner)
             if module is not None and attr in module.constants:
-                return _eval(module.constants[attr], Scope(module, scope.project), depth + 1)
+                return shared(_eval(module.constants[attr], Scope(module, scope.project), depth + 1))
             klass = scope.project.klass(owner)
             found = _class_attribute(klass, attr, scope.project) if klass is not None else None
             if found is not None:  # `Publications.__tablename__`: an analysed class's own attribute
-                return _eval(found[0], Scope(found[1], scope.project), depth + 1)
+                return shared(_eval(found[0], Scope(found[1], scope.project), depth + 1))
             member = _enum_member(owner, attr, scope, depth)
             if member is not None:
                 return member
@@ -149,6 +166,10 @@ def _eval(expr: cst.BaseExpression, scope: Scope, depth: int) -> str | None:
     if isinstance(expr, cst.Call):
         return _call(expr, scope, depth)
     if isinstance(expr, cst.Subscript):
+        if not isinstance(expr.value, cst.Name):
+            inner = _eval(expr.value, scope, depth + 1)
+            if fresh(inner):  # `uuid4().hex[:8]`: still a name no other run makes
+                return inner
         return _lookup(expr, scope, depth)
     if isinstance(expr, cst.IfExp):
         return WILD
@@ -181,7 +202,7 @@ def _lookup(expr: cst.Subscript, scope: Scope, depth: int) -> str:
             return WILD  # `**other`: any key may come from it
         if evaluate(element.key, inner) == key:
             found = element.value  # the last one wins, as in Python
-    return (_eval(found, inner, depth + 1) or WILD) if found is not None else WILD
+    return (shared(_eval(found, inner, depth + 1)) or WILD) if found is not None else WILD
 
 
 def _changed_names(module: ModuleIndex) -> frozenset[str]:
@@ -259,7 +280,7 @@ def _name(name: str, scope: Scope, depth: int) -> str | None:
         return _eval(scope.locals[name], scope, depth + 1)
     found = module_constant(name, scope)
     if found is not None:
-        return _eval(found[0], Scope(found[1], scope.project), depth + 1)
+        return shared(_eval(found[0], Scope(found[1], scope.project), depth + 1))
     return WILD
 
 
@@ -312,9 +333,17 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
     if qualified in {"str", "os.fspath", "os.path.abspath", "os.path.normpath", "os.path.expanduser",
                      "os.path.realpath"} and args:
         return _eval(args[0], scope, depth + 1)
+    if qualified in _FRESH_CALLS:
+        return _fresh_name(call, qualified, scope, depth)
+    if qualified == "next" and len(args) == 1 and isinstance(args[0], cst.Call):
+        inner = _eval(args[0], scope, depth + 1)  # `next(tempfile._get_candidate_names())`
+        return inner if fresh(inner) else None
     if qualified == "os.path.dirname" and args:
         inner = _eval(args[0], scope, depth + 1)
         return _dirname(inner) if inner is not None else None
+    if qualified == "os.path.basename" and args:
+        inner = _eval(args[0], scope, depth + 1)
+        return inner.rstrip("/").rsplit("/", 1)[-1] if inner is not None else None
     if isinstance(func, cst.Attribute):
         method = func.attr.value
         base = _eval(func.value, scope, depth + 1)
@@ -358,6 +387,48 @@ def _call(call: cst.Call, scope: Scope, depth: int) -> str | None:
     return None
 
 
+#: calls whose result is a name no other call makes (see FRESH); the temp-file ones take a folder
+_FRESH_CALLS = frozenset({
+    "uuid.uuid1", "uuid.uuid4", "secrets.token_hex", "secrets.token_urlsafe", "tempfile._get_candidate_names",
+    "tempfile.mktemp", "tempfile.mkdtemp", "tempfile.TemporaryDirectory", "tempfile.NamedTemporaryFile",
+})
+_FRESH_ATTRS = frozenset({"name", "hex", "urn"})
+
+
+def _fresh_name(call: cst.Call, qualified: str, scope: Scope, depth: int) -> str:
+    """A fresh name: `mkdtemp(suffix, prefix, dir)` is `<dir>/<prefix><unique><suffix>`, the rest `<unique>`."""
+    if not qualified.startswith("tempfile.") or qualified.endswith("_get_candidate_names"):
+        return FRESH
+    named = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    order = ("suffix", "prefix", "dir") if qualified.endswith(("mktemp", "mkdtemp", "TemporaryDirectory")) else ()
+    parts = {k: v for k, v in zip(order, positional, strict=False)} | named
+
+    def part(name: str, default: str) -> str:
+        expr = parts.get(name)
+        return (_eval(expr, scope, depth + 1) or WILD) if expr is not None else default
+
+    return _join([part("dir", WILD), part("prefix", "") + FRESH + part("suffix", "")])
+
+
+#: calls that give back the path they are handed, spelled another way (see `same_value`)
+_SAME_PATH = frozenset({"str", "os.fspath", "os.path.abspath", "os.path.normpath", "os.path.expanduser",
+                        "os.path.realpath", *_PATH_CTORS})
+
+
+def same_value(expr: cst.BaseExpression, name: str, module: ModuleIndex) -> bool:
+    """`name = os.path.abspath(name)`, `name = Path(name).resolve()`: the name is rebound to the path it
+    already held, so the value a caller passed still names the file."""
+    while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) \
+            and expr.func.attr.value in {"resolve", "absolute", "expanduser"} and not expr.args:
+        expr = expr.func.value
+    if not isinstance(expr, cst.Call) or len(expr.args) != 1 or expr.args[0].keyword or expr.args[0].star:
+        return False
+    arg = expr.args[0].value
+    return (isinstance(arg, cst.Name) and arg.value == name
+            and (module.qualify(expr.func) or "") in _SAME_PATH)
+
+
 def local_assignments(nodes: Iterable[cst.CSTNode]) -> tuple[dict[str, cst.BaseExpression], dict[str, int]]:
     """Each local name's last assigned expression and how often it is assigned (`x = ...`, `with
     ... as x`): a name assigned once evaluates to its expression, one assigned more is unknown.
@@ -371,6 +442,12 @@ def local_assignments(nodes: Iterable[cst.CSTNode]) -> tuple[dict[str, cst.BaseE
         if kind is cst.Assign:
             assert isinstance(node, cst.Assign)
             for t in node.targets:
+                split = _path_split(t.target, node.value)
+                if split is not None:  # `head, tail = os.path.split(path)`
+                    for name, part in split:
+                        counts[name] = counts.get(name, 0) + 1
+                        single[name] = part
+                    continue
                 if type(t.target) is cst.Name:
                     name = t.target.value  # type: ignore[attr-defined]
                     counts[name] = counts.get(name, 0) + 1
@@ -393,6 +470,27 @@ def local_assignments(nodes: Iterable[cst.CSTNode]) -> tuple[dict[str, cst.BaseE
             if type(target) is cst.Name:
                 counts[target.value] = counts.get(target.value, 0) + 2  # rebound: never a single value
     return single, counts
+
+
+def _path_split(target: cst.BaseExpression, value: cst.BaseExpression
+                ) -> tuple[tuple[str, cst.BaseExpression], tuple[str, cst.BaseExpression]] | None:
+    """`head, tail = os.path.split(p)` as `head = os.path.dirname(p)` and `tail = os.path.basename(p)`."""
+    if not (type(target) is cst.Tuple and len(target.elements) == 2 and type(value) is cst.Call
+            and len(value.args) == 1 and not value.args[0].keyword and not value.args[0].star):
+        return None
+    func = value.func
+    if not (type(func) is cst.Attribute and func.attr.value == "split" and type(func.value) is cst.Attribute
+            and func.value.attr.value == "path" and type(func.value.value) is cst.Name):
+        return None
+    names = [e.value for e in target.elements]
+    if not all(type(n) is cst.Name for n in names):
+        return None
+    head, tail = (n.value for n in names)  # type: ignore[attr-defined]
+
+    def part(fn: str) -> cst.BaseExpression:
+        return cst.Call(cst.Attribute(func.value, cst.Name(fn)), [cst.Arg(value.args[0].value)])
+
+    return (head, part("dirname")), (tail, part("basename"))
 
 
 #: what makes a function's result more than one expression of its parameters (see `_returned`)
