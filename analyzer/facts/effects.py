@@ -859,6 +859,10 @@ class _Function:
         #: locals reached from a parameter (`cur = conn.cursor()`, `coll = client["db"]["c"]`): (param, path)
         self.derived_from: dict[str, tuple[str | None, list[str]]] = {}
         self.instances: dict[str, ClassRef] = {}
+        for param in (*fn.node.params.params, *fn.node.params.kwonly_params):
+            klass = self.annotated_class(param.annotation) if param.name.value not in {"self", "cls"} else None
+            if klass is not None:
+                self.instances[param.name.value] = klass
         #: locals taken out of a module-level container of the project's objects (see `registry_methods`)
         self.registry_items: dict[str, list[ClassRef]] = {}
         self.file_modes: dict[str, str] = {}
@@ -976,6 +980,10 @@ class _Function:
                                 self.registry_items[t.target.value] = held
                 elif kind is cst.AnnAssign and isinstance(node, cst.AnnAssign) and node.value is not None:
                     self.bind(node.target, self.places(node.value))
+                    if isinstance(node.target, cst.Name):
+                        klass = self.annotated_class(node.annotation)
+                        if klass is not None:
+                            self.instances[node.target.value] = klass
                 elif (kind is cst.For or kind is cst.CompFor) and isinstance(node, cst.For | cst.CompFor):
                     self.bind(node.target, self.places(node.iter))
                     if isinstance(node.target, cst.Name) and (held := self.registry_classes(node.iter)):
@@ -1211,6 +1219,32 @@ class _Function:
             found = self.project.function(self.module.qualify(func.value))  # `load_orders.delay(day)` runs it
         return found
 
+    def annotated_class(self, annotation: cst.Annotation | None) -> ClassRef | None:
+        """The analysed class an annotation names (`x: Store`, `"Store"`, `Store | None`, `Optional[Store]`),
+        when no analysed class extends it: then the object's methods are that class's own. A class with
+        subclasses is left to the caller, who may know which one it hands over (`summaries.expand_virtual`)."""
+        expr: cst.BaseExpression | None = annotation.annotation if annotation is not None else None
+        for _ in range(3):
+            if isinstance(expr, cst.SimpleString):
+                text = expr.evaluated_value
+                try:
+                    expr = cst.parse_expression(text) if isinstance(text, str) else None
+                except cst.ParserSyntaxError:
+                    return None
+            elif isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.BitOr):
+                sides = [e for e in (expr.left, expr.right) if not (isinstance(e, cst.Name) and e.value == "None")]
+                expr = sides[0] if len(sides) == 1 else None
+            elif (isinstance(expr, cst.Subscript) and len(expr.slice) == 1
+                  and (self.module.qualify(expr.value) or "") in {"typing.Optional", "Optional"}
+                  and isinstance(expr.slice[0].slice, cst.Index)):
+                expr = expr.slice[0].slice.value
+            else:
+                break
+        if not isinstance(expr, cst.Name | cst.Attribute):
+            return None
+        klass = self.project.klass(self.module.qualify(expr))
+        return klass if klass is not None and not self.project.subclasses(klass) else None
+
     def instance_class(self, expr: cst.BaseExpression) -> ClassRef | None:
         """The analysed class an expression is an instance of: `Loader(...)`, a local bound to one, `self.loader`."""
         if isinstance(expr, cst.Call):
@@ -1375,6 +1409,8 @@ class _Function:
         receiver = func.value
         handle = self.handle_of(receiver)
         chain = receiver_chain(receiver)
+        if handle is None and is_log_call(node, self.module, self.project):
+            return  # `self._log.debug(...)`: a message to a person changes no object the pipeline reads
         if handle is not None:
             model = (self.ctx.catalog.methods_of(handle.type, method, chain)
                      or self.ctx.catalog.any_method(method, chain))

@@ -363,6 +363,8 @@ class Project:
     _suffix: dict[str, list[str]] = field(default_factory=dict)
     #: analysed subclasses of each class (by qualname), computed on first use
     _children: dict[str, list[ClassRef]] | None = None
+    #: analysed methods by their name, computed on first use
+    _methods: dict[str, list[FunctionRef]] | None = None
     #: per class, the attribute names its methods assign on `self`
     _assigned: dict[str, frozenset[str]] = field(default_factory=dict)
     #: dotted names of the packages the analysed folder sits in (`search` when `search/` itself is
@@ -530,6 +532,20 @@ class Project:
             out.append(current)
             todo.extend(b for b in (self.klass(base) for base in current.bases) if b is not None)
         return out
+
+    def methods_named(self, name: str) -> list[FunctionRef]:
+        """Every analysed method called `name`, whatever its class (sorted by qualname)."""
+        if self._methods is None:
+            methods: dict[str, list[FunctionRef]] = {}
+            for fn in sorted(self.functions.values(), key=lambda f: f.qualname):
+                if fn.is_method:
+                    methods.setdefault(fn.name, []).append(fn)
+            self._methods = methods
+        return self._methods.get(name, [])
+
+    def subclasses(self, klass: ClassRef) -> list[ClassRef]:
+        """The analysed classes that extend `klass`, directly or not."""
+        return self._descendants(klass)
 
     def _descendants(self, klass: ClassRef) -> list[ClassRef]:
         if self._children is None:

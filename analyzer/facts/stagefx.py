@@ -15,7 +15,7 @@ from ..model import DIR_KEY, Diagnostic, Effect, FanOut, Location, Resource, Rol
 from . import sql as sqlmod
 from .effects import RESULT, Access, Context, Handle, Place, Summary, on_handle, place_label, resolve_sql
 from .index import ClassRef, FunctionRef, ModuleIndex
-from .summaries import Total, bound_total, expand_virtual
+from .summaries import Total, bound_total, expand_by_name, expand_virtual
 from .tree import walk
 from .values import MARK, finish, known, receiver_values, shared, substitute
 
@@ -214,6 +214,7 @@ class StageBuilder:
         total = total if total is not None else self.total(callee)
         if param_classes:
             total = expand_virtual(total, param_classes, self.ctx, self.totals)
+        total = expand_by_name(total, {*(param_classes or {}), *(param_handles or {})}, self.ctx, self.totals)
         reads: list[Effect] = list(extra_reads)
         writes: list[Effect] = list(extra_writes)
         used = used_names(callee) if skip_unused else frozenset({"*"})

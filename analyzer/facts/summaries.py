@@ -13,7 +13,7 @@ chain of N functions each calling the previous one kept N²/2 accesses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -191,27 +191,62 @@ def expand_virtual(total: Total, classes: Mapping[str, str], ctx: Context, total
     stand-in. Calls on parameters of unknown class stay virtual, and their stand-ins stay effects."""
     if not total.virtual or not classes:
         return total
+
+    def methods(param: str, name: str) -> list[FunctionRef]:
+        klass = ctx.project.classes.get(classes.get(param, ""))
+        method = ctx.project.method(klass, name) if klass is not None else None
+        return [method] if method is not None else []
+
+    return _expand(total, methods, totals)
+
+
+#: at most this many analysed methods of one name stand for a call on an object of unknown class (one:
+#: a name several classes define is a protocol, `fit` or `run`, that library objects share too)
+MAX_NAMESAKES = 1
+
+
+def expand_by_name(total: Total, known: Container[str], ctx: Context, totals: Mapping[str, Total]) -> Total:
+    """Virtual calls on a parameter whose class the caller does not know either (the driver's own
+    parameter, an object out of a container), resolved by the method's name: the project's classes
+    that define it are the code it may run (class hierarchy analysis), so their effects are united.
+    `store.save(df)` then writes what `Store.save` writes, where it used to touch nothing: the stand-in
+    is only an effect once the argument is known to be a handle. Parameters in `known` (a class or a
+    handle is known for them) are left as they are; a name many classes define stays virtual."""
+    if not total.virtual:
+        return total
+
+    def methods(param: str, name: str) -> list[FunctionRef]:
+        if param in known or name.startswith("__"):
+            return []
+        found = ctx.project.methods_named(name)
+        return found if len(found) <= MAX_NAMESAKES else []
+
+    return _expand(total, methods, totals)
+
+
+def _expand(total: Total, methods: Callable[[str, str], list[FunctionRef]], totals: Mapping[str, Total]) -> Total:
+    """`total` with each virtual call replaced by the effects of the methods `methods` says it runs."""
     accesses = set(total.accesses)
     resources, signals, callees = set(total.resources), set(total.signals), set(total.callees)
     pending: set[CallSite] = set()
     for call in total.virtual:
         assert call.via is not None
         param, name = call.via
-        klass = ctx.project.classes.get(classes.get(param, ""))
-        method = ctx.project.method(klass, name) if klass is not None else None
-        found = totals.get(method.qualname) if method is not None else None
-        if method is None or found is None:
+        found = [(m, totals[m.qualname]) for m in methods(param, name) if m.qualname in totals]
+        if not found:
             pending.add(call)
             continue
-        params = [p for p in method.params if p not in {"self", "cls"}] if method.is_method else list(method.params)
-        site = CallSite(method.qualname, _bind(call.args, params), frozenset({("param", param)}), 0,
-                        values=_bind(call.values, params))
         accesses = {a for a in accesses if not (a.via == name and a.place == ("param", param))}
-        for access in found.accesses:
-            accesses.update(map_access(access, site))
-        resources |= found.resources
-        signals |= found.signals
-        callees |= {method.qualname, *found.callees}
+        for method, effects in found:
+            params = [p for p in method.params if p not in {"self", "cls"}] if method.is_method \
+                else list(method.params)
+            site = CallSite(method.qualname, _bind(call.args, params), frozenset({("param", param)}), 0,
+                            values=_bind(call.values, params))
+            for access in effects.accesses:
+                accesses.update(map_access(access, site))
+            resources |= effects.resources
+            signals |= effects.signals
+            callees |= {method.qualname, *effects.callees}
     return Total(accesses, resources, signals, callees, folded=dict(total.folded), virtual=pending)
 
 
