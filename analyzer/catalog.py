@@ -153,6 +153,9 @@ class MethodModel:
     #: the object-store URL the returned sub-object (or the effect) is on: `s3://{0:bucket_name}/{1:key}`,
     #: `{self}{0:key}` (the receiver's location, then an argument)
     location: str = ""
+    #: further (effect, target, prefix) of the same call: SFTP's `get(remote, local)` reads the remote
+    #: file and writes the local one (`also = ["write file:1:localpath"]`, a prefix as a third word)
+    also: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +292,7 @@ def _method_index(methods: tuple[MethodModel, ...]) -> dict[tuple[str, str], tup
 
 _FACTORY_KEYS = ("call", "kind", "type", "thread_safe", "capacity_limited", "identity")
 _METHOD_KEYS = ("type", "names", "returns", "effect", "target", "inplace_kw", "prefix", "checkout", "receiver",
-                "location")
+                "location", "also")
 _CALL_KEYS = ("call", "kind", "effect", "target", "identity", "thread_safe", "capacity_limited", "returns", "prefix")
 _LIBRARY_KEYS = ("modules", "mutates_arguments")
 _OPAQUE_KEYS = ("modules", "kind", "thread_safe", "capacity_limited", "hosts")
@@ -406,9 +409,17 @@ def _load_resources(files: tuple[Path, ...]) -> ResourceCatalog:
             receiver = _as_list(entry.get("receiver", []))
             if not all(isinstance(r, str) and r.isidentifier() for r in receiver):
                 raise CatalogError(f"{path}: {where}: receiver must be attribute names, got {receiver!r}")
+            also = []
+            for j, extra in enumerate(_as_list(entry.get("also", []))):
+                words = extra.split() if isinstance(extra, str) else []
+                if len(words) not in {2, 3}:
+                    raise CatalogError(f"{path}: {where}: also #{j + 1} must be 'EFFECT TARGET [PREFIX]', "
+                                       f"got {extra!r}")
+                _check_effect(path, f"{where} also #{j + 1}", {"effect": words[0], "target": words[1]})
+                also.append((words[0], words[1], words[2] if len(words) == 3 else ""))
             for type_name in _as_list(entry["type"]):
                 methods.append(MethodModel(**{**entry, "type": type_name, "names": tuple(entry["names"]),
-                                              "receiver": tuple(receiver)}))
+                                              "receiver": tuple(receiver), "also": tuple(also)}))
         for i, entry in enumerate(data.get("call", [])):
             where = f"[[call]] #{i + 1}"
             _check_keys(path, where, entry, _CALL_KEYS, ("call",))

@@ -1322,3 +1322,67 @@ def test_a_class_extending_a_builtin_is_our_own_class_not_a_library_handle(tmp_p
     report = analyze([tmp_path], Options())
     assert [(f.rule, f.stages) for f in report.findings if f.rule == "missing-timeout"] == [
         ("missing-timeout", ("init_db",))]
+
+
+SFTP = """
+        import paramiko
+        import pandas as pd
+        import requests
+
+        WEBHOOK = load_setting("webhook")
+
+        class Remote:
+            def connect(self):
+                client = paramiko.SSHClient()
+                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+                client.connect("sftp.example.com", timeout=30)
+                return client.open_sftp()
+
+        REMOTE = Remote()
+
+        def fetch_orders():
+            with REMOTE.connect() as sftp:
+                sftp.get("/outgoing/orders.csv", "/srv/in/orders.csv")
+
+        def fetch_stock():
+            with REMOTE.connect() as sftp:
+                sftp.get("/outgoing/stock.csv", "/srv/in/stock.csv")
+
+        def load_orders():
+            pd.read_csv("/srv/in/orders.csv").to_parquet("/srv/stage/orders.parquet")
+
+        def notify():
+            requests.post(WEBHOOK, json={"done": True}, timeout=10)
+
+        def archive():
+            with REMOTE.connect() as sftp:
+                sftp.rename("/outgoing/orders.csv", "/archive/orders.csv")
+
+        def main():
+            fetch_orders()
+            fetch_stock()
+            load_orders()
+            notify()
+            archive()
+    """
+
+
+@pytest.mark.parametrize(("a", "b", "related"), [
+    ("fetch_orders", "load_orders", True),   # `get` writes the local copy the next step reads
+    ("fetch_orders", "fetch_stock", False),  # two remote files, two local files
+    ("fetch_orders", "archive", True),       # the remote file is moved away after it was read
+    ("fetch_stock", "archive", False),
+    ("fetch_stock", "notify", False),        # a URL built at run time is a URL, never an SFTP path
+])
+def test_sftp_files_are_keys_of_the_server_and_get_writes_the_local_copy(tmp_path: Path, a: str, b: str,
+                                                                         related: bool) -> None:
+    pipeline = _pipeline(tmp_path, SFTP)
+    assert (_kind(pipeline, a, b) in DEPENDENCY_KINDS) is related, pipeline.edges
+
+
+def test_catalog_also_entries_are_validated(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[method]]\ntype = "x.Client"\nnames = ["get"]\neffect = "read"\ntarget = "key:0"\n'
+                   'also = ["scribble file:1"]\n')
+    with pytest.raises(CatalogError, match="unknown effect 'scribble'"):
+        catalog._load_resources((bad,))

@@ -1001,6 +1001,10 @@ class _Function:
         handle = self.ctx.handle_from(value, self.module, name, self.handles, self.scope)
         if handle is None and not isinstance(value, cst.Call):
             handle = self.handle_of(value)
+        elif handle is None and isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            # `with self.connect() as sftp:`: a method of an analysed class that returns a handle
+            callee = self.resolve_callee(value.func)
+            handle = self.ctx.returned_handle(callee) if callee is not None else None
         if handle is not None:
             if handle.call and handle.name == name and self.ctx.catalog.factories.get(handle.call):
                 # created here: every call gets its own handle, so concurrent calls don't share it
@@ -1419,6 +1423,8 @@ class _Function:
             if model is not None:
                 self.effect(model.effect, model.target, node, receiver, handle, found_sql, model.prefix,
                             model.location)
+                for effect, target, prefix in model.also:
+                    self.effect(effect, target, node, receiver, handle, found_sql, prefix)
             elif not found_sql and method not in self.ctx.catalog.pure_methods and RESULT not in handle.type:
                 if method in _SQL_METHODS:
                     self.unresolved_sql(node, handle)
@@ -1598,10 +1604,14 @@ class _Function:
             if kind == "file" and self.in_memory(expr):
                 return  # `df.to_csv(buffer)` with `buffer = io.StringIO()`: no file is touched
             value = evaluate(expr, self.scope)
-        if prefix and value is not None:
-            value = prefix + value
+        if prefix:
+            # the prefix names the store (`sftp:`, `aws-ssm:`): a name built at run time is still one of its
+            # keys, never another store's
+            value = prefix + (value if value is not None and (known(value) or templated(value)) else WILD)
         if kind == "url":
             kind = "key"
+            if value is None or not (known(value) or templated(value)):
+                value = f"{WILD}://{WILD}"  # a URL built at run time is still a URL, never an SFTP path or a secret
         if kind == "dir":
             # making sure a directory exists only reads it (two stages that do so commute); creating
             # or removing one writes the directory and its path
