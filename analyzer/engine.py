@@ -307,12 +307,16 @@ def summarize(
 def group_sites(report: Report) -> Report:
     """The report as people read it: the sites of each `ONE_PER_PIPELINE` rule in one pipeline are one
     finding. Applied after baselines and diff mode, which compare per-site findings, and separately to
-    the new and the unchanged ones, so a new site is never hidden inside a known finding."""
-    from .checks import one_per_pipeline, pipeline_rules
+    the new and the unchanged ones, so a new site is never hidden inside a known finding. The sites of each
+`ONE_PER_STAGES` rule about the same stages are grouped the same way."""
+    from .checks import one_per_pipeline, one_per_stages, pipeline_rules, stage_rules
 
-    rules = pipeline_rules()
-    findings = tuple(one_per_pipeline(report.findings, report.pipelines, rules))
-    unchanged = tuple(one_per_pipeline(report.unchanged, report.pipelines, rules))
+    rules, by_stages = pipeline_rules(), stage_rules()
+
+    def grouped(found: tuple[Finding, ...]) -> tuple[Finding, ...]:
+        return tuple(one_per_pipeline(one_per_stages(found, report.pipelines, by_stages), report.pipelines, rules))
+
+    findings, unchanged = grouped(report.findings), grouped(report.unchanged)
     if len(findings) == len(report.findings) and len(unchanged) == len(report.unchanged):
         return report
     s = report.summary

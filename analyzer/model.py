@@ -174,11 +174,23 @@ class Stage:
     qualname: str = ""
     #: why each role was given, body evidence first (empty when only a role name is known)
     role_evidence: tuple[RoleEvidence, ...] = ()
+    #: the arms of `if`/`elif`/`else` chains and `match` statements the stage's call sits in, outside
+    #: any loop, innermost last: (chain, arm index). Two stages in different arms of one chain never
+    #: run in the same execution (see `exclusive`)
+    arms: tuple[tuple[str, int], ...] = ()
 
     def evidence_for(self, role: str) -> RoleEvidence | None:
         """The strongest evidence for `role`: what the body does, else the name."""
         found = [e for e in self.role_evidence if e.role == role]
         return min(found, key=lambda e: e.basis != "body") if found else None
+
+
+def exclusive(a: Stage, b: Stage) -> bool:
+    """Whether `a` and `b` sit in different arms of one branch chain (`if mode == 1: ... elif mode == 2:
+    ...`): one execution runs at most one of them, so they never race or contend with each other.
+    Their data dependency across runs still stands; only same-run hazards are ruled out."""
+    chains = dict(a.arms)
+    return any(chain in chains and chains[chain] != arm for chain, arm in b.arms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +283,9 @@ class Finding:
     #: finding's own `fingerprint` is its first site's. Baselines and diff mode compare sites, so a new
     #: site inside a grouped finding is still a new cause.
     site_fingerprints: tuple[str, ...] = ()
+    #: the kind of cause, for rules that group sites about the same stages (`ONE_PER_STAGES`): only
+    #: sites of one kind are one finding (a dropped future and an `except: pass` are two fixes)
+    group: str = ""
 
     @property
     def prints(self) -> tuple[str, ...]:

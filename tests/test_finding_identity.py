@@ -108,6 +108,67 @@ def test_sites_of_one_pipeline_are_one_finding_and_each_site_is_its_own_baseline
     assert against.returncode == 0 and as_json(against)["findings"] == []
 
 
+SCRAPER = '''\
+"""Nightly scraper: one stage with several swallow points, and one that drops its workers' futures."""
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+
+def scrape(pages):
+    rows = []
+    for page in pages:
+        try:
+            rows.append(json.loads(page))
+        except Exception:
+            pass
+        try:
+            rows[-1]["seen"] = True
+        except Exception:
+            pass
+    return rows
+
+
+def store(row):
+    with open("out.jsonl", "a") as fh:
+        fh.write(json.dumps(row))
+
+
+def fan_out(rows):
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for row in rows:
+            pool.submit(store, row)
+        try:
+            json.dumps(rows)
+        except Exception:
+            pass
+
+
+def main(pages):
+    rows = scrape(pages)
+    fan_out(rows)
+'''
+
+
+def test_swallow_sites_of_one_stage_are_one_finding_per_kind_of_cause(tmp_path: Path) -> None:
+    """Two `except: pass` in `scrape` are one finding with two sites; in `fan_out`, the dropped future and
+    the `except: pass` are different fixes, so two findings. A third site added later is new against
+    the baseline, though the finding it joins is not."""
+    root = make_repo(tmp_path / "repo", {"jobs/scraper.py": SCRAPER})
+    data = as_json(stagegraph(root, "audit", ".", "--format", "json"))
+    jsonschema.validate(data, schema())
+    swallowed = [f for f in data["findings"] if f["rule"] == "swallowed-exception"]
+    by_stage = sorted((tuple(f["stages"]), len(f.get("site_fingerprints", [f["fingerprint"]]))) for f in swallowed)
+    assert by_stage == [(("fan_out",), 1), (("fan_out",), 1), (("scrape",), 2)]
+    [scrape] = [f for f in swallowed if f["stages"] == ["scrape"]]
+    assert scrape["message"].endswith("(and 1 more: jobs/scraper.py:15)")
+    assert stagegraph(root, "baseline", ".").returncode == 0
+    third = SCRAPER.replace("    return rows\n\n\ndef store",
+                            "    try:\n        rows.sort()\n    except Exception:\n        pass\n    return rows\n\n\ndef store", 1)
+    (root / "jobs/scraper.py").write_text(third, encoding="utf-8")
+    against = as_json(stagegraph(root, "audit", ".", "--baseline", ".stagegraph-baseline.json", "--format", "json"))
+    assert [(f["rule"], f["line"]) for f in against["findings"]] == [("swallowed-exception", 19)]
+
+
 def test_git_mv_of_a_job_file_is_not_new_findings(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", {"jobs/weekly_refunds.py": REFUNDS_TWO_CALLS})
     git(root, "mv", "jobs/weekly_refunds.py", "jobs/refunds_weekly.py")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 from ..model import Diagnostic, Finding, Location, Pipeline, Severity, SuppressionProblem
-from ..spans import join, parts_of
+from ..spans import Template, join, parts_of
 from . import _messages as msg
 
 CheckFn = Callable[[Pipeline], Iterator["Hit"]]
@@ -41,6 +41,8 @@ class Hit:
     related: tuple[Location, ...] = ()
     #: extra stable material for the fingerprint (e.g. the shared resource's name)
     key: str = ""
+    #: the kind of cause, for `ONE_PER_STAGES` grouping (see `Finding.group`)
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,13 @@ def pipeline_rules() -> frozenset[str]:
     return _flagged("ONE_PER_PIPELINE")
 
 
+def stage_rules() -> frozenset[str]:
+    """Rules whose sites about the same stages (by name) in one pipeline are one finding
+    (`ONE_PER_STAGES`): seven bare `except: pass` in one scraper are one stage hiding its failures,
+    and a task submitted from three exclusive branches racing one writer is one race, not three."""
+    return _flagged("ONE_PER_STAGES")
+
+
 def _flagged(flag: str) -> frozenset[str]:
     """The rules whose module sets `flag` to True."""
     return frozenset(rule for rule, module in _rule_modules() if getattr(module, flag, False))
@@ -105,14 +114,35 @@ def one_per_pipeline(
     """The findings of `rules` in one pipeline grouped into its first one (by file and line), which names
     every stage and lists the other sites as related locations. Each site keeps its own fingerprint in
     `site_fingerprints`."""
-    groups: dict[tuple[str, str | None], list[Finding]] = {}
+    return _grouped(findings, pipelines, rules, lambda f, names: (f.rule, f.pipeline), msg.MORE_SITES)
+
+
+def one_per_stages(
+    findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str],
+) -> list[Finding]:
+    """The findings of `rules` in one pipeline about the same set of stage names and of the same kind of
+    cause (`Finding.group`) grouped into the first one, listing the other sites; each site keeps its own
+    fingerprint."""
+    return _grouped(findings, pipelines, rules,
+                    lambda f, names: (f.rule, f.pipeline, f.group, frozenset(names.get(s, s) for s in f.stages)),
+                    msg.MORE_STAGE_SITES)
+
+
+def _grouped(
+    findings: Sequence[Finding], pipelines: Sequence[Pipeline], rules: frozenset[str],
+    key: Callable[[Finding, Mapping[str, str]], tuple[object, ...]], more: Template,
+) -> list[Finding]:
+    """Findings of `rules` sharing `key` as one: the first (by file and line) names every stage and
+    lists the other sites in its message and as related locations."""
+    names = {p.id: {s.id: s.name for s in p.stages} for p in pipelines}
+    groups: dict[tuple[object, ...], list[Finding]] = {}
     for f in findings:
         if f.rule in rules:
-            groups.setdefault((f.rule, f.pipeline), []).append(f)
+            groups.setdefault(key(f, names.get(f.pipeline or "", {})), []).append(f)
     order = {p.id: {s.id: i for i, s in enumerate(p.stages)} for p in pipelines}
     out: list[Finding] = []
     for f in findings:
-        group = groups.get((f.rule, f.pipeline))
+        group = groups.get(key(f, names.get(f.pipeline or "", {}))) if f.rule in rules else None
         if group is None or len(group) == 1:
             out.append(f)
             continue
@@ -120,11 +150,11 @@ def one_per_pipeline(
             continue
         rank = order.get(f.pipeline or "", {})
         stages = sorted(dict.fromkeys(s for g in group for s in g.stages), key=lambda s: rank.get(s, len(rank)))
-        others = [Location(g.file, g.line, g.column) for g in group[1:]]
-        more = msg.MORE_SITES.format(count=str(len(others)), places=join(f"{o.file}:{o.line}" for o in others))
+        others = list(dict.fromkeys(Location(g.file, g.line, g.column) for g in group[1:]))
+        extra = more.format(count=str(len(others)), places=join(f"{o.file}:{o.line}" for o in others))
         related = tuple(dict.fromkeys([*others, *(r for g in group for r in g.related)]))
         out.append(replace(
-            f, message=f.message + str(more), message_parts=(*f.message_parts, *parts_of(more)),
+            f, message=f.message + str(extra), message_parts=(*f.message_parts, *parts_of(extra)),
             stages=tuple(stages), related=related, site_fingerprints=tuple(fp for g in group for fp in g.prints),
         ))
     return out
@@ -283,6 +313,7 @@ def run_checks(
                     pipeline=pipeline.id,
                     stages=hit.stages,
                     related=hit.related,
+                    group=hit.group,
                 )
                 matched = _suppressed(hit, pipeline, suppressions)
                 if matched is not None:

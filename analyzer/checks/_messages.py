@@ -32,6 +32,8 @@ SWALLOWED_BRANCH = Template(
 EXIT_STATUS = Template("`{stage}` ignores a command's failure ({detail}): a failed command looks like success")
 #: appended to a finding that groups every site of its rule in one pipeline (`ONE_PER_PIPELINE`)
 MORE_SITES = Template(" (and {count} more in this pipeline: {places})")
+#: appended to a finding that groups every site of its rule about the same stages (`ONE_PER_STAGES`)
+MORE_STAGE_SITES = Template(" (and {count} more: {places})")
 MISSING_TIMEOUT = Template("`{stage}` waits without a timeout: {details}")
 MISSING_TIMEOUT_DRIVER = Template("the driver waits without a timeout: {details}")
 ORDER_DEPENDENT_STATE = Template(

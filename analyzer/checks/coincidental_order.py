@@ -5,14 +5,15 @@ real dependency behind it), naming the stages that could start together. Groups 
 first; a group whose orderings were all named by an earlier note is skipped, so overlapping
 groups don't repeat the same advice. The note points at the first stage that waits for no reason.
 Near-miss: two stages submitted to one concurrent executor/pool already start together, so the
-call order between their submissions is not an ordering.
+call order between their submissions is not an ordering; nor is the source order of two stages in
+different arms of one `if`/`elif` chain (`model.exclusive`), which never run in the same execution.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Edge, Location, Pipeline
+from ..model import Edge, Location, Pipeline, exclusive
 from ..spans import code, join
 from . import Hit
 from . import _messages as msg
@@ -34,6 +35,7 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
     order_edges = [
         e for e in pipeline.edges
         if e.kind == "order" and e.source != e.target and not _already_together(pipeline, e)
+        and not exclusive(pipeline.stage(e.source), pipeline.stage(e.target))
     ]
     named: set[tuple[str, str]] = set()
     for group in pipeline.parallel_groups:

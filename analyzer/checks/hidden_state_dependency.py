@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Effect, Location, Pipeline, Stage
+from ..model import Effect, Location, Pipeline, Stage, exclusive
 from ..spans import code, join
 from . import Hit
 from . import _messages as msg
@@ -40,6 +40,8 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         writer, reader = pipeline.stage(edge.source), pipeline.stage(edge.target)
         if writer.qualname and writer.qualname == reader.qualname:
             continue  # two calls of one function: state it keeps for itself, not a hand-off between stages
+        if exclusive(writer, reader):
+            continue  # different arms of one branch chain: one execution runs only one of them
         written = _state_written(writer, handles)
         after = reachable(later, writer.id)
         # what the reader sees is what the last writer left: one that another writer of the same state

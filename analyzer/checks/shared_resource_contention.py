@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..model import Location, Pipeline, Resource
+from ..model import Location, Pipeline, Resource, exclusive
 from ..spans import Text, code, join, plain
 from . import Hit
 from . import _messages as msg
@@ -75,6 +75,8 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
             ]
             if len({stage.id for stage, _ in users}) < 2 or all(r.thread_safe for _, r in users):
                 continue
+            if all(exclusive(a, b) for a, _ in users for b, _ in users if a.id != b.id):
+                continue  # arms of one branch chain: never in the same execution, so never at the same time
             stage_ids = tuple(dict.fromkeys(stage.id for stage, _ in users))
             where = later(pipeline, stage_ids)
             resource = next(r for _, r in users if not r.thread_safe)

@@ -8,7 +8,10 @@ only logs counts as swallowed too: the run still reports success, and in a concu
 nobody even reads the worker's log (the message says so). Near-miss: a handler that logs and
 re-raises produces no signal at all. One finding per cause (call site), naming every stage that
 reaches it (a helper several stages share is one finding, and so is one reached from several
-pipelines: ONE_PER_SITE).
+pipelines: ONE_PER_SITE). The sites reached by the same stages are then one finding listing the
+others when they are the same kind of cause (ONE_PER_STAGES): seven bare `except: pass` in one
+scraper are one stage hiding its failures, fixed by one change to how that stage handles errors;
+each site keeps its own fingerprint.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from ._common import by_site, is_concurrent_fanout, names
 RULE = "swallowed-exception"
 #: one finding per code site across pipelines (see checks.one_per_site)
 ONE_PER_SITE = True
+#: ...and the sites reached by the same stages are one finding listing them (see checks.one_per_stages)
+ONE_PER_STAGES = True
 
 
 def _submitted(pipeline: Pipeline) -> list[tuple[Signal, tuple[Stage, ...]]]:
@@ -53,4 +58,5 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
             line=signal.line,
             stages=tuple(s.id for s in stages),
             column=signal.column,
+            group=signal.kind,
         )

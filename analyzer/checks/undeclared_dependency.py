@@ -8,6 +8,8 @@ counting them turned a handful of real findings into half a million). Their caus
 once, as an `unresolved` diagnostic, and the edge itself stays in the graph as a dependency.
 Three or more stages every two of which are joined by such an edge through the same data (parallel
 siblings that all upsert one table) are one finding naming the group; a writer and its readers stay pairs.
+Stages in different arms of one `if`/`elif` chain (`model.exclusive`) never run in one execution, so
+they never race: no finding between them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..model import Location, Pipeline
+from ..model import Location, Pipeline, exclusive
 from ..spans import code, join
 from . import Hit
 from . import _messages as msg
@@ -24,6 +26,9 @@ if TYPE_CHECKING:  # imported by check(): a cache hit that finds nothing to chec
     import networkx as nx
 
 RULE = "undeclared-dependency"
+#: the same two tasks (by name) racing at several call sites (submitted from each branch of a mode
+#: switch) are one finding listing the sites (see checks.one_per_stages)
+ONE_PER_STAGES = True
 UNSCHEDULED_STYLES = frozenset({"plain", "class"})
 
 
@@ -32,8 +37,10 @@ def check(pipeline: Pipeline) -> Iterator[Hit]:
         return
     import networkx as nx
 
+    # stages in different arms of one branch chain never run in the same execution: no race between them
     undeclared = [e for e in pipeline.edges
-                  if e.kind in ("data", "control") and not e.declared and e.source != e.target]
+                  if e.kind in ("data", "control") and not e.declared and e.source != e.target
+                  and not exclusive(pipeline.stage(e.source), pipeline.stage(e.target))]
     # siblings the scheduler may run in any order, each pair of them through the same data (five
     # parallel tasks upserting one table): one finding for the group, not one per pair
     through: dict[tuple[str, ...], nx.Graph] = {}

@@ -176,7 +176,7 @@ class FrameworkDriver(Driver):
         stage = self.builder.with_result(stage, result.key, result.label, line)
         if nested is not None:
             stage = replace(stage, nested_pipeline=nested)
-        self.w.stages.append(stage)
+        self.w.stages.append(self.placed(stage))
         return stage_id, result
 
     def producers_of(self, objs: Iterable[str]) -> list[str]:

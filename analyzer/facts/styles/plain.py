@@ -69,6 +69,8 @@ class _Walk:
     stages: list[Stage] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     guards: list[frozenset[str]] = field(default_factory=list)
+    #: the branch arms being walked (chain, arm index), outside loops only (see `model.Stage.arms`)
+    arms: list[tuple[str, int]] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
     #: loop variable -> the expression it iterates (innermost last), to resolve `for step in STEPS: step(x)`
     loop_sources: list[tuple[frozenset[str], cst.BaseExpression]] = field(default_factory=list)
@@ -194,7 +196,8 @@ class Driver:
         elif isinstance(stmt, cst.If):
             objs = self.expr(stmt.test)
             self.test_objects[id(stmt)] = objs
-            self.guarded(objs, lambda: self.branches(stmt))
+            chain = f"{self.module.relpath}:{self.module.line(stmt)}"
+            self.guarded(objs, lambda: self.branches(stmt, chain, 0))
         elif isinstance(stmt, cst.For):
             iter_objs = self.expr(stmt.iter)
             self.bind(stmt.target, iter_objs)
@@ -239,8 +242,25 @@ class Driver:
         # nested defs and classes run only when called: not part of this driver's order
 
     def cases(self, stmt: cst.Match) -> None:
-        for case in stmt.cases:
-            self.suite(case.body)
+        chain = f"{self.module.relpath}:{self.module.line(stmt)}"
+        for arm, case in enumerate(stmt.cases):
+            self.in_arm(chain, arm, lambda c=case: self.suite(c.body))  # type: ignore[misc]
+
+    def in_arm(self, chain: str, arm: int, run: Callable[[], None]) -> None:
+        """Walk one arm of a branch chain; outside loops, the stages it adds remember the arm (in a loop,
+        each iteration may take another arm, so arms of one chain may all run in one execution)."""
+        if self.w.loops:
+            run()
+            return
+        self.w.arms.append((chain, arm))
+        try:
+            run()
+        finally:
+            self.w.arms.pop()
+
+    def placed(self, stage: Stage) -> Stage:
+        """`stage` with the branch arms its call sits in."""
+        return replace(stage, arms=tuple(self.w.arms)) if self.w.arms else stage
 
     def suite(self, body: cst.BaseSuite) -> None:
         if isinstance(body, cst.IndentedBlock):
@@ -249,19 +269,20 @@ class Driver:
             for small in body.body:
                 self.small(small)
 
-    def branches(self, stmt: cst.If) -> None:
+    def branches(self, stmt: cst.If, chain: str, arm: int) -> None:
         # may-analysis: bindings from either branch survive the if
         saved = {k: set(v) for k, v in self.w.env.items()}
-        self.suite(stmt.body)
+        self.in_arm(chain, arm, lambda: self.suite(stmt.body))
         after_body = self.w.env
         self.w.env = {k: set(v) for k, v in saved.items()}
         if isinstance(stmt.orelse, cst.If):
             objs = self.expr(stmt.orelse.test)
             self.test_objects[id(stmt.orelse)] = objs
             orelse = stmt.orelse
-            self.guarded(objs, lambda: self.branches(orelse))
+            self.guarded(objs, lambda: self.branches(orelse, chain, arm + 1))
         elif isinstance(stmt.orelse, cst.Else):
-            self.suite(stmt.orelse.body)
+            body = stmt.orelse.body
+            self.in_arm(chain, arm + 1, lambda: self.suite(body))
         for k, v in after_body.items():
             self.w.env.setdefault(k, set()).update(v)
 
@@ -752,7 +773,7 @@ class Driver:
         carried += driver_reads
         if carried:
             stage = replace(stage, reads=dedupe([*stage.reads, *carried]))
-        self.w.stages.append(stage)
+        self.w.stages.append(self.placed(stage))
         for guard in self.w.guards:
             for producer in sorted(guard):
                 if producer != stage_id:
@@ -1111,9 +1132,18 @@ def find_pipelines(builder: StageBuilder) -> list[PipelineFacts]:
     return found
 
 
+def _recursive(builder: StageBuilder, fn: FunctionRef | None) -> bool:
+    """`fn` calls itself, directly or through the functions it calls: a tree walker or an evaluator
+    (`expr` -> `call` -> `expr`), whose calls are the steps of one recursion, not stages of a pipeline."""
+    if fn is None:
+        return False
+    total = builder.totals.get(fn.qualname)
+    return total is not None and fn.qualname in total.callees
+
+
 def _pipeline(builder: StageBuilder, module: ModuleIndex, fn: FunctionRef | None, body: Sequence[cst.BaseStatement],
               name: str, line: int | None = None) -> PipelineFacts | None:
-    if not _calls_enough(builder.ctx.project, module, fn, body):
+    if not _calls_enough(builder.ctx.project, module, fn, body) or _recursive(builder, fn):
         return None
     walk = Driver(builder, module, fn, body).run()
     if len(walk.stages) < 2:
