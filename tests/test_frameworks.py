@@ -354,6 +354,29 @@ def test_kedro_list_dict_and_params_inputs(tmp_path: Path) -> None:
     assert all("params:" not in e.target for s in p.stages for e in s.reads)
 
 
+def test_kedro_broken_catalog_is_one_diagnostic_and_the_rest_still_maps(tmp_path: Path) -> None:
+    """A catalog PyYAML can't parse is named in a diagnostic (never dropped silently); the other catalog
+    still maps its datasets to files, and the nodes still connect by dataset name."""
+    report = run(tmp_path, {
+        "conf/base/catalog.yml": "raw:\n  type: pandas.CSVDataset\n  filepath: data/01_raw/raw.csv\n",
+        "conf/local/catalog.yml": "clean: [unclosed\n",
+        "src/p.py": """
+            from kedro.pipeline import node, pipeline
+
+            def f(a): return a
+            def g(a): return a
+
+            def create_pipeline():
+                return pipeline([node(f, "raw", "clean", name="f"), node(g, "clean", "out", name="g")])
+        """,
+    })
+    broken = [d for d in report.diagnostics if d.code == "kedro-catalog"]
+    assert [(d.file, d.kind) for d in broken] == [("conf/local/catalog.yml", "syntax-error")]
+    p = pick(report, "create_pipeline", "kedro")
+    assert depends(p, "f", "g")
+    assert any(e.kind == "file" and e.target == "data/01_raw/raw.csv" for e in p.stage("f").reads)
+
+
 def test_kedro_inputs_and_outputs_built_with_dict_keywords(tmp_path: Path) -> None:
     # `inputs=dict(datos="table", n="params:n")` is the mapping `{"datos": "table", ...}`: before, it
     # was a dataset name built at run time, an unknown read that met every other node

@@ -32,7 +32,7 @@ from typing import Any
 import libcst as cst
 
 from ...confine import inside, repo_root
-from ...model import Effect, Link, PipelineFacts, Stage
+from ...model import Diagnostic, DiagnosticKind, Effect, Link, PipelineFacts, Stage
 from ..index import FunctionRef, ModuleIndex, Project, named_arguments
 from ..stagefx import StageBuilder
 from ..values import MARK, WILD, Scope, evaluate, subscript_value
@@ -310,18 +310,24 @@ def _mapping(expr: cst.BaseExpression | None, scope: Scope) -> dict[str, str]:
 # ---------------------------------------------------------------- catalog
 
 
-def _catalog(module: ModuleIndex) -> dict[str, Effect]:
-    """Dataset name -> file/table effect from the nearest `conf/**/catalog*.yml` (PyYAML only)."""
+def _catalog(module: ModuleIndex, diagnostics: list[Diagnostic]) -> dict[str, Effect]:
+    """Dataset name -> file/table effect from the nearest `conf/**/catalog*.yml` (`yaml.safe_load`: no
+    tags are ever constructed). A catalog that can't be read is one diagnostic naming it; the nodes
+    still connect by dataset name, only the mapping to files is lost."""
     path = module.parsed.path
     if path is None:
         return {}
+    depth = len(PurePosixPath(module.relpath).parts)
+    top = path.parents[depth - 1] if depth >= 1 else path.parent  # the analysed folder
     try:
         yaml: Any = importlib.import_module("yaml")
-    except ImportError:
+    except ImportError:  # a declared dependency; an install without it still reports, and says so
+        if not any(d.code == "kedro-catalog" for d in diagnostics):
+            diagnostics.append(Diagnostic(module.relpath, "skipped", "PyYAML is not installed: Kedro catalogs "
+                                          "(conf/**/catalog*.yml) were not read", code="kedro-catalog"))
         return {}
     memo = _CATALOGS
-    depth = len(PurePosixPath(module.relpath).parts)
-    root = repo_root(path.parents[depth - 1] if depth >= 1 else path.parent)
+    root = repo_root(top)
     for folder in list(path.parents)[:6]:
         if not inside(folder, root):  # never read a catalog outside the analysed repository
             break
@@ -336,7 +342,13 @@ def _catalog(module: ModuleIndex) -> dict[str, Effect]:
                 continue
             try:
                 data = yaml.safe_load(file.read_text(encoding="utf-8"))
-            except Exception:  # a broken catalog only loses the file mapping, never the analysis
+            except Exception as exc:  # PyYAML raises many types; each broken catalog is one diagnostic
+                shown = file.relative_to(top).as_posix() if inside(file, top) else file.name
+                kind: DiagnosticKind = ("encoding-error" if isinstance(exc, UnicodeDecodeError) else
+                                        "unreadable" if isinstance(exc, OSError) else "syntax-error")
+                diagnostics.append(Diagnostic(shown, kind, f"Kedro catalog not read ({type(exc).__name__}: "
+                                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); its "
+                                              "datasets are not mapped to files or tables", code="kedro-catalog"))
                 continue
             if not isinstance(data, dict):
                 continue
@@ -569,7 +581,7 @@ def _stage(builder: StageBuilder, node: KedroNode, stage_id: str, catalog: dict[
 
 def _pipeline(builder: StageBuilder, module: ModuleIndex, name: str, line: int,
               nodes: Sequence[KedroNode]) -> PipelineFacts:
-    catalog = _catalog(module)
+    catalog = _catalog(module, builder.diagnostics)
     ids: list[str] = []
     counts: dict[str, int] = {}
     for n in nodes:
