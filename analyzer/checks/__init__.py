@@ -63,13 +63,31 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
     not what a user runs), then the one naming the most stages, then the one in a
     pipeline no other pipeline runs as a stage (the pipeline a user runs, not a nested view of it), then
     the one in the biggest pipeline: a helper's except clause reached by the outer pipeline and by each
-    nested one is one cause. The others are dropped, never merged into a message they did not say."""
+    nested one is one cause. The others are dropped, never merged into a message they did not say.
+    Before the stage count: a framework pipeline's finding whose every stage is a subflow of the same
+    framework that has a finding at the same site itself (the outer flow's `scrape_round` stage, where
+    the subflow names its task `list_funds`) is the less specific view of that site, so the subflow's is
+    kept. A task body seen as a plain driver is not a subflow: the task stays the finding's stage."""
     nested = _nested(pipelines)
     size = {p.id: len(p.stages) for p in pipelines}
     tests = {p.id for p in pipelines if _in_tests(p.file)}
+    style = {p.id: p.style for p in pipelines}
+    opened = {p.id: {s.id: s.nested_pipeline for s in p.stages
+                     if s.nested_pipeline and p.style not in _DRIVER_STYLES and style.get(s.nested_pipeline) == p.style}
+              for p in pipelines}
+    at_site: dict[tuple[str, str, int, int | None], set[str]] = {}
+    for f in findings:
+        if f.rule in rules and f.pipeline is not None:
+            at_site.setdefault((f.rule, f.file, f.line, f.column), set()).add(f.pipeline)
 
-    def rank(f: Finding) -> tuple[bool, int, bool, int]:
-        return (f.pipeline not in tests, len(f.stages), f.pipeline not in nested, size.get(f.pipeline or "", 0))
+    def wrapper(f: Finding) -> bool:
+        inner = opened.get(f.pipeline or "", {})
+        found = at_site.get((f.rule, f.file, f.line, f.column), set())
+        return bool(f.stages) and all(inner.get(s) in found for s in f.stages)
+
+    def rank(f: Finding) -> tuple[bool, bool, int, bool, int]:
+        return (f.pipeline not in tests, not wrapper(f), len(f.stages), f.pipeline not in nested,
+                size.get(f.pipeline or "", 0))
 
     best: dict[tuple[str, str, int, int | None], Finding] = {}
     for f in findings:
@@ -80,6 +98,10 @@ def one_per_site(findings: Sequence[Finding], pipelines: Sequence[Pipeline], rul
         if kept is None or (rank(f), kept.fingerprint) > (rank(kept), f.fingerprint):
             best[site] = f
     return [f for f in findings if f.rule not in rules or best[(f.rule, f.file, f.line, f.column)] is f]
+
+
+#: pipelines whose nested stages are sub-drivers, not subflows (see `one_per_site`)
+_DRIVER_STYLES = frozenset({"plain", "class"})
 
 
 def _in_tests(path: str) -> bool:
