@@ -162,8 +162,8 @@ def test_swallow_sites_of_one_stage_are_one_finding_per_kind_of_cause(tmp_path: 
     [scrape] = [f for f in swallowed if f["stages"] == ["scrape"]]
     assert scrape["message"].endswith("(and 1 more: jobs/scraper.py:15)")
     assert stagegraph(root, "baseline", ".").returncode == 0
-    third = SCRAPER.replace("    return rows\n\n\ndef store",
-                            "    try:\n        rows.sort()\n    except Exception:\n        pass\n    return rows\n\n\ndef store", 1)
+    another = "    try:\n        rows.sort()\n    except Exception:\n        pass\n"
+    third = SCRAPER.replace("    return rows\n\n\ndef store", another + "    return rows\n\n\ndef store", 1)
     (root / "jobs/scraper.py").write_text(third, encoding="utf-8")
     against = as_json(stagegraph(root, "audit", ".", "--baseline", ".stagegraph-baseline.json", "--format", "json"))
     assert [(f["rule"], f["line"]) for f in against["findings"]] == [("swallowed-exception", 19)]
