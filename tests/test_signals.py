@@ -557,6 +557,13 @@ def test_failure_classes_come_only_from_the_catalog() -> None:
         # a per-key running value keyed by the record
         ("    seen = {}\n    for r in rows:\n        seen[r['k']] = seen.get(r['k'], 0) + 1\n"
          "        r['n'] = seen[r['k']]\n", True),
+        # counters reset for each record (under a loop-invariant option) and counted over its tokens
+        ("    for doc in rows:\n        if fix:\n            nouns, verbs = 0, 0\n            for t in doc:\n"
+         "                if t == 'N':\n                    nouns += 1\n                else:\n"
+         "                    verbs += 1\n            out.append((nouns, verbs))\n", False),
+        # ...but a reset in one branch and a use outside it carries the last record's count over
+        ("    for doc in rows:\n        if fix:\n            nouns = 0\n        for t in doc:\n"
+         "            nouns += 1\n        out.append(nouns)\n", True),
     ],
 )
 def test_locals_assigned_afresh_per_record_are_not_state(body: str, fires: bool) -> None:

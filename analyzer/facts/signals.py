@@ -1081,6 +1081,8 @@ class _Event:
     action: str  # "load" | "store" | "aug"
     name: str
     value: cst.BaseExpression | None = None
+    #: the nested blocks of the loop body the event sits in (see `_dominated`)
+    path: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(slots=True)
@@ -1110,6 +1112,8 @@ def _order_state(loop: cst.For, ctx: _Context) -> None:
         first = events[first_store]
         if not read_before and first.action == "store" and _loads(first.value) & derived:
             continue  # assigned afresh from the current record before any use: nothing carries over
+        if not read_before and first.action == "store" and _dominated(first, events[first_store + 1:]):
+            continue  # reset (`count = 0`) in a block every later use sits in: nothing carries over
         how: str | None = None
         if any(e.action == "aug" for e in found):
             how = f"running value `{name}` is updated per record and written into the output"
@@ -1203,44 +1207,61 @@ def _loads(node: cst.CSTNode | None) -> set[str]:
     return names
 
 
+def _dominated(store: _Event, later: Sequence[_Event]) -> bool:
+    """Every later event on the store's name sits in the block the store sits in (or deeper): each
+    iteration that uses the name has just set it, so no value survives from the previous record."""
+    where = store.path or ()
+    return all((e.path or ())[:len(where)] == where for e in later if e.name == store.name)
+
+
 def _events(
-    statements: Sequence[cst.CSTNode], events: list[_Event], sinks: list[_Sink], tests: list[tuple[set[str], bool]]
+    statements: Sequence[cst.CSTNode], events: list[_Event], sinks: list[_Sink], tests: list[tuple[set[str], bool]],
+    path: tuple[tuple[int, int], ...] = (),
 ) -> None:
-    """Loads, stores and output writes of a loop body, in execution order."""
+    """Loads, stores and output writes of a loop body, in execution order, each with its block path."""
     for statement in statements:
+        start = len(events)
+
+        def inner(body: Sequence[cst.CSTNode], arm: int, node: cst.CSTNode = statement) -> None:
+            _events(body, events, sinks, tests, (*path, (id(node), arm)))
+
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
                 _small_events(small, events, sinks)
         elif isinstance(statement, cst.If):
             before = len(sinks)
             events.extend(_Event("load", n) for n in _loads(statement.test))
-            _events(_suite(statement.body), events, sinks, tests)
+            inner(_suite(statement.body), 0)
             tests.append((_loads(statement.test), len(sinks) > before))
             if statement.orelse is not None:
                 branch = statement.orelse
-                _events([branch] if isinstance(branch, cst.If) else _suite(branch.body), events, sinks, tests)
+                inner([branch] if isinstance(branch, cst.If) else _suite(branch.body), 1)
         elif isinstance(statement, cst.For):
             events.extend(_Event("load", n) for n in _loads(statement.iter))
             # an inner loop's element is taken from what it iterates (`for field in table.fields`): a
             # local assigned from it is as fresh per record as one assigned from the outer element
-            inner = set(_target_names(statement.target))
-            source = statement.iter if not _loads(statement.iter) & inner else None  # not `[v for v in vs]`
-            events.extend(_Event("store", n, source) for n in sorted(inner))
-            _events(_suite(statement.body), events, sinks, tests)
+            names = set(_target_names(statement.target))
+            source = statement.iter if not _loads(statement.iter) & names else None  # not `[v for v in vs]`
+            loop = (*path, (id(statement), 0))
+            events.extend(_Event("store", n, source, loop) for n in sorted(names))
+            inner(_suite(statement.body), 0)
         elif isinstance(statement, cst.While):
             events.extend(_Event("load", n) for n in _loads(statement.test))
-            _events(_suite(statement.body), events, sinks, tests)
+            inner(_suite(statement.body), 0)
         elif isinstance(statement, cst.With):
             for item in statement.items:
                 events.extend(_Event("load", n) for n in _loads(item.item))
-            _events(_suite(statement.body), events, sinks, tests)
+            _events(_suite(statement.body), events, sinks, tests, path)
         elif isinstance(statement, cst.Try):
-            _events(_suite(statement.body), events, sinks, tests)
-            for handler in statement.handlers:
-                _events(_suite(handler.body), events, sinks, tests)
-            for extra in (statement.orelse, statement.finalbody):
+            inner(_suite(statement.body), 0)
+            for arm, handler in enumerate(statement.handlers, start=1):
+                inner(_suite(handler.body), arm)
+            for arm, extra in enumerate((statement.orelse, statement.finalbody), start=len(statement.handlers) + 1):
                 if extra is not None:
-                    _events(_suite(extra.body), events, sinks, tests)
+                    inner(_suite(extra.body), arm)
+        for event in events[start:]:
+            if event.path is None:
+                event.path = path
 
 
 def _suite(suite: cst.BaseSuite) -> Sequence[cst.CSTNode]:
